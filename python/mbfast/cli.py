@@ -1,0 +1,46 @@
+"""The `mbfast` command line: one sub-command per job, each registered by the module that does the job.
+
+Registration must stay import-light: modules import torch (training) only inside their command functions.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+# modules exposing register(subparsers); each adds its own sub-commands
+COMMAND_MODULES = ("mbfast.cli",)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    info = subparsers.add_parser("info", help="what this build compiled and which devices are usable")
+    info.set_defaults(run=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    import mbfast
+
+    print(json.dumps({**mbfast.build_info(), "cuda_available": mbfast.cuda_available()}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mbfast", description="Multiband RNN light-curve classification engine")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"mbfast {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
