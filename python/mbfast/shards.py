@@ -1,0 +1,144 @@
+"""Split observation chunks into hash shards of obj_id, so every object lands whole in one shard.
+
+Used by the single-machine batch job (spill shards to disk, then classify one shard at a time in bounded memory),
+by the incremental mode (one engine state file per shard) and by the Dask path (one shard per partition).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+
+REJECT_REASONS = ("obj_id missing", "unknown band", "t not finite", "mag not finite", "err not finite", "err <= 0")
+
+
+def shard_of(obj_id: np.ndarray, n_shards: int) -> np.ndarray:
+    """Stable shard index (same in every process and run): splitmix64 finaliser of the obj_id, modulo n_shards."""
+    x = np.asarray(obj_id, dtype=np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x % np.uint64(n_shards)).astype(np.int64)
+
+
+@dataclass
+class RowChecks:
+    """Counts of rows rejected by reason, plus the rejected rows themselves (with the reason) for the report."""
+
+    rows_in: int = 0
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
+    rejected_tables: list[pa.Table] = field(default_factory=list)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+
+@dataclass(frozen=True)
+class CleanChunk:
+    obj_id: np.ndarray  # int64 (N,)
+    band: np.ndarray    # int8 (N,) index into the model's bands
+    t: np.ndarray       # float64 (N,) MJD
+    mag: np.ndarray     # float64 (N,) AB
+    err: np.ndarray     # float64 (N,) mag
+
+
+def clean_chunk(chunk: pa.Table, bands: tuple[str, ...], checks: RowChecks) -> CleanChunk:
+    """Drop and count rows the model cannot use (each with its reason); nothing is dropped silently."""
+    n_rows = chunk.num_rows
+    checks.rows_in += n_rows
+    reason = np.full(n_rows, -1, dtype=np.int64)
+
+    def mark(mask: np.ndarray, name: str) -> None:
+        fresh = mask & (reason < 0)
+        reason[fresh] = REJECT_REASONS.index(name)
+        checks.rejected[name] += int(fresh.sum())
+
+    obj_column = chunk.column("obj_id")
+    mark(np.asarray(pc.is_null(obj_column).to_numpy(zero_copy_only=False), dtype=bool), "obj_id missing")
+    obj_id = np.asarray(pc.fill_null(obj_column, 0).to_numpy(zero_copy_only=False)).astype(np.int64)
+    band_raw = np.asarray(chunk.column("band").to_numpy(zero_copy_only=False))
+    band = _band_codes(band_raw, bands)
+    mark(band < 0, "unknown band")
+    values = {}
+    for name in ("t", "mag", "err"):
+        column = pc.cast(pc.fill_null(chunk.column(name), float("nan")), pa.float64())
+        values[name] = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+        mark(~np.isfinite(values[name]), f"{name} not finite")
+    with np.errstate(invalid="ignore"):
+        mark(values["err"] <= 0, "err <= 0")
+    bad = reason >= 0
+    if bad.any():
+        rejected = chunk.filter(pa.array(bad))
+        names = np.array(REJECT_REASONS, dtype=object)[reason[bad]]
+        checks.rejected_tables.append(rejected.append_column("reason", pa.array(names.tolist(), pa.string())))
+    keep = ~bad
+    return CleanChunk(obj_id[keep], band[keep].astype(np.int8), values["t"][keep], values["mag"][keep],
+                      values["err"][keep])
+
+
+def _band_codes(band_raw: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+    """Labels or integer indices -> index into `bands`; -1 for unknown (counted by the caller)."""
+    if np.issubdtype(band_raw.dtype, np.integer):
+        codes = band_raw.astype(np.int64)
+        return np.where((codes >= 0) & (codes < len(bands)), codes, -1)
+    labels = np.array([str(value) for value in band_raw]) if band_raw.dtype == object else band_raw.astype(str)
+    codes = np.full(len(labels), -1, dtype=np.int64)
+    for index, label in enumerate(bands):
+        codes[labels == label] = index
+    return codes
+
+
+class ShardSpiller:
+    """Appends clean rows to one Parquet file per shard under `directory`."""
+
+    SCHEMA = pa.schema([("obj_id", pa.int64()), ("band", pa.int8()), ("t", pa.float64()), ("mag", pa.float64()),
+                        ("err", pa.float64())])
+
+    def __init__(self, directory: Path, n_shards: int) -> None:
+        self.directory = directory
+        self.n_shards = n_shards
+        self.writers: dict[int, pq.ParquetWriter] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, shard: int) -> Path:
+        return self.directory / f"shard-{shard:05d}.parquet"
+
+    def add(self, chunk: CleanChunk) -> None:
+        shards = shard_of(chunk.obj_id, self.n_shards)
+        order = np.argsort(shards, kind="stable")
+        bounds = np.searchsorted(shards[order], np.arange(self.n_shards + 1))
+        for shard in range(self.n_shards):
+            rows = order[bounds[shard]:bounds[shard + 1]]
+            if len(rows) == 0:
+                continue
+            table = pa.table([chunk.obj_id[rows], chunk.band[rows], chunk.t[rows], chunk.mag[rows], chunk.err[rows]],
+                             schema=self.SCHEMA)
+            if shard not in self.writers:
+                self.writers[shard] = pq.ParquetWriter(self.path(shard), self.SCHEMA)
+            self.writers[shard].write_table(table)
+
+    def close(self) -> list[int]:
+        """Close every file; returns the shards that received rows, in order."""
+        for writer in self.writers.values():
+            writer.close()
+        return sorted(self.writers)
+
+
+def read_shard(path: Path) -> CleanChunk:
+    table = pq.read_table(path)
+    return CleanChunk(*(table.column(name).to_numpy() for name in ("obj_id", "band", "t", "mag", "err")))
+
+
+def concat(chunks: Iterable[CleanChunk]) -> CleanChunk:
+    parts = list(chunks)
+    return CleanChunk(*(np.concatenate([getattr(part, name) for part in parts])
+                        for name in ("obj_id", "band", "t", "mag", "err")))
+

@@ -1,0 +1,154 @@
+"""Observation sources for batch jobs: Parquet (file, directory or glob; flat rows or one list per object) and CSV,
+read in bounded chunks and normalised to flat Arrow tables with the columns obj_id, band, t, mag, err.
+
+Not a light-curve model: rows are only renamed and flattened here; checks happen in mbfast.batch.
+"""
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+CANONICAL = ("obj_id", "band", "t", "mag", "err")
+# names other tools use for the same columns, tried in order when the canonical name is absent
+ALIASES = {
+    "obj_id": ("object_id", "objectId", "id", "diaObjectId"),
+    "band": ("passband", "filter", "fid", "filter_name"),
+    "t": ("mjd", "time", "midpointMjdTai"),
+    "mag": ("magnitude", "magpsf"),
+    "err": ("mag_err", "magerr", "sigmapsf", "err_mag"),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Files of one format; `columns` maps canonical names to the names in the files."""
+
+    paths: tuple[Path, ...]
+    format: str  # "parquet" or "csv"
+    columns: dict[str, str] = field(default_factory=dict)
+
+    def count_rows(self) -> int | None:
+        """Observation rows for Parquet (from metadata; flat layout only), None when unknown."""
+        if self.format != "parquet":
+            return None
+        total = 0
+        for path in self.paths:
+            metadata = pq.ParquetFile(path).metadata
+            schema = pq.ParquetFile(path).schema_arrow
+            if any(pa.types.is_list(schema.field(name).type) or pa.types.is_large_list(schema.field(name).type)
+                   or pa.types.is_struct(schema.field(name).type) for name in schema.names):
+                return None
+            total += metadata.num_rows
+        return total
+
+
+def open_source(spec: str | Path, columns: dict[str, str] | None = None) -> Source:
+    """A file, a directory (all *.parquet / *.csv inside, sorted) or a glob pattern."""
+    text = str(spec)
+    if any(char in text for char in "*?["):
+        paths = sorted(Path(p) for p in glob.glob(text))
+    elif Path(text).is_dir():
+        paths = sorted(p for p in Path(text).rglob("*") if p.suffix in (".parquet", ".csv", ".pq"))
+    else:
+        paths = [Path(text)]
+    if not paths:
+        raise FileNotFoundError(f"no input files match {text!r}")
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"input file {missing[0]} does not exist")
+    formats = {"csv" if p.suffix == ".csv" else "parquet" for p in paths}
+    if len(formats) > 1:
+        raise ValueError(f"{text!r} mixes CSV and Parquet files; give one format at a time")
+    return Source(tuple(paths), formats.pop(), dict(columns or {}))
+
+
+def iter_chunks(source: Source, chunk_rows: int = 1_000_000) -> Iterator[pa.Table]:
+    """Flat tables (obj_id, band, t, mag, err) of at most about `chunk_rows` observations each."""
+    for path in source.paths:
+        if source.format == "csv":
+            reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=64 << 20))
+            for batch in reader:
+                yield from _split(flatten(pa.Table.from_batches([batch]), source.columns, path), chunk_rows)
+        else:
+            dataset = ds.dataset(path, format="parquet")
+            for batch in dataset.to_batches(batch_size=max(1, chunk_rows // 64) if _is_nested(dataset.schema)
+                                            else chunk_rows):
+                yield from _split(flatten(pa.Table.from_batches([batch]), source.columns, path), chunk_rows)
+
+
+def _split(table: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
+    for start in range(0, table.num_rows, chunk_rows):
+        yield table.slice(start, chunk_rows)
+
+
+def _is_nested(schema: pa.Schema) -> bool:
+    return any(_is_list(schema.field(name).type) or pa.types.is_struct(schema.field(name).type)
+               for name in schema.names)
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
+
+
+def resolve(names: list[str], canonical: str, columns: dict[str, str], path: Path) -> str:
+    if canonical in columns:
+        if columns[canonical] not in names:
+            raise ValueError(f"{path}: column {columns[canonical]!r} (given for {canonical}) not found; "
+                             f"columns are {names}")
+        return columns[canonical]
+    for candidate in (canonical, *ALIASES[canonical]):
+        if candidate in names:
+            return candidate
+    raise ValueError(f"{path}: no column for {canonical} (tried {(canonical, *ALIASES[canonical])}); "
+                     f"columns are {names}; name it with --column {canonical}=NAME")
+
+
+def flatten(table: pa.Table, columns: dict[str, str], path: Path) -> pa.Table:
+    """Flat rows, or one row per object with list columns (or one list<struct> / struct<list> column, as
+    nested-pandas and LSDB write) -> flat observation rows with canonical names."""
+    nested = [name for name in table.column_names
+              if _is_list(table.schema.field(name).type) or pa.types.is_struct(table.schema.field(name).type)]
+    if nested:
+        table = _explode(table, nested, path)
+    names = table.column_names
+    picked = {canonical: table.column(resolve(names, canonical, columns, path)) for canonical in CANONICAL}
+    return pa.table(picked)
+
+
+def _explode(table: pa.Table, nested: list[str], path: Path) -> pa.Table:
+    """One row per object -> one row per observation; scalar columns (obj_id) are repeated."""
+    list_columns: dict[str, pa.ChunkedArray] = {}
+    for name in nested:
+        column = table.column(name).combine_chunks()
+        kind = column.type
+        if _is_list(kind) and pa.types.is_struct(kind.value_type):  # list<struct<t, band, ...>>
+            for index in range(kind.value_type.num_fields):
+                child = kind.value_type.field(index).name
+                list_columns[child] = pa.ListArray.from_arrays(column.offsets, column.values.field(index))
+        elif pa.types.is_struct(kind):  # struct<t: list, band: list, ...>
+            for index in range(kind.num_fields):
+                if _is_list(kind.field(index).type):
+                    list_columns[kind.field(index).name] = column.field(index)
+        else:  # plain list column
+            list_columns[name] = column
+    if not list_columns:
+        raise ValueError(f"{path}: nested columns {nested} hold no per-observation lists")
+    reference_name, reference = next(iter(list_columns.items()))
+    lengths = pc.list_value_length(reference)
+    for name, column in list_columns.items():
+        if not pc.all(pc.equal(pc.list_value_length(column), lengths)).as_py():
+            raise ValueError(f"{path}: list column {name!r} has different lengths from {reference_name!r}")
+    parents = pc.list_parent_indices(reference)
+    flat = {name: pc.list_flatten(column) for name, column in list_columns.items()}
+    for name in table.column_names:
+        if name not in nested and name not in flat:
+            flat[name] = pc.take(table.column(name), parents)
+    return pa.table(flat)
