@@ -1,18 +1,21 @@
 """Loaders for the labelled data sets in ../shared/data (and the small sample shipped in mbfast/data).
 
-Each returns a LightCurves table plus per-object labels and truth in the table's object order.
+Each returns a LabelledSet: a LightCurves table plus per-object labels and regression targets in the table's
+object order. Photometry conversions live in mbfast.surveys, flat-file reading in mbfast.io.
 """
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from mbfast.surveys import PLASTICC, SNANA_ZERO_POINT, flux_to_mag
-from mbfast.table import LightCurves, from_arrays
+from mbfast.io import read_parquet, write_parquet
+from mbfast.surveys import PLASTICC, SNANA_ZERO_POINT, YSE, flux_to_mag, select_objects
+from mbfast.table import LightCurves
 
 # PLAsTiCC `target` codes -> the class names astronomers use (Kessler et al. 2019, Table 1)
 PLASTICC_CLASSES = {
@@ -21,32 +24,75 @@ PLASTICC_CLASSES = {
 }
 PLASTICC_CLASS_ORDER = ("SNIa", "SNII", "SNIbc", "SNIa-91bg", "SNIax", "SLSN-I", "TDE", "KN", "AGN", "M-dwarf",
                         "EB", "RRL", "Mira", "uLens-Single")
+# the data folder next to the repository; MBFAST_SHARED_DATA overrides it (read when a loader is called)
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 PLASTICC_DIR = SHARED_DATA / "plasticc_train_simulated"
+SAMPLE_DIR = Path(__file__).resolve().parent / "data"
+
+# YSE DR1 SPEC_CLASS_BROAD -> our class names; "NA" means no spectroscopic class (label -1)
+YSE_CLASSES = {"SN Ia": "Ia", "SN II": "II", "SN Ibc": "Ibc", "Other": "other"}
+YSE_CLASS_ORDER = ("Ia", "II", "Ibc", "other")
+# SNANA FLT letters in YSE DR1: Pan-STARRS1 g r i z; ZTF forced photometry X = g, Y = r
+YSE_FILTERS = {"g": "ps1_g", "r": "ps1_r", "i": "ps1_i", "z": "ps1_z", "X": "ztf_g", "Y": "ztf_r"}
+UNLABELLED = -1
 
 
 @dataclass(frozen=True)
 class LabelledSet:
     curves: LightCurves
-    labels: np.ndarray                 # int64 (K,) index into class_names
+    labels: np.ndarray                 # int64 (K,) index into class_names; -1 where unlabelled
     class_names: tuple[str, ...]
     targets: dict[str, np.ndarray]     # name -> float64 (K,), NaN where unknown (masked in the loss)
     n_rows_dropped_snr: int            # observations removed by the flux > flux_err cut
+    names: tuple[str, ...] = ()        # (K,) survey names of the objects (e.g. IAU names), empty if none
+
+    def subset(self, object_indices: np.ndarray) -> LabelledSet:
+        """The objects at `object_indices` (in that order); n_rows_dropped_snr is carried over unchanged."""
+        object_indices = np.asarray(object_indices, dtype=np.int64)
+        names = tuple(self.names[i] for i in object_indices) if self.names else ()
+        return LabelledSet(self.curves.select(object_indices), self.labels[object_indices], self.class_names,
+                           {name: values[object_indices] for name, values in self.targets.items()},
+                           self.n_rows_dropped_snr, names)
+
+    def class_counts(self) -> dict[str, int]:
+        """Class name -> number of objects (unlabelled ones under "unlabelled" when present)."""
+        counts = {name: int((self.labels == k).sum()) for k, name in enumerate(self.class_names)}
+        n_unlabelled = int((self.labels == UNLABELLED).sum())
+        if n_unlabelled:
+            counts["unlabelled"] = n_unlabelled
+        return counts
 
 
-def load_plasticc(light_curves: str | Path = PLASTICC_DIR / "plasticc_train_lightcurves.parquet",
-                  metadata: str | Path = PLASTICC_DIR / "plasticc_train_metadata.csv") -> LabelledSet:
+def shared_data_dir() -> Path:
+    """The shared data folder: $MBFAST_SHARED_DATA if set, else ../shared/data next to the repository."""
+    override = os.environ.get("MBFAST_SHARED_DATA")
+    return Path(override) if override else SHARED_DATA
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{what} not found at {path}. The full data sets live outside the package (../shared/data next to "
+            f"the repository); point MBFAST_SHARED_DATA at that folder, or use mbfast.datasets.load_sample() "
+            f"for the small PLAsTiCC sample shipped with mbfast")
+    return path
+
+
+def load_plasticc(light_curves: str | Path | None = None, metadata: str | Path | None = None) -> LabelledSet:
     """PLAsTiCC training set (SIMULATED LSST): ugrizy FLUXCAL -> AB mag, 14 classes, `true_z` as regression target.
 
-    Redshift is masked (NaN) for galactic objects (true_z == 0). Objects with no observation left after the
-    S/N cut are absent from the table.
+    Defaults are the files in <shared data>/plasticc_train_simulated. Redshift is masked (NaN) for galactic
+    objects (true_z == 0). Objects with no observation left after the S/N cut are absent from the table.
     """
+    folder = shared_data_dir() / "plasticc_train_simulated"
+    light_curves = _require(Path(light_curves or folder / "plasticc_train_lightcurves.parquet"),
+                            "PLAsTiCC light curves")
+    metadata = _require(Path(metadata or folder / "plasticc_train_metadata.csv"), "PLAsTiCC metadata")
     table = pq.read_table(light_curves, columns=["object_id", "mjd", "passband", "flux", "flux_err"])
     columns = {name: table.column(name).to_numpy() for name in table.column_names}
     magnitudes = flux_to_mag(columns["flux"], columns["flux_err"], SNANA_ZERO_POINT)
-    keep = magnitudes.keep
-    curves = from_arrays(columns["object_id"][keep], columns["passband"][keep].astype(np.int64),
-                         columns["mjd"][keep], magnitudes.mag, magnitudes.err, PLASTICC.bands)
+    curves = magnitudes.to_curves(columns["object_id"], columns["passband"].astype(np.int64), columns["mjd"],
+                                  PLASTICC.bands)
     labels_by_id: dict[int, int] = {}
     redshift_by_id: dict[int, float] = {}
     with open(metadata, newline="") as handle:
@@ -61,4 +107,184 @@ def load_plasticc(light_curves: str | Path = PLASTICC_DIR / "plasticc_train_ligh
         raise ValueError(f"{metadata}: no metadata row for obj_id {missing[0]} ({len(missing)} objects in all)")
     labels = np.array([labels_by_id[int(i)] for i in object_ids], dtype=np.int64)
     redshift = np.array([redshift_by_id[int(i)] for i in object_ids], dtype=np.float64)
-    return LabelledSet(curves, labels, PLASTICC_CLASS_ORDER, {"redshift": redshift}, int((~keep).sum()))
+    return LabelledSet(curves, labels, PLASTICC_CLASS_ORDER, {"redshift": redshift}, magnitudes.n_dropped)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The PLAsTiCC sample shipped in mbfast/data (made by write_plasticc_sample; see mbfast/data/PROVENANCE.md)
+
+SAMPLE_CURVES = "plasticc_sample.parquet"
+SAMPLE_LABELS = "plasticc_sample_labels.csv"
+
+
+def load_sample(directory: str | Path = SAMPLE_DIR) -> LabelledSet:
+    """About 300 SIMULATED PLAsTiCC objects (22 per class), shipped with mbfast: works without ../shared/data.
+
+    Magnitudes are already converted (FLUXCAL -> AB, flux > flux_err cut applied), so n_rows_dropped_snr is 0.
+
+    Examples
+    --------
+    >>> sample = load_sample()
+    >>> sample.curves.bands, sample.class_counts()["KN"]
+    (('u', 'g', 'r', 'i', 'z', 'y'), 22)
+    """
+    directory = Path(directory)
+    curves = read_parquet(directory / SAMPLE_CURVES)
+    labels_by_id: dict[int, int] = {}
+    redshift_by_id: dict[int, float] = {}
+    with open(directory / SAMPLE_LABELS, newline="") as handle:
+        for record in csv.DictReader(handle):
+            labels_by_id[int(record["obj_id"])] = PLASTICC_CLASS_ORDER.index(record["class"])
+            redshift_by_id[int(record["obj_id"])] = float(record["redshift"]) if record["redshift"] else np.nan
+    labels = np.array([labels_by_id[int(i)] for i in curves.object_ids], dtype=np.int64)
+    redshift = np.array([redshift_by_id[int(i)] for i in curves.object_ids], dtype=np.float64)
+    return LabelledSet(curves, labels, PLASTICC_CLASS_ORDER, {"redshift": redshift}, 0)
+
+
+def write_plasticc_sample(directory: str | Path, per_class: int = 22, seed: int = 0) -> LabelledSet:
+    """Write the shipped sample: `per_class` objects of each PLAsTiCC class, drawn from load_plasticc()."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    sample = select_objects(load_plasticc(), max_per_class=per_class, seed=seed)
+    write_parquet(sample.curves, directory / SAMPLE_CURVES)
+    with open(directory / SAMPLE_LABELS, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["obj_id", "class", "redshift"])
+        for obj_id, label, redshift in zip(sample.curves.object_ids, sample.labels, sample.targets["redshift"]):
+            writer.writerow([int(obj_id), PLASTICC_CLASS_ORDER[label], "" if np.isnan(redshift) else repr(float(redshift))])
+    return sample
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# YSE DR1 (REAL): SNANA text files
+
+
+@dataclass(frozen=True)
+class SnanaFile:
+    """One SNANA text light curve: header keywords (raw strings) and the OBS rows as string columns."""
+
+    header: dict[str, str]
+    columns: dict[str, list[str]]   # VARLIST name -> (n_obs,) raw values
+
+
+def read_snana(path: str | Path) -> SnanaFile:
+    """Parse an SNANA text file ("KEY: value" header, "VARLIST:" then "OBS:" rows, optional "END:")."""
+    header: dict[str, str] = {}
+    names: list[str] = []
+    rows: list[list[str]] = []
+    with open(path) as handle:
+        for line_number, line in enumerate(handle, start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, _, value = line.partition(":")
+            value = value.strip()
+            if key == "OBS":
+                fields = value.split()
+                if len(fields) != len(names):
+                    raise ValueError(f"{path}:{line_number}: OBS row has {len(fields)} values, VARLIST has "
+                                     f"{len(names)} ({' '.join(names) or 'no VARLIST before it'})")
+                rows.append(fields)
+            elif key == "VARLIST":
+                names = value.split()
+            elif key == "END":
+                break
+            else:
+                header[key] = value
+    if not names:
+        raise ValueError(f"{path}: no VARLIST line")
+    return SnanaFile(header, {name: [row[k] for row in rows] for k, name in enumerate(names)})
+
+
+def yse_obj_id(name: str) -> int:
+    """A stable int64 obj_id from an IAU transient name: year * 10**7 + the letters in base 53.
+
+    Letters a-z count 1..26 and A-Z 27..52 (old designations such as 2021J are upper case), up to four.
+
+    >>> yse_obj_id("2019lbi"), yse_obj_id("2021J")
+    (20190033823, 20210000036)
+    """
+    year, letters = name[:4], name[4:]
+    if not (year.isdigit() and 1 <= len(letters) <= 4 and letters.isascii() and letters.isalpha()):
+        raise ValueError(f"not an IAU transient name (YYYY + 1-4 letters): {name!r}")
+    value = 0
+    for letter in letters:
+        value = value * 53 + (ord(letter) - ord("a") + 1 if letter.islower() else ord(letter) - ord("A") + 27)
+    return int(year) * 10**7 + value
+
+
+def _redshift(text: str) -> tuple[float, str]:
+    """'0.0130 +- 0.005 (SPEC-Z, HELIO)' -> (0.013, 'SPEC-Z'); negative values (-99) -> NaN."""
+    fields = text.split()
+    value = float(fields[0])
+    kind = text[text.index("(") + 1:].split(",")[0] if "(" in text else ""
+    return (value if value >= 0 else np.nan), kind
+
+
+def load_yse(directory: str | Path | None = None, include_unlabelled: bool = False) -> LabelledSet:
+    """YSE DR1 (REAL; Aleo et al. 2023): PS1 g r i z + ZTF g r FLUXCAL -> AB mag, spectroscopic classes.
+
+    Parameters
+    ----------
+    directory : path or None
+        Folder of `<IAU name>.snana.dat` files; default <shared data>/yse_dr1_transients/yse_dr1_zenodo_snr_geq_4.
+    include_unlabelled : bool
+        Also load objects without a spectroscopic class (SPEC_CLASS_BROAD "NA"), with label -1.
+
+    Returns
+    -------
+    LabelledSet
+        Bands YSE.bands (ps1_g, ps1_r, ps1_i, ps1_z, ztf_g, ztf_r); classes Ia, II, Ibc, other (from
+        SPEC_CLASS_BROAD); target "redshift" is REDSHIFT_FINAL where it is spectroscopic (SPEC-Z or HOST-Z),
+        NaN where it is photometric; `names` holds the IAU names and obj_id is `yse_obj_id(name)`.
+    """
+    directory = Path(directory) if directory is not None else (
+        shared_data_dir() / "yse_dr1_transients" / "yse_dr1_zenodo_snr_geq_4")
+    paths = sorted(_require(directory, "YSE DR1 folder").glob("*.snana.dat"))
+    if not paths:
+        raise FileNotFoundError(f"no *.snana.dat files in {directory}")
+    obj_ids: list[np.ndarray] = []
+    bands: list[str] = []
+    columns: dict[str, list[str]] = {"MJD": [], "FLUXCAL": [], "FLUXCALERR": []}
+    labels_by_id: dict[int, int] = {}
+    redshift_by_id: dict[int, float] = {}
+    name_by_id: dict[int, str] = {}
+    for path in paths:
+        snana = read_snana(path)
+        broad = snana.header.get("SPEC_CLASS_BROAD", "NA")
+        if broad == "NA":
+            if not include_unlabelled:
+                continue
+            label = UNLABELLED
+        elif broad in YSE_CLASSES:
+            label = YSE_CLASS_ORDER.index(YSE_CLASSES[broad])
+        else:
+            raise ValueError(f"{path}: unknown SPEC_CLASS_BROAD {broad!r} (expected one of "
+                             f"{', '.join(YSE_CLASSES)} or NA)")
+        name = snana.header["SNID"]
+        obj_id = yse_obj_id(name)
+        redshift, kind = _redshift(snana.header.get("REDSHIFT_FINAL", "-99"))
+        labels_by_id[obj_id] = label
+        redshift_by_id[obj_id] = redshift if kind in ("SPEC-Z", "HOST-Z") else np.nan
+        name_by_id[obj_id] = name
+        for flt in snana.columns["FLT"]:
+            if flt not in YSE_FILTERS:
+                raise ValueError(f"{path}: unknown FLT {flt!r} (expected one of {', '.join(YSE_FILTERS)})")
+            bands.append(YSE_FILTERS[flt])
+        for key in columns:
+            columns[key].extend(snana.columns[key])
+        obj_ids.append(np.full(len(snana.columns["FLT"]), obj_id, dtype=np.int64))
+    obj_id_column = np.concatenate(obj_ids) if obj_ids else np.zeros(0, dtype=np.int64)
+    magnitudes = flux_to_mag(np.array(columns["FLUXCAL"], dtype=np.float64),
+                             np.array(columns["FLUXCALERR"], dtype=np.float64), SNANA_ZERO_POINT)
+    curves = magnitudes.to_curves(obj_id_column, np.array(bands), np.array(columns["MJD"], dtype=np.float64),
+                                  YSE.bands)
+    object_ids = [int(i) for i in curves.object_ids]
+    return LabelledSet(curves, np.array([labels_by_id[i] for i in object_ids], dtype=np.int64), YSE_CLASS_ORDER,
+                       {"redshift": np.array([redshift_by_id[i] for i in object_ids], dtype=np.float64)},
+                       magnitudes.n_dropped, tuple(name_by_id[i] for i in object_ids))
+
+
+__all__ = ["LabelledSet", "PLASTICC_CLASSES", "PLASTICC_CLASS_ORDER", "SHARED_DATA", "YSE_CLASS_ORDER",
+           "load_plasticc", "load_sample", "load_yse", "read_snana", "shared_data_dir",
+           "write_plasticc_sample", "yse_obj_id"]
