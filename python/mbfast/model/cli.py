@@ -1,0 +1,102 @@
+"""Sub-commands `mbfast train`, `mbfast evaluate`, `mbfast export`, registered by mbfast.cli.
+
+Import-light: argparse only at registration; torch is imported inside the command functions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+CONFIG_FIELDS = ("band_hidden", "band_layers", "central_hidden", "central_layers", "translation_layers",
+                 "classifier_hidden", "classifier_layers", "band_head_hidden", "band_head_layers",
+                 "regression_hidden", "regression_layers", "n_skip")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train the multiband model (needs mbfast[train])")
+    train.add_argument("run_dir", help="folder for config, split, checkpoints, history and model.mbf")
+    train.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoint.pt")
+    train.add_argument("--dataset", default="plasticc")
+    train.add_argument("--targets", nargs="*", default=None, help="regression targets (default: all)")
+    for name in CONFIG_FIELDS:
+        train.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"ModelConfig.{name}")
+    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument("--lr", type=float, default=5e-3, help="band learning rate (central: half)")
+    train.add_argument("--steps-wait", type=int, default=500, help="band-only batches before the central model")
+    train.add_argument("--central-steps-per-batch", type=int, default=2)
+    train.add_argument("--band-dropout", type=float, default=0.3)
+    train.add_argument("--patience", type=int, default=20)
+    train.add_argument("--max-epochs", type=int, default=1000)
+    train.add_argument("--max-minutes", type=float, default=None, help="stop gracefully, keeping the best weights")
+    train.add_argument("--max-per-class", type=int, default=None)
+    train.add_argument("--folds", type=int, default=7)
+    train.add_argument("--fold", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto")
+    train.set_defaults(run=run_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="test-set report: F1, recall, confusion matrix, figures")
+    evaluate.add_argument("model", help="model file (.mbf) or a run folder (its model.mbf and split.npz)")
+    evaluate.add_argument("out_dir")
+    evaluate.add_argument("--dataset", default="plasticc")
+    evaluate.add_argument("--split", default=None, help="split.npz (default: the run folder's, else all objects)")
+    evaluate.add_argument("--part", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument("--object-id", type=int, default=None, help="object of the probability figure")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(run=run_evaluate)
+
+    export = subparsers.add_parser("export", help="write a run's checkpoint as an mbfast model file")
+    export.add_argument("run_dir", help="run folder with config.json and checkpoint.pt")
+    export.add_argument("out", help="model file to write")
+    export.set_defaults(run=run_export)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from mbfast.model.training import TrainOptions, train
+
+    overrides = {name: getattr(args, name) for name in CONFIG_FIELDS if getattr(args, name) is not None}
+    options = TrainOptions(
+        dataset=args.dataset, targets=None if args.targets is None else tuple(args.targets),
+        batch_size=args.batch_size, lr=args.lr, steps_wait=args.steps_wait,
+        central_steps_per_batch=args.central_steps_per_batch, band_dropout=args.band_dropout,
+        patience=args.patience, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
+        max_per_class=args.max_per_class, n_folds=args.folds, fold=args.fold, seed=args.seed, device=args.device)
+    train(args.run_dir, overrides, options, resume=args.resume)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from mbfast.model.evaluate import evaluate
+
+    model, split = Path(args.model), args.split
+    if model.is_dir():
+        split = split or (model / "split.npz")
+        model = model / "model.mbf"
+    report = evaluate(model, args.out_dir, args.dataset, split, args.part, args.object_id, device=args.device)
+    print(json.dumps({key: report[key] for key in ("n_objects", "accuracy", "macro_recall", "macro_f1",
+                                                   "regression")}, indent=1))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    export_run(args.run_dir, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def export_run(run_dir: str | Path, out: str | Path) -> None:
+    """Export run_dir/checkpoint.pt: its best weights so far, or the current ones before any validation."""
+    import torch
+
+    from mbfast.config import ModelConfig
+    from mbfast.model.export import export_model
+    from mbfast.model.multiband import MultibandModel
+
+    run_dir = Path(run_dir)
+    config = ModelConfig.from_json((run_dir / "config.json").read_text())
+    saved = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model = MultibandModel(config)
+    state = saved["state"]["best_state"] if saved["state"].get("best_state") is not None else saved["model"]
+    model.load_state_dict(state)
+    export_model(model, out, config)
