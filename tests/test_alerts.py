@@ -1,0 +1,276 @@
+"""Alert readers on real ZTF and Rubin packets (tests/data/alerts): values read by hand, cuts, bad packets."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import fastavro
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mbfast.alerts import (AlertError, ZtfCuts, apparent_magnitude, read_alerts, ztf_object_id,
+                           ztf_object_name)
+from mbfast.alerts.container import Container
+from mbfast.surveys import LSST, ZTF
+
+DATA = Path(__file__).parent / "data" / "alerts"
+ZTF_DIR = DATA / "ztf"
+LSST_DIR = DATA / "lsst"
+
+# file -> (alerts, rows kept with the default cuts); counted once by hand from the packets (see PROVENANCE.md)
+FIXTURES = {
+    "ztf/ztf_v3p2_ZTF17aaacxxf.avro": (1, 0),
+    "ztf/ztf_v3p3_ZTF19abvhduf.avro": (1, 20),
+    "ztf/ztf_v4p01_ZTF20acunklg.avro": (1, 0),
+    "ztf/kafka_snappy_v3p0.avro": (1, 1),
+    "ztf/kafka_snappy_8_packets.avro": (8, 6),
+    "ztf/ztf_v3p3_3_packets_deflate.avro": (3, 21),
+    "ztf/fink_ztf_v4p02_8_alerts.parquet": (8, 22),
+    "lsst/rubin_lsstcam_v10_0_25_alerts.parquet": (25, 59),
+    "lsst/rubin_lsstcam_v10_0_25_alerts.avro": (25, 59),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_every_fixture_parses(name: str) -> None:
+    rows = read_alerts(DATA / name, errors="raise")
+    assert (rows.n_alerts, len(rows)) == FIXTURES[name]
+    assert rows.survey is (LSST if name.startswith("lsst") else ZTF)
+    assert rows.problems == []
+    assert np.isfinite(rows.t).all() and np.isfinite(rows.mag).all()
+    assert (rows.err > 0).all() and (rows.err < 1.0857).all()
+    assert ((rows.band >= 0) & (rows.band < len(rows.survey.bands))).all()
+    # each alert's own detection, when kept, is a current row of that alert
+    kept = rows.alert_row[rows.alert_row >= 0]
+    assert rows.current[kept].all()
+    np.testing.assert_array_equal(rows.alert_id[kept], rows.alert_alert_id[rows.alert_row >= 0])
+
+
+def test_ztf_values_read_by_hand() -> None:
+    """ZTF19abvhduf, schema 3.3: candidate and prv_candidates as printed by fastavro.reader."""
+    rows = read_alerts(ZTF_DIR / "ztf_v3p3_ZTF19abvhduf.avro")
+    obj_id = ztf_object_id("ZTF19abvhduf")
+    assert rows.names == {obj_id: "ZTF19abvhduf"}
+    assert rows.alert_alert_id.tolist() == [1048197683315015009]
+    assert rows.alert_obj_id.tolist() == [obj_id]
+    now = rows.alert_row[0]
+    assert rows.current[now] and rows.bands_as_labels()[now] == "g"          # fid 1
+    assert rows.t[now] == 2458802.6976852 - 2400000.5                          # jd -> MJD
+    assert rows.mag[now] == np.float32(17.9606876373291)                       # magpsf
+    assert rows.err[now] == np.float32(0.0945383608341217)                     # sigmapsf
+    # prv_candidates[0] (candid 1018323913315015004) has rb 0.484 < 0.55: dropped; [1] is the first history row
+    history = np.flatnonzero(~rows.current)
+    assert len(history) == 19 and rows.skipped == {"rb": 1}
+    first = history[np.argmin(rows.t[history])]
+    assert rows.bands_as_labels()[first] == "r"                                # fid 2
+    assert rows.t[first] == 2458773.0328125 - 2400000.5
+    assert rows.mag[first] == np.float32(16.25429916381836)
+    assert rows.err[first] == np.float32(0.035002000629901886)
+    assert (rows.alert_id == 1048197683315015009).all()
+
+
+def test_lsst_values_read_by_hand() -> None:
+    """Rubin LSSTCam alert 21 (lsst.v10_0): diaObject 169738309211783177 with 22 prvDiaSources in band i."""
+    rows = read_alerts(LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.parquet")
+    alert = 21
+    assert rows.alert_alert_id[alert] == 169813006198767621                    # diaSourceId
+    assert rows.alert_obj_id[alert] == 169738309211783177                      # diaObjectId
+    now = rows.alert_row[alert]
+    assert rows.bands_as_labels()[now] == "i"
+    assert rows.t[now] == 61041.221706115095                                   # midpointMjdTai
+    # psfFlux 4920.3203125 nJy, psfFluxErr 286.32421875 nJy
+    assert rows.mag[now] == np.float32(31.4 - 2.5 * math.log10(4920.3203125))
+    assert rows.mag[now] == pytest.approx(22.170017, abs=1e-6)
+    assert rows.err[now] == pytest.approx(1.0857362 * 286.32421875 / 4920.3203125, rel=1e-6)
+    history = np.flatnonzero((rows.alert_id == 169813006198767621) & ~rows.current)
+    assert len(history) == 22
+    first = history[np.argmin(rows.t[history])]
+    assert rows.t[first] == 61024.13534045467
+    assert rows.mag[first] == np.float32(31.4 - 2.5 * math.log10(3633.529296875))
+    # three alerts are solar-system sources (diaObjectId 0): listed as alerts, no rows
+    assert (rows.alert_obj_id == 0).sum() == 3 and rows.skipped["no diaObjectId"] == 3
+    assert (rows.alert_row[rows.alert_obj_id == 0] == -1).all()
+
+
+def test_lsst_avro_and_parquet_agree() -> None:
+    avro = read_alerts(LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro")
+    parquet = read_alerts(LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.parquet")
+    for name in ("obj_id", "band", "t", "mag", "err", "alert_id", "current", "packet", "alert_t", "alert_row"):
+        np.testing.assert_array_equal(getattr(avro, name), getattr(parquet, name), err_msg=name)
+
+
+def test_multi_record_snappy_container_matches_single_packet() -> None:
+    """Packet 0 of the 8-packet container is the single Kafka dump kafka_snappy_v3p0.avro."""
+    many = read_alerts(ZTF_DIR / "kafka_snappy_8_packets.avro")
+    one = read_alerts(ZTF_DIR / "kafka_snappy_v3p0.avro")
+    first = many.packet == 0
+    for name in ("obj_id", "band", "t", "mag", "err", "alert_id", "current"):
+        np.testing.assert_array_equal(getattr(many, name)[first], getattr(one, name), err_msg=name)
+    assert many.alert_packet.tolist() == list(range(8))
+
+
+def test_batch_reads_every_file_in_order() -> None:
+    names = ["ztf/ztf_v3p3_ZTF19abvhduf.avro", "ztf/fink_ztf_v4p02_8_alerts.parquet", "ztf/kafka_snappy_v3p0.avro"]
+    rows = read_alerts([DATA / name for name in names])
+    assert rows.files == tuple(str(DATA / name) for name in names)
+    assert rows.n_alerts == 10 and len(rows) == 43
+    assert rows.alert_file.tolist() == [0] + [1] * 8 + [2]
+
+
+@given(st.integers(0, 99), st.text("abcdefghijklmnopqrstuvwxyz", min_size=7, max_size=7))
+def test_ztf_object_id_round_trip(year: int, letters: str) -> None:
+    name = f"ZTF{year:02d}{letters}"
+    obj_id = ztf_object_id(name)
+    assert 0 <= obj_id < 2**40
+    assert ztf_object_name(obj_id) == name
+
+
+def test_ztf_object_id_order_and_errors() -> None:
+    assert ztf_object_id("ZTF00aaaaaaa") == 0
+    assert ztf_object_id("ZTF18aaaaaab") == 18 * 26**7 + 1
+    assert ztf_object_id("ZTF18zzzzzzz") + 1 == ztf_object_id("ZTF19aaaaaaa")
+    for bad in ("ZTF18ABCDEFG", "ZTF18abcdef", "ZTF2018abcdefg", "C12345"):
+        with pytest.raises(ValueError, match="not a ZTF id"):
+            ztf_object_id(bad)
+    with pytest.raises(ValueError, match="not an encoded ZTF objectId"):
+        ztf_object_name(-1)
+
+
+def test_apparent_magnitude_formula() -> None:
+    # equal reference and difference flux: twice the flux, 2.5 log10(2) = 0.7526 mag brighter
+    mag, err = apparent_magnitude(20.0, 0.1, 20.0, 0.0, positive=True)
+    assert mag == pytest.approx(20.0 - 2.5 * math.log10(2.0))
+    assert err == pytest.approx(0.05)
+    mag, _ = apparent_magnitude(21.0, 0.1, 20.0, 0.02, positive=False)
+    assert mag == pytest.approx(-2.5 * math.log10(10**-8 - 10**-8.4))
+    assert apparent_magnitude(20.0, 0.1, 20.0, 0.0, positive=False) is None
+
+
+def test_apparent_magnitude_cut_keeps_negative_differences_near_a_reference_source() -> None:
+    """ZTF18acdjhss (packet 6): isdiffpos 'f', distnr 0.485 px, magnr 14.744 - a fading star, kept when corrected."""
+    path = ZTF_DIR / "kafka_snappy_8_packets.avro"
+    plain = read_alerts(path, cuts=ZtfCuts(min_rb=None))
+    corrected = read_alerts(path, cuts=ZtfCuts(min_rb=None, apparent=True))
+    alert = 6
+    assert plain.names[int(plain.alert_obj_id[alert])] == "ZTF18acdjhss"
+    assert plain.alert_row[alert] == -1
+    row = corrected.alert_row[alert]
+    assert row >= 0
+    expected, _ = apparent_magnitude(17.736019134521484, 0.14754199981689453, 14.743999481201172,
+                                     0.01899999938905239, positive=False)
+    assert corrected.mag[row] == np.float32(expected)
+    assert len(corrected) > len(plain)
+
+
+def test_cuts_are_configurable() -> None:
+    path = ZTF_DIR / "ztf_v3p3_ZTF19abvhduf.avro"
+    assert len(read_alerts(path, cuts=ZtfCuts(min_rb=None))) == 21
+    assert len(read_alerts(path, cuts=ZtfCuts(min_rb=0.95))) < 20
+    # drb is 0.99999964 here; drb cuts are ignored before schema 3.3 (Kafka dumps fill it with 0.0)
+    assert len(read_alerts(path, cuts=ZtfCuts(min_drb=0.5))) == 20
+    old = ZTF_DIR / "kafka_snappy_v3p0.avro"
+    assert len(read_alerts(old, cuts=ZtfCuts(min_drb=0.5))) == len(read_alerts(old))
+
+
+# --- bad input -------------------------------------------------------------------------------------------
+
+def _sync_offsets(data: bytes) -> list[int]:
+    """Byte offsets just after each sync marker (the first is the end of the header)."""
+    sync = Container.from_bytes(data).sync
+    offsets, pos = [], data.find(sync)
+    while pos >= 0:
+        offsets.append(pos + 16)
+        pos = data.find(sync, pos + 16)
+    return offsets
+
+
+def test_corrupt_block_is_reported_and_other_packets_parse(tmp_path: Path) -> None:
+    source = ZTF_DIR / "kafka_snappy_8_packets.avro"
+    data = bytearray(source.read_bytes())
+    blocks = _sync_offsets(bytes(data))            # header end, then after blocks of packets 0-2, 3-5, 6-7
+    middle = (blocks[1] + blocks[2]) // 2          # inside the second block's snappy data
+    data[middle:middle + 8] = bytes(8)
+    bad = tmp_path / "corrupt.avro"
+    bad.write_bytes(bytes(data))
+
+    clean = read_alerts(source)
+    rows = read_alerts(bad)
+    assert [(p.file, p.packet) for p in rows.problems] == [(str(bad), 3), (str(bad), 4), (str(bad), 5)]
+    assert all(str(bad) in str(p) and f"packet {p.packet}" in str(p) for p in rows.problems)
+    assert rows.alert_packet.tolist() == [0, 1, 2, 6, 7]
+    good = ~np.isin(clean.packet, [3, 4, 5])
+    np.testing.assert_array_equal(rows.mag, clean.mag[good])
+    with pytest.raises(AlertError, match=r"corrupt\.avro: packet 3: .*"):
+        read_alerts(bad, errors="raise")
+
+
+def test_truncated_file_names_file_and_packet(tmp_path: Path) -> None:
+    data = (ZTF_DIR / "ztf_v3p3_3_packets_deflate.avro").read_bytes()
+    cut = tmp_path / "truncated.avro"
+    cut.write_bytes(data[:len(data) - 5000])        # inside the last block (packet 2)
+    rows = read_alerts(cut)
+    assert rows.n_alerts == 2
+    assert [p.packet for p in rows.problems] == [2]
+    assert "truncated" in rows.problems[0].message
+    header_only = tmp_path / "header.avro"
+    header_only.write_bytes(data[:40])
+    with pytest.raises(AlertError, match=r"header\.avro: whole file: truncated Avro header"):
+        read_alerts(header_only, errors="raise")
+
+
+def test_batch_with_a_bad_file_reads_the_others(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.avro"
+    junk.write_bytes(b"not an alert at all")
+    paths = [ZTF_DIR / "ztf_v3p3_ZTF19abvhduf.avro", junk, ZTF_DIR / "kafka_snappy_v3p0.avro",
+             LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.parquet"]
+    rows = read_alerts(paths)
+    assert rows.n_alerts == 2 and len(rows) == 21
+    messages = [str(p) for p in rows.problems]
+    assert messages[0] == f"{junk}: whole file: neither an Avro container nor Parquet (starts with b'not ')"
+    assert "lsst alerts in a ztf batch" in messages[1]
+
+
+def _rewrite(source: Path, target: Path, edit_schema: object = None, edit_record: object = None) -> None:
+    with open(source, "rb") as handle:
+        reader = fastavro.reader(handle)
+        schema = reader.writer_schema
+        records = list(reader)
+    if edit_schema is not None:
+        schema = edit_schema(json.loads(json.dumps(schema)))  # type: ignore[operator]
+    if edit_record is not None:
+        records = [edit_record(record) for record in records]  # type: ignore[operator]
+    with open(target, "wb") as handle:
+        fastavro.writer(handle, fastavro.parse_schema(schema), records)
+
+
+def test_unknown_schema_versions_are_refused(tmp_path: Path) -> None:
+    newer = tmp_path / "ztf_v5.avro"
+    _rewrite(ZTF_DIR / "ztf_v3p3_ZTF19abvhduf.avro", newer, edit_record=lambda r: {**r, "schemavsn": "5.0"})
+    with pytest.raises(AlertError, match=r"ztf_v5\.avro: packet 0: ZTF schema version 5\.0 is newer than this "
+                                         r"mbfast reads \(reads 3\.x and 4\.x\)"):
+        read_alerts(newer, errors="raise")
+
+    def rename(schema: dict) -> dict:
+        return json.loads(json.dumps(schema).replace("lsst.v10_0", "lsst.v12_0"))
+
+    lsst12 = tmp_path / "lsst_v12.avro"
+    _rewrite(LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro", lsst12, edit_schema=rename)
+    rows = read_alerts(lsst12)
+    assert len(rows.problems) == 1 and rows.problems[0].packet == -1
+    assert "lsst.v12_0.alert is newer than this mbfast reads" in rows.problems[0].message
+
+
+def test_malformed_packet_adds_nothing(tmp_path: Path) -> None:
+    """A packet failing half-way (bad objectId) is reported and leaves no rows or alerts behind."""
+    bad = tmp_path / "bad_id.avro"
+    _rewrite(ZTF_DIR / "ztf_v3p3_3_packets_deflate.avro", bad,
+             edit_record=lambda r: {**r, "objectId": "not-a-ztf-id"} if r["objectId"] == "ZTF18abrgqwz" else r)
+    clean = read_alerts(ZTF_DIR / "ztf_v3p3_3_packets_deflate.avro")
+    rows = read_alerts(bad)
+    assert [(p.packet, p.message) for p in rows.problems] == [
+        (1, "objectId 'not-a-ztf-id' is not a ZTF id (ZTF + 2 digits + 7 lowercase letters)")]
+    assert rows.n_alerts == 2 and len(rows) == len(clean) - (clean.packet == 1).sum()
+    assert "ZTF18abrgqwz" not in rows.names.values()
