@@ -1,0 +1,96 @@
+"""Flat-row Parquet/CSV reading and writing: round trip, column mapping, band labels or codes, row-naming errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mbfast.io import read_csv, read_parquet, write_parquet
+from mbfast.surveys import LSST, ZTF
+from mbfast.table import from_arrays
+
+
+def random_curves(seed: int = 0, n: int = 200):
+    rng = np.random.default_rng(seed)
+    return from_arrays(rng.integers(0, 20, n), rng.integers(0, 6, n), 60000.0 + rng.uniform(0, 1000, n),
+                       rng.uniform(15, 25, n), rng.uniform(0.01, 0.5, n), LSST.bands)
+
+
+def assert_same(a, b):
+    for field in ("obj_id", "band", "t", "mag", "err", "offsets"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+        assert getattr(a, field).dtype == getattr(b, field).dtype, field
+    assert a.bands == b.bands
+
+
+def test_parquet_round_trip_is_exact(tmp_path: Path):
+    curves = random_curves()
+    write_parquet(curves, tmp_path / "curves.parquet")
+    back = read_parquet(tmp_path / "curves.parquet")  # band order comes from the file's metadata
+    assert_same(curves, back)
+    table = pq.read_table(tmp_path / "curves.parquet")
+    assert table.column_names == ["obj_id", "band", "t", "mag", "err"]
+    assert set(table.column("band").to_pylist()) <= set(LSST.bands)
+
+
+def test_parquet_with_other_column_names_and_band_codes(tmp_path: Path):
+    table = pa.table({"object_id": [3, 3, 1], "passband": pa.array([2, 0, 1], pa.int8()), "mjd": [2.0, 1.0, 5.0],
+                      "m": [18.0, 19.0, 20.0], "sigma": [0.1, 0.2, 0.3], "extra": ["a", "b", "c"]})
+    pq.write_table(table, tmp_path / "other.parquet")
+    curves = read_parquet(tmp_path / "other.parquet", survey="ztf",
+                          columns={"obj_id": "object_id", "band": "passband", "t": "mjd", "mag": "m", "err": "sigma"})
+    np.testing.assert_array_equal(curves.obj_id, [1, 3, 3])
+    np.testing.assert_array_equal(curves.t, [5.0, 1.0, 2.0])
+    assert [ZTF.bands[b] for b in curves.band] == ["r", "g", "i"]
+    np.testing.assert_array_equal(curves.err, np.float32([0.3, 0.2, 0.1]))
+
+
+def test_parquet_without_band_order_needs_survey(tmp_path: Path):
+    pq.write_table(pa.table({"obj_id": [1], "band": ["g"], "t": [1.0], "mag": [18.0], "err": [0.1]}),
+                   tmp_path / "plain.parquet")
+    with pytest.raises(ValueError, match="pass survey="):
+        read_parquet(tmp_path / "plain.parquet")
+    assert read_parquet(tmp_path / "plain.parquet", survey=("g", "r")).bands == ("g", "r")
+
+
+def test_missing_column_is_named(tmp_path: Path):
+    pq.write_table(pa.table({"obj_id": [1], "band": ["g"], "t": [1.0], "mag": [18.0]}), tmp_path / "no_err.parquet")
+    with pytest.raises(ValueError, match=r"missing err \(column 'err'\)"):
+        read_parquet(tmp_path / "no_err.parquet", survey="lsst")
+    with pytest.raises(ValueError, match="columns keys must be among"):
+        read_parquet(tmp_path / "no_err.parquet", survey="lsst", columns={"flux": "f"})
+
+
+def test_csv_labels_and_bad_rows(tmp_path: Path):
+    path = tmp_path / "curves.csv"
+    path.write_text("id,filter,mjd,mag,magerr\n"
+                    "8,g,59000.5,18.1,0.05\n"
+                    "8,r,59000.4,18.3,0.06\n"
+                    "9,i,59001.0,19.0,0.10\n")
+    names = {"obj_id": "id", "band": "filter", "t": "mjd", "err": "magerr"}
+    curves = read_csv(path, survey="ztf", columns=names)
+    np.testing.assert_array_equal(curves.obj_id, [8, 8, 9])
+    np.testing.assert_array_equal(curves.t, [59000.4, 59000.5, 59001.0])
+    np.testing.assert_array_equal(curves.band, [1, 0, 2])
+    assert curves.t.dtype == np.float64
+
+    path.write_text("id,filter,mjd,mag,magerr\n8,g,59000.5,18.1,0.05\n9,g,59000.6,18.2,-0.02\n")
+    with pytest.raises(ValueError, match=r"curves.csv: row 1 \(obj_id 9\): err must be > 0, got -0.02"):
+        read_csv(path, survey="ztf", columns=names)
+    path.write_text("id,filter,mjd,mag,magerr\n8,g,59000.5,18.1,0.05\n9,g,59000.6,,0.1\n")
+    with pytest.raises(ValueError, match=r"row 1 \(obj_id 9\): mag is missing"):
+        read_csv(path, survey="ztf", columns=names)
+    path.write_text("id,filter,mjd,mag,magerr\n8,u,59000.5,18.1,0.05\n")
+    with pytest.raises(ValueError, match=r"row 0 \(obj_id 8\): unknown band .*'u'"):
+        read_csv(path, survey="ztf", columns=names)
+
+
+def test_write_then_read_csv_agree_with_parquet(tmp_path: Path):
+    curves = random_curves(seed=3, n=50)
+    write_parquet(curves, tmp_path / "c.parquet")
+    table = pq.read_table(tmp_path / "c.parquet")
+    table.to_pandas().to_csv(tmp_path / "c.csv", index=False, float_format="%.17g")
+    assert_same(read_csv(tmp_path / "c.csv", survey="lsst"), curves)
