@@ -118,8 +118,9 @@ def check_sorted(curves: LightCurves) -> None:
             raise ValueError(f"{where}: obj_id differs from its object's first row {start} (obj_id "
                              f"{obj_id[start]}); offsets must split the table where obj_id changes")
         if t[row] < t[row - 1]:
-            raise ValueError(f"{where}: t = {t[row]!r} is before t = {t[row - 1]!r} of row {row - 1}; {hint}")
-        raise ValueError(f"{where}: band {band[row]} at t = {t[row]!r} follows band {band[row - 1]} at the "
+            raise ValueError(f"{where}: t = {float(t[row])!r} is before t = {float(t[row - 1])!r} of row "
+                             f"{row - 1}; {hint}")
+        raise ValueError(f"{where}: band {band[row]} at t = {float(t[row])!r} follows band {band[row - 1]} at the "
                          f"same t in row {row - 1}; {hint}")
     raise ValueError(f"{where}: starts object {k} but obj_id {obj_id[row]} is not greater than obj_id "
                      f"{obj_id[row - 1]} of row {row - 1}; {hint}")
