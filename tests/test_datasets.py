@@ -85,6 +85,10 @@ def test_yse_unlabelled_objects_only_on_request(tmp_path: Path):
     for name in ("2019lbi", "2019ucc"):
         shutil.copy(YSE_DIR / f"{name}.snana.dat", tmp_path)
     assert load_yse(tmp_path).names == ("2019lbi",)
+    (tmp_path / "2019lbi.snana.dat").rename(tmp_path / "moved.txt")
+    with pytest.raises(ValueError, match="no object with a spectroscopic class.*include_unlabelled=True"):
+        load_yse(tmp_path)
+    (tmp_path / "moved.txt").rename(tmp_path / "2019lbi.snana.dat")
     both = load_yse(tmp_path, include_unlabelled=True)
     assert both.names == ("2019lbi", "2019ucc")
     np.testing.assert_array_equal(both.labels, [YSE_CLASS_ORDER.index("II"), -1])
