@@ -116,7 +116,8 @@ def test_yse_obj_id():
 
 def test_snana_row_with_wrong_number_of_values(tmp_path: Path):
     path = tmp_path / "bad.snana.dat"
-    path.write_text("SNID: 2020abc\nVARLIST: MJD FLT FLUXCAL FLUXCALERR\nOBS: 59000.0 g 100.0 5.0\nOBS: 59001.0 g 100.0\n")
+    path.write_text("SNID: 2020abc\nVARLIST: MJD FLT FLUXCAL FLUXCALERR\n"
+                    "OBS: 59000.0 g 100.0 5.0\nOBS: 59001.0 g 100.0\n")
     with pytest.raises(ValueError, match=r"bad.snana.dat:4: OBS row has 3 values, VARLIST has 4"):
         read_snana(path)
 

@@ -151,7 +151,8 @@ def write_plasticc_sample(directory: str | Path, per_class: int = 22, seed: int 
         writer = csv.writer(handle)
         writer.writerow(["obj_id", "class", "redshift"])
         for obj_id, label, redshift in zip(sample.curves.object_ids, sample.labels, sample.targets["redshift"]):
-            writer.writerow([int(obj_id), PLASTICC_CLASS_ORDER[label], "" if np.isnan(redshift) else repr(float(redshift))])
+            redshift_text = "" if np.isnan(redshift) else repr(float(redshift))
+            writer.writerow([int(obj_id), PLASTICC_CLASS_ORDER[label], redshift_text])
     return sample
 
 

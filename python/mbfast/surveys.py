@@ -285,7 +285,8 @@ def gaia_to_mag(obj_id: np.ndarray, band: np.ndarray, t: np.ndarray, mag: np.nda
 
     `mag` is as Gaia publishes it (DR2 epoch photometry `mag`, Vega system); Gaia gives flux_over_error
     rather than a magnitude error, so pass err = 2.5 / ln(10) / flux_over_error (then flux > flux_err is
-    err < 1.0857, which `mag_snr_cut` applies). The S/N cut runs first so that a dropped observation does not also remove its partner in the other band.
+    err < 1.0857, which `mag_snr_cut` applies). The S/N cut runs first so that a dropped observation does not
+    also remove its partner in the other band.
     `band` holds indices into GAIA.bands (0 = BP, 1 = RP).
     """
     cut = mag_snr_cut(mag, err)
