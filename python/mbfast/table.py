@@ -94,7 +94,7 @@ def from_arrays(obj_id: np.ndarray, band: np.ndarray, t: np.ndarray, mag: np.nda
     order = np.lexsort((band_codes, t, obj_id))
     obj_id = obj_id[order]
     boundaries = np.flatnonzero(np.diff(obj_id)) + 1
-    offsets = np.concatenate([[0], boundaries, [len(obj_id)]]).astype(np.int64)
+    offsets = np.concatenate([[0], boundaries, [len(obj_id)]] if len(obj_id) else [[0]]).astype(np.int64)
     return LightCurves(obj_id, band_codes[order], t[order], mag[order].astype(np.float32),
                        err[order].astype(np.float32), offsets, tuple(bands))
 
@@ -118,6 +118,6 @@ def band_indices(band: np.ndarray, bands: tuple[str, ...], obj_id: np.ndarray) -
     bad = np.flatnonzero(codes < 0)
     if len(bad):
         row = int(bad[0])
-        raise ValueError(f"{describe_row(row, int(obj_id[row]))}: unknown band {labels[row]!r} "
+        raise ValueError(f"{describe_row(row, int(obj_id[row]))}: unknown band {str(labels[row])!r} "
                          f"(expected one of {', '.join(bands)})")
     return codes
