@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from mbfast import _core
 from mbfast.config import ModelConfig, RegressionTarget
+from mbfast.engine import Engine
 from mbfast.table import LightCurves
 
 __version__ = "0.1.0"
 
-__all__ = ["LightCurves", "ModelConfig", "RegressionTarget", "build_info", "cuda_available", "__version__"]
+__all__ = ["Engine", "LightCurves", "ModelConfig", "RegressionTarget", "build_info", "cuda_available", "__version__"]
 
 
 def build_info() -> dict[str, object]:

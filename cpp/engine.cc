@@ -1,0 +1,664 @@
+// Engine::step: validate and preprocess every row in order (cheap scalar state), then run the model rows in
+// "waves" (wave k holds each object's k-th window row of the call), grouped by band into chunks whose recurrent
+// state is gathered into contiguous (rows, H) buffers for batched gate GEMMs and scattered back.
+// The model maths mirrors mbfast/reference.py (preprocess_reference for the window rows, ReferenceModel.step).
+#include "engine.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "ops/gemm.h"
+#include "ops/lstm_cell.h"
+#include "ops/rowwise.h"
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "model and state files are read as little-endian");
+
+namespace mbfast {
+
+const char* const kStatusNames[kNumStatus] = {"predicted", "warming_up", "duplicate", "late", "invalid"};
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr int kChunkRows = 64;          // rows per gathered batch: big enough for the GEMM, small for the cache
+constexpr int64_t kClassifyObjects = 16384;  // objects per classify pass (bounds its temporary state)
+
+template <typename T>
+void grow(std::vector<T>& values, size_t size, T fill) {
+  values.resize(size, fill);
+}
+
+template <typename T>
+void move_block(std::vector<T>& values, size_t width, size_t from, size_t to) {
+  std::copy(values.begin() + from * width, values.begin() + (from + 1) * width, values.begin() + to * width);
+}
+
+template <typename T>
+void shrink(std::vector<T>& values, size_t size) {
+  values.resize(size);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// StateStore
+// ---------------------------------------------------------------------------------------------------------------
+
+StateStore::StateStore(const ModelConfig& config)
+    : n_bands(config.n_bands()),
+      band_layers(config.band_layers),
+      band_hidden(config.band_hidden),
+      central_layers(config.central_layers),
+      central_hidden(config.central_hidden),
+      n_classes(config.n_classes()),
+      n_targets(config.n_targets()) {}
+
+int32_t StateStore::find(int64_t id) const {
+  auto found = slot_of.find(id);
+  return found == slot_of.end() ? -1 : found->second;
+}
+
+int32_t StateStore::add(int64_t id) {
+  if (size() >= std::numeric_limits<int32_t>::max()) throw std::length_error("mbfast engine holds 2^31 objects");
+  const auto slot = static_cast<int32_t>(size());
+  const size_t s = static_cast<size_t>(slot) + 1;
+  const size_t B = n_bands, band_state = size_t(n_bands) * band_layers * band_hidden;
+  const size_t central_state = size_t(central_layers) * central_hidden;
+  obj_id.push_back(id);
+  grow(count, s * B, 0);
+  grow(last_t, s * B, 0.0);
+  grow(mag_sum, s * B, 0.0);
+  grow(last_mag, s * B, 0.0f);
+  grow(last_err, s * B, 0.0f);
+  grow(prev_log_dt, s * B, 0.0f);
+  grow(prev_dmag, s * B, 0.0f);
+  grow(band_hidden_state, s * band_state, 0.0f);
+  grow(band_cell_state, s * band_state, 0.0f);
+  grow(central_t, s, 0.0);
+  grow(central_hidden_state, s * central_state, 0.0f);
+  grow(central_cell_state, s * central_state, 0.0f);
+  grow(has_prediction, s, uint8_t{0});
+  grow(probs, s * n_classes, kNaN);
+  grow(embedding, s * central_hidden, kNaN);
+  grow(regression, s * n_targets, kNaN);
+  slot_of[id] = slot;
+  return slot;
+}
+
+bool StateStore::remove(int64_t id) {
+  auto found = slot_of.find(id);
+  if (found == slot_of.end()) return false;
+  const size_t slot = found->second, last = size() - 1;
+  slot_of.erase(found);
+  const size_t B = n_bands, band_state = size_t(n_bands) * band_layers * band_hidden;
+  const size_t central_state = size_t(central_layers) * central_hidden;
+  if (slot != last) {  // keep slots dense: the last object moves into the hole
+    move_block(obj_id, 1, last, slot);
+    move_block(count, B, last, slot);
+    move_block(last_t, B, last, slot);
+    move_block(mag_sum, B, last, slot);
+    move_block(last_mag, B, last, slot);
+    move_block(last_err, B, last, slot);
+    move_block(prev_log_dt, B, last, slot);
+    move_block(prev_dmag, B, last, slot);
+    move_block(band_hidden_state, band_state, last, slot);
+    move_block(band_cell_state, band_state, last, slot);
+    move_block(central_t, 1, last, slot);
+    move_block(central_hidden_state, central_state, last, slot);
+    move_block(central_cell_state, central_state, last, slot);
+    move_block(has_prediction, 1, last, slot);
+    move_block(probs, size_t(n_classes), last, slot);
+    move_block(embedding, size_t(central_hidden), last, slot);
+    move_block(regression, size_t(n_targets), last, slot);
+    slot_of[obj_id[slot]] = static_cast<int32_t>(slot);
+  }
+  shrink(obj_id, last);
+  shrink(count, last * B);
+  shrink(last_t, last * B);
+  shrink(mag_sum, last * B);
+  shrink(last_mag, last * B);
+  shrink(last_err, last * B);
+  shrink(prev_log_dt, last * B);
+  shrink(prev_dmag, last * B);
+  shrink(band_hidden_state, last * band_state);
+  shrink(band_cell_state, last * band_state);
+  shrink(central_t, last);
+  shrink(central_hidden_state, last * central_state);
+  shrink(central_cell_state, last * central_state);
+  shrink(has_prediction, last);
+  shrink(probs, last * n_classes);
+  shrink(embedding, last * central_hidden);
+  shrink(regression, last * n_targets);
+  return true;
+}
+
+void StateStore::reserve(int64_t n_objects) {
+  const auto s = static_cast<size_t>(n_objects);
+  const size_t B = n_bands, band_state = size_t(n_bands) * band_layers * band_hidden;
+  const size_t central_state = size_t(central_layers) * central_hidden;
+  slot_of.reserve(s);
+  obj_id.reserve(s);
+  count.reserve(s * B);
+  last_t.reserve(s * B);
+  mag_sum.reserve(s * B);
+  last_mag.reserve(s * B);
+  last_err.reserve(s * B);
+  prev_log_dt.reserve(s * B);
+  prev_dmag.reserve(s * B);
+  band_hidden_state.reserve(s * band_state);
+  band_cell_state.reserve(s * band_state);
+  central_t.reserve(s);
+  central_hidden_state.reserve(s * central_state);
+  central_cell_state.reserve(s * central_state);
+  has_prediction.reserve(s);
+  probs.reserve(s * n_classes);
+  embedding.reserve(s * central_hidden);
+  regression.reserve(s * n_targets);
+}
+
+size_t StateStore::bytes_per_object() const {
+  const size_t B = n_bands;
+  return sizeof(int64_t) + B * (sizeof(int32_t) + 2 * sizeof(double) + 4 * sizeof(float)) +
+         2 * sizeof(float) * B * band_layers * band_hidden + sizeof(double) +
+         2 * sizeof(float) * central_layers * central_hidden + 1 +
+         sizeof(float) * (n_classes + central_hidden + n_targets);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Preprocessing of one call (scalar state only): mirrors reference.py preprocess_reference, one row at a time
+// ---------------------------------------------------------------------------------------------------------------
+
+namespace {
+
+struct BandScalars {
+  int32_t count = 0;
+  double last_t = 0.0, mag_sum = 0.0;
+  float last_mag = 0.0f, last_err = 0.0f, prev_log_dt = 0.0f, prev_dmag = 0.0f;
+};
+
+// An object touched by the call: a private copy of its scalar state, committed only if the whole call is valid.
+struct LocalObject {
+  int64_t obj_id = 0;
+  int32_t slot = -1;       // -1: not in the store yet
+  bool applied = false;    // some row of the call was applied to it
+  bool has_obs = false;    // it has at least one applied observation (central_t is set)
+  int32_t n_tasks = 0;     // window rows so far in this call (the next one's wave)
+  double central_t = 0.0;
+};
+
+// One window row to run through the model: a band step + a central step (paper §3.5).
+struct Task {
+  int64_t row = 0;
+  int32_t local = 0;
+  int32_t slot = 0;
+  int32_t wave = 0;
+  int32_t band = 0;
+  float window[kRowWidth] = {};  // eq. 2: [log10 dt_prev, log10 dt, dmag_prev, dmag]
+  float dt_central = 0.0f;       // log10(1 + days since the object's previous window row), §3.5
+};
+
+template <typename T>
+std::string number_text(T value) {
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
+}
+
+std::string describe_row(int64_t row, int64_t obj_id) {
+  return "row " + std::to_string(row) + " (obj_id " + std::to_string(obj_id) + ")";
+}
+
+struct Plan {
+  std::vector<LocalObject> objects;
+  std::vector<BandScalars> bands;      // (objects, B)
+  std::vector<Task> tasks;
+  std::vector<float> colours;          // (tasks, P)
+};
+
+// Validates and preprocesses every row in order against private copies of the touched objects' scalar state.
+// Throws (kRaise) before anything is committed; `status` (N,) may be null.
+Plan plan_rows(const ModelConfig& config, const StateStore& store, const Observations& rows, OnError on_error,
+               RepeatPolicy policy, int8_t* status) {
+  const int B = config.n_bands();
+  Plan plan;
+  std::unordered_map<int64_t, int32_t> local_of;
+  local_of.reserve(static_cast<size_t>(std::min<int64_t>(rows.n, 1 << 20)));
+  auto reject = [&](int64_t row, Status code, const std::string& message) {
+    if (on_error == OnError::kRaise) throw std::invalid_argument(describe_row(row, rows.obj_id[row]) + ": " + message);
+    if (status) status[row] = static_cast<int8_t>(code);
+  };
+  for (int64_t row = 0; row < rows.n; ++row) {
+    const int64_t id = rows.obj_id[row];
+    const int band = rows.band[row];
+    const double t = rows.t[row];
+    const float mag = rows.mag[row], err = rows.err[row];
+    if (band < 0 || band >= B)  // structural: mbfast/engine.py checks bands before calling
+      throw std::invalid_argument(describe_row(row, id) + ": band must be in 0.." + std::to_string(B - 1) +
+                                  ", got " + std::to_string(band));
+    if (!std::isfinite(t)) {
+      reject(row, Status::kInvalid, "t must be finite, got " + number_text(t));
+      continue;
+    }
+    if (!std::isfinite(mag)) {
+      reject(row, Status::kInvalid, "mag must be finite, got " + number_text(mag));
+      continue;
+    }
+    if (!std::isfinite(err)) {
+      reject(row, Status::kInvalid, "err must be finite, got " + number_text(err));
+      continue;
+    }
+    if (!(err > 0.0f)) {
+      reject(row, Status::kInvalid, "err must be > 0, got " + number_text(err));
+      continue;
+    }
+    auto [found, inserted] = local_of.try_emplace(id, static_cast<int32_t>(plan.objects.size()));
+    const int32_t local = found->second;
+    if (inserted) {
+      LocalObject object;
+      object.obj_id = id;
+      object.slot = store.find(id);
+      plan.bands.resize(plan.bands.size() + B);
+      if (object.slot >= 0) {
+        const size_t s = object.slot;
+        object.has_obs = true;  // stored objects have had at least one observation applied
+        object.central_t = store.central_t[s];
+        for (int b = 0; b < B; ++b) {
+          BandScalars& scalars = plan.bands[size_t(local) * B + b];
+          const size_t i = s * B + b;
+          scalars.count = store.count[i];
+          scalars.last_t = store.last_t[i];
+          scalars.mag_sum = store.mag_sum[i];
+          scalars.last_mag = store.last_mag[i];
+          scalars.last_err = store.last_err[i];
+          scalars.prev_log_dt = store.prev_log_dt[i];
+          scalars.prev_dmag = store.prev_dmag[i];
+        }
+      }
+      plan.objects.push_back(object);
+    }
+    LocalObject& object = plan.objects[local];
+    BandScalars* object_bands = &plan.bands[size_t(local) * B];
+    BandScalars& scalars = object_bands[band];
+    if (scalars.count > 0 && !(t > scalars.last_t)) {
+      const bool same_t = t == scalars.last_t;
+      const bool repeat = same_t && (policy == RepeatPolicy::kTable ||
+                                     (mag == scalars.last_mag && err == scalars.last_err));
+      if (repeat) {
+        if (status) status[row] = static_cast<int8_t>(Status::kDuplicate);
+      } else {
+        reject(row, Status::kLate,
+               "t must be after the last observation of band '" + config.bands[band] + "' (t=" +
+                   number_text(scalars.last_t) + "), got " + number_text(t));
+      }
+      continue;
+    }
+    // apply: the newest observation joins the band's window (eq. 2) and its cumulative mean (Appendix B)
+    object.applied = true;
+    if (!object.has_obs) {
+      object.has_obs = true;
+      object.central_t = t;  // first multiband dt counts from the object's first observation
+    }
+    scalars.count += 1;
+    scalars.mag_sum += static_cast<double>(mag);
+    const float log_dt = scalars.count >= 2 ? static_cast<float>(std::log10(t - scalars.last_t)) : 0.0f;
+    const float dmag = scalars.count >= 2 ? static_cast<float>(static_cast<double>(mag) - scalars.last_mag) : 0.0f;
+    if (scalars.count >= 3) {
+      Task task;
+      task.row = row;
+      task.local = local;
+      task.wave = object.n_tasks++;
+      task.band = band;
+      task.window[0] = scalars.prev_log_dt;
+      task.window[1] = log_dt;
+      task.window[2] = scalars.prev_dmag;
+      task.window[3] = dmag;
+      task.dt_central = static_cast<float>(std::log10(1.0 + std::max(t - object.central_t, 0.0)));
+      object.central_t = t;
+      plan.tasks.push_back(task);
+      for (int a = 0; a < B; ++a) {  // lexicographic pairs (a, c), colour = mean[a] - mean[c], 0 if either unseen
+        for (int c = a + 1; c < B; ++c) {
+          const BandScalars& first = object_bands[a];
+          const BandScalars& second = object_bands[c];
+          plan.colours.push_back(first.count && second.count
+                                     ? static_cast<float>(first.mag_sum / first.count - second.mag_sum / second.count)
+                                     : 0.0f);
+        }
+      }
+    }
+    scalars.prev_log_dt = log_dt;
+    scalars.prev_dmag = dmag;
+    scalars.last_t = t;
+    scalars.last_mag = mag;
+    scalars.last_err = err;
+    if (status) status[row] = static_cast<int8_t>(scalars.count >= 3 ? Status::kPredicted : Status::kWarmingUp);
+  }
+  return plan;
+}
+
+// Writes the plan's scalar state into the store (adding new objects) and resolves every task's slot.
+void commit_plan(Plan& plan, StateStore& store) {
+  const int B = store.n_bands;
+  int64_t n_new = 0;
+  for (const LocalObject& object : plan.objects) n_new += object.applied && object.slot < 0;
+  store.reserve(store.size() + n_new);
+  for (size_t local = 0; local < plan.objects.size(); ++local) {
+    LocalObject& object = plan.objects[local];
+    if (!object.applied) continue;
+    if (object.slot < 0) object.slot = store.add(object.obj_id);
+    const size_t s = object.slot;
+    store.central_t[s] = object.central_t;
+    for (int b = 0; b < B; ++b) {
+      const BandScalars& scalars = plan.bands[local * B + b];
+      const size_t i = s * B + b;
+      store.count[i] = scalars.count;
+      store.last_t[i] = scalars.last_t;
+      store.mag_sum[i] = scalars.mag_sum;
+      store.last_mag[i] = scalars.last_mag;
+      store.last_err[i] = scalars.last_err;
+      store.prev_log_dt[i] = scalars.prev_log_dt;
+      store.prev_dmag[i] = scalars.prev_dmag;
+    }
+  }
+  for (Task& task : plan.tasks) task.slot = plan.objects[task.local].slot;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// Model step on a chunk of window rows of one band: mirrors reference.py ReferenceModel.step
+// ---------------------------------------------------------------------------------------------------------------
+
+struct Workspace {
+  std::vector<float> window, band_hidden, band_cell, concat, gates, skip, layer_in, mixed, ping, pong;
+  std::vector<float> central_hidden, central_cell, final, logits, target, column;
+
+  static float* sized(std::vector<float>& buffer, size_t size) {
+    if (buffer.size() < size) buffer.resize(size);
+    return buffer.data();
+  }
+};
+
+namespace {
+
+// Residual LayerNorm'd LSTM stack, one step for M rows: x (M, in; stride ld_x); hidden, cell (M, L, H) gathered
+// rows, updated in place. Mirrors reference.py ReferenceModel.stack_step.
+void stack_step(const RecurrentStack& stack, float eps, int M, const float* x, int ld_x, float* hidden, float* cell,
+                Workspace& ws) {
+  const int H = stack.hidden, L = stack.layers, LH = L * H;
+  const float* layer_in = x;
+  int ld_in = ld_x, in = stack.in;
+  float* gates = Workspace::sized(ws.gates, size_t(M) * 4 * H);
+  float* skip = Workspace::sized(ws.skip, size_t(M) * H);
+  float* next_in = Workspace::sized(ws.layer_in, size_t(M) * H);
+  for (int layer = 0; layer < L; ++layer) {
+    const int width = in + H;
+    float* concat = Workspace::sized(ws.concat, size_t(M) * width);
+    for (int m = 0; m < M; ++m) {  // [x | h] so one GEMM computes W_ih x + W_hh h
+      std::memcpy(concat + size_t(m) * width, layer_in + size_t(m) * ld_in, sizeof(float) * in);
+      std::memcpy(concat + size_t(m) * width + in, hidden + size_t(m) * LH + size_t(layer) * H, sizeof(float) * H);
+    }
+    const Dense& dense = stack.gates[layer];
+    ops::gemm_bias_cpu(M, 4 * H, width, concat, width, dense.weight_t.data(), dense.bias.data(), gates, 4 * H);
+    ops::lstm_cell_cpu(M, H, gates, 4 * H, cell + size_t(layer) * H, hidden + size_t(layer) * H, LH);
+    if (layer == L - 1) break;
+    if (layer == 0) {  // first residual projects the stack input to H
+      ops::gemm_bias_cpu(M, H, in, x, ld_x, stack.residual.weight_t.data(), stack.residual.bias.data(), skip, H);
+    } else {
+      for (int m = 0; m < M; ++m) std::memcpy(skip + size_t(m) * H, layer_in + size_t(m) * ld_in, sizeof(float) * H);
+    }
+    for (int m = 0; m < M; ++m)
+      for (int j = 0; j < H; ++j) skip[size_t(m) * H + j] += hidden[size_t(m) * LH + size_t(layer) * H + j];
+    ops::layer_norm_cpu(M, H, skip, H, stack.norm_weight[layer].data(), stack.norm_bias[layer].data(), eps, next_in, H);
+    layer_in = next_in;
+    ld_in = H;
+    in = H;
+  }
+}
+
+// [Linear(+folded BatchNorm) -> ReLU] x layers -> Linear: x (M, in; stride ld_x) -> out (M, ffnn.out.out).
+void ffnn_forward(const Ffnn& ffnn, int M, const float* x, int ld_x, float* out, Workspace& ws) {
+  const float* input = x;
+  int ld_in = ld_x;
+  for (size_t layer = 0; layer < ffnn.layers.size(); ++layer) {
+    const Dense& dense = ffnn.layers[layer];
+    float* output = Workspace::sized(layer % 2 ? ws.pong : ws.ping, size_t(M) * dense.out);
+    ops::gemm_bias_cpu(M, dense.out, dense.in, input, ld_in, dense.weight_t.data(), dense.bias.data(), output,
+                       dense.out);
+    ops::relu_cpu(M, dense.out, output, dense.out);
+    input = output;
+    ld_in = dense.out;
+  }
+  ops::gemm_bias_cpu(M, ffnn.out.out, ffnn.out.in, input, ld_in, ffnn.out.weight_t.data(), ffnn.out.bias.data(), out,
+                     ffnn.out.out);
+}
+
+// One band step + one central step for M tasks of the same band and wave (distinct objects).
+void run_chunk(const Model& model, StateStore& store, const Task* const* tasks, int M, const float* colours,
+               RowOutputs outputs, Workspace& ws) {
+  const ModelConfig& config = model.config;
+  const int band = tasks[0]->band;
+  const int B = config.n_bands(), L = config.band_layers, H = config.band_hidden;
+  const int Lc = config.central_layers, Hc = config.central_hidden;
+  const int C = config.n_classes(), T = config.n_targets(), P = config.n_colours(), F = config.final_width();
+  const size_t LH = size_t(L) * H, LHc = size_t(Lc) * Hc;
+  const auto eps = static_cast<float>(config.layernorm_eps);
+
+  // gather the band's state rows
+  float* window = Workspace::sized(ws.window, size_t(M) * kRowWidth);
+  float* band_hidden = Workspace::sized(ws.band_hidden, M * LH);
+  float* band_cell = Workspace::sized(ws.band_cell, M * LH);
+  for (int m = 0; m < M; ++m) {
+    const size_t state = (size_t(tasks[m]->slot) * B + band) * LH;
+    std::memcpy(window + size_t(m) * kRowWidth, tasks[m]->window, sizeof(float) * kRowWidth);
+    std::memcpy(band_hidden + m * LH, store.band_hidden_state.data() + state, sizeof(float) * LH);
+    std::memcpy(band_cell + m * LH, store.band_cell_state.data() + state, sizeof(float) * LH);
+  }
+  stack_step(model.band_stacks[band], eps, M, window, kRowWidth, band_hidden, band_cell, ws);
+  for (int m = 0; m < M; ++m) {
+    const size_t state = (size_t(tasks[m]->slot) * B + band) * LH;
+    std::memcpy(store.band_hidden_state.data() + state, band_hidden + m * LH, sizeof(float) * LH);
+    std::memcpy(store.band_cell_state.data() + state, band_cell + m * LH, sizeof(float) * LH);
+  }
+
+  // translation: the central model's mix of this band's layers (eq. 3), FFNN with ReLU, LayerNorm (§3.3)
+  float* mixed = Workspace::sized(ws.mixed, size_t(M) * std::max(H, Hc));
+  ops::layer_mix_cpu(M, L, H, band_hidden, model.translation_mix[band].data(), mixed, H);
+  const float* input = mixed;
+  int ld_in = H;
+  for (size_t layer = 0; layer < model.translators[band].size(); ++layer) {
+    const Dense& dense = model.translators[band][layer];
+    float* output = Workspace::sized(layer % 2 ? ws.pong : ws.ping, size_t(M) * Hc);
+    ops::gemm_bias_cpu(M, Hc, dense.in, input, ld_in, dense.weight_t.data(), dense.bias.data(), output, Hc);
+    ops::relu_cpu(M, Hc, output, Hc);
+    input = output;
+    ld_in = Hc;
+  }
+  ops::layer_norm_cpu(M, Hc, input, ld_in, model.translator_norm_weight[band].data(),
+                      model.translator_norm_bias[band].data(), eps, mixed, Hc);
+
+  // central step on the translated band embedding
+  float* central_hidden = Workspace::sized(ws.central_hidden, M * LHc);
+  float* central_cell = Workspace::sized(ws.central_cell, M * LHc);
+  for (int m = 0; m < M; ++m) {
+    const size_t state = size_t(tasks[m]->slot) * LHc;
+    std::memcpy(central_hidden + m * LHc, store.central_hidden_state.data() + state, sizeof(float) * LHc);
+    std::memcpy(central_cell + m * LHc, store.central_cell_state.data() + state, sizeof(float) * LHc);
+  }
+  stack_step(model.central, eps, M, mixed, Hc, central_hidden, central_cell, ws);
+  for (int m = 0; m < M; ++m) {
+    const size_t state = size_t(tasks[m]->slot) * LHc;
+    std::memcpy(store.central_hidden_state.data() + state, central_hidden + m * LHc, sizeof(float) * LHc);
+    std::memcpy(store.central_cell_state.data() + state, central_cell + m * LHc, sizeof(float) * LHc);
+  }
+
+  // final representation [embedding, colours, multiband dt] (§3.5) -> classifier softmax, regressors
+  float* final = Workspace::sized(ws.final, size_t(M) * F);
+  ops::layer_mix_cpu(M, Lc, Hc, central_hidden, model.central.mix.data(), final, F);
+  for (int m = 0; m < M; ++m) {
+    std::memcpy(final + size_t(m) * F + Hc, colours + size_t(m) * P, sizeof(float) * P);
+    final[size_t(m) * F + Hc + P] = tasks[m]->dt_central;
+  }
+  float* logits = Workspace::sized(ws.logits, size_t(M) * C);
+  ffnn_forward(model.classifier, M, final, F, logits, ws);
+  ops::softmax_cpu(M, C, logits, C);
+  float* target = Workspace::sized(ws.target, size_t(M) * std::max(T, 1));
+  for (int k = 0; k < T; ++k) {
+    float* column = Workspace::sized(ws.column, size_t(M));
+    ffnn_forward(model.regressors[k], M, final, F, column, ws);
+    for (int m = 0; m < M; ++m) target[size_t(m) * T + k] = column[m];
+  }
+
+  for (int m = 0; m < M; ++m) {
+    const size_t slot = tasks[m]->slot;
+    const int64_t row = tasks[m]->row;
+    store.has_prediction[slot] = 1;
+    std::memcpy(store.probs.data() + slot * C, logits + size_t(m) * C, sizeof(float) * C);
+    std::memcpy(store.embedding.data() + slot * Hc, final + size_t(m) * F, sizeof(float) * Hc);
+    if (T) std::memcpy(store.regression.data() + slot * T, target + size_t(m) * T, sizeof(float) * T);
+    if (outputs.probs) std::memcpy(outputs.probs + row * C, logits + size_t(m) * C, sizeof(float) * C);
+    if (outputs.embedding) std::memcpy(outputs.embedding + row * Hc, final + size_t(m) * F, sizeof(float) * Hc);
+    if (outputs.regression && T)
+      std::memcpy(outputs.regression + row * T, target + size_t(m) * T, sizeof(float) * T);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// Engine
+// ---------------------------------------------------------------------------------------------------------------
+
+Engine::Engine(std::shared_ptr<const Model> model, int num_threads)
+    : model_(std::move(model)), store_(model_->config), pool_(std::max(num_threads, 1)) {
+  for (int worker = 0; worker < pool_.size(); ++worker) workspaces_.push_back(std::make_unique<Workspace>());
+}
+
+Engine::~Engine() = default;
+
+int64_t Engine::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return store_.size();
+}
+
+void Engine::advance(StateStore& store, const Observations& rows, OnError on_error, RepeatPolicy policy,
+                     RowOutputs outputs) {
+  const ModelConfig& config = model_->config;
+  Plan plan = plan_rows(config, store, rows, on_error, policy, outputs.status);
+  commit_plan(plan, store);
+  if (plan.tasks.empty()) return;
+
+  // waves in order; inside a wave, tasks grouped by band (stable, so chunks follow row order)
+  const int P = config.n_colours();
+  std::vector<int32_t> order(plan.tasks.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    const Task& x = plan.tasks[a];
+    const Task& y = plan.tasks[b];
+    return x.wave != y.wave ? x.wave < y.wave : x.band < y.band;
+  });
+  struct Chunk {
+    size_t begin, end;  // into `order`
+  };
+  std::vector<const Task*> task_ptrs(order.size());
+  std::vector<float> colours(order.size() * size_t(P));
+  for (size_t i = 0; i < order.size(); ++i) {
+    task_ptrs[i] = &plan.tasks[order[i]];
+    std::memcpy(colours.data() + i * P, plan.colours.data() + size_t(order[i]) * P, sizeof(float) * P);
+  }
+  size_t wave_begin = 0;
+  std::vector<Chunk> chunks;
+  while (wave_begin < order.size()) {
+    const int wave = task_ptrs[wave_begin]->wave;
+    chunks.clear();
+    size_t i = wave_begin;
+    while (i < order.size() && task_ptrs[i]->wave == wave) {
+      const int band = task_ptrs[i]->band;
+      size_t end = i;
+      while (end < order.size() && task_ptrs[end]->wave == wave && task_ptrs[end]->band == band &&
+             end - i < size_t(kChunkRows))
+        ++end;
+      chunks.push_back({i, end});
+      i = end;
+    }
+    pool_.run(static_cast<int64_t>(chunks.size()), [&](int64_t item, int worker) {
+      const Chunk& chunk = chunks[item];
+      run_chunk(*model_, store, task_ptrs.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
+                colours.data() + chunk.begin * P, outputs, *workspaces_[worker]);
+    });
+    wave_begin = i;
+  }
+}
+
+void Engine::step(const Observations& rows, OnError on_error, RowOutputs outputs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  advance(store_, rows, on_error, RepeatPolicy::kStream, outputs);
+}
+
+void Engine::classify(const Observations& rows, const int64_t* offsets, int64_t n_objects, ObjectOutputs outputs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const ModelConfig& config = model_->config;
+  const int B = config.n_bands(), C = config.n_classes(), Hc = config.central_hidden, T = config.n_targets();
+  if (n_objects < 0 || offsets[0] != 0 || offsets[n_objects] != rows.n)
+    throw std::invalid_argument("offsets must start at 0 and end at the number of observations");
+  for (int64_t k = 0; k < n_objects; ++k)
+    if (offsets[k + 1] < offsets[k]) throw std::invalid_argument("offsets must be non-decreasing");
+  for (int64_t first = 0; first < n_objects; first += kClassifyObjects) {
+    const int64_t last = std::min(n_objects, first + kClassifyObjects);
+    StateStore store(config);
+    Observations part = rows;
+    const int64_t begin = offsets[first], end = offsets[last];
+    part.n = end - begin;
+    part.obj_id += begin;
+    part.band += begin;
+    part.t += begin;
+    part.mag += begin;
+    part.err += begin;
+    advance(store, part, OnError::kSkip, RepeatPolicy::kTable, RowOutputs{});
+    for (int64_t k = first; k < last; ++k) {
+      const int32_t slot = offsets[k + 1] > offsets[k] ? store.find(rows.obj_id[offsets[k]]) : -1;
+      for (int b = 0; b < B; ++b) outputs.n_obs[k * B + b] = slot >= 0 ? store.count[size_t(slot) * B + b] : 0;
+      if (slot < 0) continue;
+      std::memcpy(outputs.probs + k * C, store.probs.data() + size_t(slot) * C, sizeof(float) * C);
+      std::memcpy(outputs.embedding + k * Hc, store.embedding.data() + size_t(slot) * Hc, sizeof(float) * Hc);
+      if (T) std::memcpy(outputs.regression + k * T, store.regression.data() + size_t(slot) * T, sizeof(float) * T);
+    }
+  }
+}
+
+void Engine::predict(const int64_t* obj_ids, int64_t n, ObjectOutputs outputs) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const ModelConfig& config = model_->config;
+  const int B = config.n_bands(), C = config.n_classes(), Hc = config.central_hidden, T = config.n_targets();
+  for (int64_t k = 0; k < n; ++k) {
+    const int32_t slot = store_.find(obj_ids[k]);
+    for (int b = 0; b < B; ++b) outputs.n_obs[k * B + b] = slot >= 0 ? store_.count[size_t(slot) * B + b] : 0;
+    if (slot < 0) continue;
+    std::memcpy(outputs.probs + k * C, store_.probs.data() + size_t(slot) * C, sizeof(float) * C);
+    std::memcpy(outputs.embedding + k * Hc, store_.embedding.data() + size_t(slot) * Hc, sizeof(float) * Hc);
+    if (T) std::memcpy(outputs.regression + k * T, store_.regression.data() + size_t(slot) * T, sizeof(float) * T);
+  }
+}
+
+int64_t Engine::forget(const int64_t* obj_ids, int64_t n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int64_t removed = 0;
+  for (int64_t k = 0; k < n; ++k) removed += store_.remove(obj_ids[k]);
+  return removed;
+}
+
+void Engine::save_state(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  write_state_file(path, store_, *model_);
+}
+
+void Engine::load_state(const std::string& path) {
+  StateStore loaded = read_state_file(path, *model_);  // fully read and checked before anything is replaced
+  std::lock_guard<std::mutex> lock(mutex_);
+  store_ = std::move(loaded);
+}
+
+}  // namespace mbfast

@@ -1,0 +1,144 @@
+// The stateful engine: a store of per-object recurrent state and the step that advances it by new observations
+// (paper §3.5: each observation costs one band-model step and one central step). No Python types here.
+//
+// Dimension legend: N rows of a call, S stored objects (slots), K objects asked about, B bands, L band layers,
+// H band hidden, Lc central layers, Hc central hidden, C classes, T regression targets, P colour pairs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "model.h"
+#include "thread_pool.h"
+
+namespace mbfast {
+
+// Per-row outcome of Engine::step; the codes and names are exported by _core and mirrored by mbfast/engine.py.
+enum class Status : int8_t {
+  kPredicted = 0,   // window row formed: band step + central step ran, outputs are for this row
+  kWarmingUp = 1,   // applied, but its band has fewer than 3 observations: no window row yet (eq. 2)
+  kDuplicate = 2,   // repeat of the band's last applied observation (same t, mag, err): ignored
+  kLate = 3,        // t not after the last t of this object and band (and not a duplicate): ignored
+  kInvalid = 4,     // NaN/inf in t, mag or err, or err <= 0: ignored
+};
+constexpr int kNumStatus = 5;
+extern const char* const kStatusNames[kNumStatus];
+
+// Version of the state file's byte layout (state_file.cc); mirrored by mbfast/engine.py STATE_FORMAT_VERSION.
+constexpr uint32_t kStateFormatVersion = 1;
+
+enum class OnError { kRaise, kSkip };
+
+// How an observation at exactly the band's last t is treated.
+enum class RepeatPolicy {
+  kStream,  // duplicate only if (t, mag, err) equals the last applied observation; otherwise late
+  kTable,   // always a duplicate, keeping the first: the policy of reference.py preprocess_reference
+};
+
+// N observations in the order they are applied; all pointers hold N values.
+struct Observations {
+  int64_t n = 0;
+  const int64_t* obj_id = nullptr;
+  const int8_t* band = nullptr;   // index into ModelConfig::bands
+  const double* t = nullptr;      // MJD, days; float64 until differenced
+  const float* mag = nullptr;     // AB
+  const float* err = nullptr;     // 1-sigma, mag
+};
+
+// Per-row outputs of a step; any pointer may be null. Rows that are not kPredicted are left untouched.
+struct RowOutputs {
+  int8_t* status = nullptr;      // (N,)
+  float* probs = nullptr;        // (N, C)
+  float* embedding = nullptr;    // (N, Hc)
+  float* regression = nullptr;   // (N, T)
+};
+
+// Per-object outputs (predict, classify); objects without a prediction get NaN, n_obs counts applied observations.
+struct ObjectOutputs {
+  float* probs = nullptr;        // (K, C)
+  float* embedding = nullptr;    // (K, Hc)
+  float* regression = nullptr;   // (K, T)
+  int32_t* n_obs = nullptr;      // (K, B)
+};
+
+// Recurrent state of every object, one slot per object, in contiguous structure-of-arrays form so a batch can
+// gather the rows it needs. Slots stay dense: forgetting an object moves the last slot into its place.
+struct StateStore {
+  explicit StateStore(const ModelConfig& config);
+
+  int64_t size() const { return static_cast<int64_t>(obj_id.size()); }
+  int32_t find(int64_t id) const;  // slot, or -1
+  int32_t add(int64_t id);         // new zeroed slot (outputs NaN)
+  bool remove(int64_t id);
+  void reserve(int64_t n_objects);
+  size_t bytes_per_object() const;  // array bytes of one slot (excludes the hash map entry)
+
+  int n_bands, band_layers, band_hidden, central_layers, central_hidden, n_classes, n_targets;
+  std::unordered_map<int64_t, int32_t> slot_of;
+  std::vector<int64_t> obj_id;          // (S,)
+  // per object and band
+  std::vector<int32_t> count;           // (S, B) observations applied
+  std::vector<double> last_t;           // (S, B) t of the last applied observation
+  std::vector<double> mag_sum;          // (S, B) sum of applied mags (cumulative mean colours, Appendix B)
+  std::vector<float> last_mag;          // (S, B)
+  std::vector<float> last_err;          // (S, B) only for recognising duplicates
+  std::vector<float> prev_log_dt;       // (S, B) log10 dt of the previous window row's newest pair
+  std::vector<float> prev_dmag;         // (S, B) dmag of the previous window row's newest pair
+  std::vector<float> band_hidden_state; // (S, B, L, H)
+  std::vector<float> band_cell_state;   // (S, B, L, H)
+  // per object
+  std::vector<double> central_t;        // (S,) t of the last window row; the first observation's t before that
+  std::vector<float> central_hidden_state;  // (S, Lc, Hc)
+  std::vector<float> central_cell_state;    // (S, Lc, Hc)
+  std::vector<uint8_t> has_prediction;  // (S,)
+  std::vector<float> probs;             // (S, C) after the last window row
+  std::vector<float> embedding;         // (S, Hc)
+  std::vector<float> regression;        // (S, T)
+};
+
+struct Workspace;  // per-thread scratch buffers, engine.cc
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<const Model> model, int num_threads);
+  ~Engine();
+
+  const Model& model() const { return *model_; }
+  int num_threads() const { return pool_.size(); }
+  int64_t size() const;
+  size_t state_bytes_per_object() const { return store_.bytes_per_object(); }
+
+  // Applies rows in order (the same object may repeat). Validates the whole call first: with kRaise the first
+  // bad row throws std::invalid_argument ("row 17 (obj_id 4021): err must be > 0, got -0.02") and no state changes.
+  void step(const Observations& rows, OnError on_error, RowOutputs outputs);
+
+  // Whole light curves, rows sorted by (obj_id, t) with offsets (K + 1,); a fresh state per object, the engine's
+  // own state untouched. Equals stepping the same rows in order (RepeatPolicy::kTable for equal t).
+  void classify(const Observations& rows, const int64_t* offsets, int64_t n_objects, ObjectOutputs outputs);
+
+  void predict(const int64_t* obj_ids, int64_t n, ObjectOutputs outputs) const;
+  int64_t forget(const int64_t* obj_ids, int64_t n);  // returns how many were known
+
+  void save_state(const std::string& path) const;
+  void load_state(const std::string& path);
+
+ private:
+  void advance(StateStore& store, const Observations& rows, OnError on_error, RepeatPolicy policy,
+               RowOutputs outputs);
+
+  std::shared_ptr<const Model> model_;
+  StateStore store_;
+  ThreadPool pool_;
+  std::vector<std::unique_ptr<Workspace>> workspaces_;  // one per pool worker
+  mutable std::mutex mutex_;  // one call at a time: Python threads may share an Engine (the GIL is released)
+};
+
+// state_file.cc: versioned, CRC-checked, bound to the model file's CRC, written atomically.
+void write_state_file(const std::string& path, const StateStore& store, const Model& model);
+StateStore read_state_file(const std::string& path, const Model& model);
+
+}  // namespace mbfast

@@ -1,0 +1,17 @@
+// Small row-wise ops of the model: LayerNorm, softmax, ReLU, weighted layer mix. fp32 in and out.
+#pragma once
+
+namespace mbfast::ops {
+
+// x (M, H; stride ld) -> y (M, H; stride ld_out): (x - mean) / sqrt(var + eps) * weight + bias, per row.
+void layer_norm_cpu(int M, int H, const float* x, int ld, const float* weight, const float* bias, float eps, float* y,
+                    int ld_out);
+
+// In place, per row of x (M, N; stride ld).
+void softmax_cpu(int M, int N, float* x, int ld);
+void relu_cpu(int M, int N, float* x, int ld);
+
+// y (M, H; stride ld_out) = sum_l mix[l] * x[:, l, :] for x (M, L, H) row-contiguous (row stride L * H).
+void layer_mix_cpu(int M, int L, int H, const float* x, const float* mix, float* y, int ld_out);
+
+}  // namespace mbfast::ops

@@ -1,0 +1,69 @@
+// ThreadPool (see thread_pool.h): items handed out by an atomic counter, a generation number wakes the workers.
+#include "thread_pool.h"
+
+namespace mbfast {
+
+ThreadPool::ThreadPool(int n_threads) {
+  for (int worker = 1; worker < n_threads; ++worker) workers_.emplace_back([this, worker] { worker_loop(worker); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  start_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+}
+
+void ThreadPool::work(int worker) {
+  while (true) {
+    const int64_t item = next_.fetch_add(1);
+    if (item >= n_items_) return;
+    try {
+      (*job_)(item, worker);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+}
+
+void ThreadPool::worker_loop(int worker) {
+  uint64_t seen = 0;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      start_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+    }
+    work(worker);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--busy_workers_ == 0) done_.notify_one();
+  }
+}
+
+void ThreadPool::run(int64_t n_items, const std::function<void(int64_t, int)>& fn) {
+  if (workers_.empty() || n_items <= 1) {
+    for (int64_t item = 0; item < n_items; ++item) fn(item, 0);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_ = &fn;
+    n_items_ = n_items;
+    next_ = 0;
+    busy_workers_ = static_cast<int>(workers_.size());
+    error_ = nullptr;
+    ++generation_;
+  }
+  start_.notify_all();
+  work(0);
+  std::unique_lock<std::mutex> lock(mutex_);
+  done_.wait(lock, [&] { return busy_workers_ == 0; });
+  job_ = nullptr;
+  if (error_) std::rethrow_exception(error_);
+}
+
+}  // namespace mbfast

@@ -1,0 +1,293 @@
+"""Engine: the stateful inference engine for streams of observations (paper §3.5: one band step + one central step
+per new observation), backed by the C++ core.
+
+This module only checks and converts input, calls mbfast._core and returns NumPy; the maths is in cpp/engine.cc and
+its slow twin is mbfast.reference. Dimension legend: N rows of a call, K objects, B bands, C classes, H central
+hidden (embedding width), T regression targets.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+
+from mbfast import _core
+from mbfast.config import ModelConfig
+from mbfast.table import LightCurves, band_indices
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model.mbf"
+STATE_FORMAT_VERSION = 1  # byte layout of state files; equals _core.STATE_FORMAT_VERSION (tested)
+OUTPUTS = ("probs", "embedding", "regression")
+
+
+class Status(IntEnum):
+    """Per-row outcome of Engine.step; values equal _core.STATUS_CODES (tested)."""
+
+    PREDICTED = 0   # a window row was formed: band step + central step ran, outputs belong to this row
+    WARMING_UP = 1  # applied, but the band has < 3 observations: no window row yet (eq. 2), outputs NaN
+    DUPLICATE = 2   # same (t, mag, err) as the band's last applied observation: ignored (alert packets repeat)
+    LATE = 3        # t not after the band's last applied t and not a duplicate: ignored (errors="skip")
+    INVALID = 4     # NaN/inf in t, mag or err, or err <= 0: ignored (errors="skip")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one Engine.step call did, row by row (N rows, in input order).
+
+    status : int8 (N,) Status codes. probs : float32 (N, C) after the row, aligned with Engine.class_names.
+    embedding : float32 (N, H). regression : float32 (N, T) in physical units. Outputs are NaN on rows whose
+    status is not PREDICTED, and None when not asked for in `outputs`.
+    """
+
+    status: np.ndarray
+    probs: np.ndarray | None
+    embedding: np.ndarray | None
+    regression: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    @property
+    def status_names(self) -> np.ndarray:
+        """str (N,) the status of each row by name ("predicted", "warming_up", ...)."""
+        names = np.array([status.name.lower() for status in Status])
+        return names[self.status]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Current outputs of K objects (Engine.predict) or final outputs of K light curves (Engine.classify).
+
+    obj_id : int64 (K,). probs : float32 (K, C), NaN for objects without a window row yet (or unknown ones).
+    class_index : int64 (K,) argmax of probs, -1 where probs is NaN. embedding : float32 (K, H).
+    regression : float32 (K, T) physical units. n_obs : int32 (K, B) observations applied per band.
+    """
+
+    obj_id: np.ndarray
+    probs: np.ndarray
+    class_index: np.ndarray
+    embedding: np.ndarray
+    regression: np.ndarray
+    n_obs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.obj_id)
+
+
+class Engine:
+    """A model plus the recurrent state of every object it has seen.
+
+    Build one with Engine.load. Rows of a call are applied in order; results do not depend on how rows are split
+    into calls nor on num_threads (bit-identical). Not picklable; save_state/load_state persist the state.
+
+    Examples
+    --------
+    >>> engine = Engine.load("model.mbf")                                    # doctest: +SKIP
+    >>> result = engine.step([4021, 4021], ["g", "r"], [60000.1, 60000.2],    # doctest: +SKIP
+    ...                      [19.2, 19.0], [0.05, 0.04])
+    >>> engine.predict([4021]).probs                                         # doctest: +SKIP
+    """
+
+    def __init__(self, core: _core.Engine) -> None:
+        self._core = core
+        self.config: ModelConfig = ModelConfig.from_json(core.config_json)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, num_threads: int | None = None,
+             state: str | os.PathLike[str] | None = None) -> Engine:
+        """Read a model file (and optionally a state file saved with that model).
+
+        Parameters
+        ----------
+        path : model file; None loads the default model shipped in mbfast/data/default_model.mbf.
+        num_threads : worker threads for step/classify; None uses every CPU this process may run on.
+        state : a file written by Engine.save_state for the same model file.
+
+        Raises
+        ------
+        FileNotFoundError : the model or state file does not exist.
+        ValueError : the file is corrupt, truncated, newer than this mbfast or does not match its layout.
+        """
+        model_path = Path(DEFAULT_MODEL if path is None else path)
+        if not model_path.is_file():
+            hint = " (the default model is not trained yet; pass path=...)" if path is None else ""
+            raise FileNotFoundError(f"no model file at {model_path}{hint}")
+        if num_threads is None:
+            num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
+        engine = cls(_core.Engine(str(model_path), int(num_threads)))
+        if state is not None:
+            engine.load_state(state)
+        return engine
+
+    # -------------------------------------------------------------------------------------------------------
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.config.bands
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.config.class_names
+
+    @property
+    def num_threads(self) -> int:
+        return int(self._core.num_threads)
+
+    @property
+    def model_path(self) -> str:
+        return str(self._core.model_path)
+
+    @property
+    def state_bytes_per_object(self) -> int:
+        """Bytes of state arrays per held object (the obj_id -> slot hash map adds roughly 40 more)."""
+        return int(self._core.state_bytes_per_object)
+
+    def __len__(self) -> int:
+        """Number of objects with state."""
+        return len(self._core)
+
+    def __repr__(self) -> str:
+        return (f"Engine({self.model_path!r}, bands={''.join(self.bands)}, classes={len(self.class_names)}, "
+                f"objects={len(self)}, num_threads={self.num_threads})")
+
+    # -------------------------------------------------------------------------------------------------------
+    def step(self, obj_ids: Iterable[int] | np.ndarray, band: Iterable[str | int] | np.ndarray,
+             t: Iterable[float] | np.ndarray, mag: Iterable[float] | np.ndarray, err: Iterable[float] | np.ndarray,
+             errors: str = "raise", outputs: Iterable[str] = ("probs",)) -> StepResult:
+        """Apply new observations, in row order, and return each row's outputs.
+
+        Parameters
+        ----------
+        obj_ids : int64 (N,) object of each row; objects may repeat and mix freely.
+        band : str (N,) band labels as the survey writes them (Engine.bands), or int codes into Engine.bands.
+        t : float64 (N,) MJD, days. Must increase per (object, band).
+        mag : float32 (N,) AB magnitude.   err : float32 (N,) 1-sigma, mag, > 0.
+        errors : "raise" (a bad row raises and nothing is applied) or "skip" (bad rows get status INVALID/LATE).
+        outputs : any of "probs", "embedding", "regression".
+
+        Returns
+        -------
+        StepResult with per-row status and the requested outputs (NaN on rows that are not PREDICTED).
+
+        Raises
+        ------
+        ValueError : structural problems (lengths, dtypes, unknown band), or with errors="raise" the first bad
+            row, named as "row 17 (obj_id 4021): err must be > 0, got -0.02". The state is then untouched.
+        """
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+        wanted = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        unknown = [name for name in wanted if name not in OUTPUTS]
+        if unknown:
+            raise ValueError(f"unknown outputs {unknown}; choose from {OUTPUTS}")
+        columns = self._columns(obj_ids, band, t, mag, err)
+        raw = self._core.step(*columns, skip_errors=errors == "skip", probs="probs" in wanted,
+                              embedding="embedding" in wanted, regression="regression" in wanted)
+        return StepResult(raw["status"], raw.get("probs"), raw.get("embedding"), raw.get("regression"))
+
+    def predict(self, obj_ids: Iterable[int] | np.ndarray) -> Prediction:
+        """Current outputs of the given objects (after their last window row); unknown objects give NaN and n_obs 0."""
+        ids = _integer_column("obj_ids", obj_ids)
+        return self._prediction(ids, self._core.predict(ids))
+
+    def classify(self, curves: LightCurves) -> Prediction:
+        """Final outputs of whole light curves, one row per object in table order, from a fresh state per object.
+
+        Equals stepping each object's observations in (t, band) order into an empty engine, except that an
+        observation at the same t as the previous one of its band is dropped (reference.py preprocess_reference
+        keeps the first). The engine's own state is not used or changed.
+        """
+        if not isinstance(curves, LightCurves):
+            raise ValueError(f"classify takes a LightCurves table, got {type(curves).__name__}")
+        if tuple(curves.bands) != self.bands:
+            raise ValueError(f"curves have bands {tuple(curves.bands)} but the model expects {self.bands}")
+        columns = (np.ascontiguousarray(curves.obj_id, dtype=np.int64), np.ascontiguousarray(curves.band, np.int8),
+                   np.ascontiguousarray(curves.t, np.float64), np.ascontiguousarray(curves.mag, np.float32),
+                   np.ascontiguousarray(curves.err, np.float32))
+        raw = self._core.classify(*columns, np.ascontiguousarray(curves.offsets, dtype=np.int64))
+        return self._prediction(np.asarray(curves.object_ids, dtype=np.int64), raw)
+
+    def forget(self, obj_ids: Iterable[int] | np.ndarray) -> int:
+        """Drop the state of these objects (unknown ones are ignored); returns how many were held."""
+        return int(self._core.forget(_integer_column("obj_ids", obj_ids)))
+
+    def save_state(self, path: str | os.PathLike[str]) -> None:
+        """Write every object's state to `path` atomically (temp file + fsync + rename), bound to this model."""
+        self._core.save_state(os.fspath(path))
+
+    def load_state(self, path: str | os.PathLike[str]) -> None:
+        """Replace the state with one saved by save_state for the same model file; checked before anything changes.
+
+        Raises FileNotFoundError if missing, ValueError if corrupt, truncated, newer or saved with another model.
+        """
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no state file at {path}")
+        self._core.load_state(os.fspath(path))
+
+    # -------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _prediction(ids: np.ndarray, raw: dict[str, np.ndarray]) -> Prediction:
+        return Prediction(ids, raw["probs"], _class_index(raw["probs"]), raw["embedding"], raw["regression"],
+                          raw["n_obs"])
+
+    def _columns(self, obj_ids: object, band: object, t: object, mag: object,
+                 err: object) -> tuple[np.ndarray, ...]:
+        arrays = {name: np.atleast_1d(np.asarray(values)) for name, values in
+                  (("obj_id", obj_ids), ("band", band), ("t", t), ("mag", mag), ("err", err))}
+        for name, values in arrays.items():
+            if values.ndim != 1:
+                raise ValueError(f"'{name}' must be 1-d, got shape {values.shape}")
+        lengths = {name: len(values) for name, values in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"mismatched lengths: {lengths}")
+        ids = _integer_column("obj_id", arrays["obj_id"])
+        band_values = arrays["band"]
+        if not (np.issubdtype(band_values.dtype, np.integer) or band_values.dtype.kind in "USO"):
+            raise ValueError(f"band must be labels (str) or integer codes, got dtype {band_values.dtype}")
+        codes = band_indices(band_values, self.bands, ids)
+        t_values = _float_column("t", arrays["t"], np.float64)  # float64 until differenced: float32 MJD steps ~6 min
+        mag_values = _float_column("mag", arrays["mag"], np.float32)
+        err_values = _float_column("err", arrays["err"], np.float32)
+        return ids, np.ascontiguousarray(codes, dtype=np.int8), t_values, mag_values, err_values
+
+
+def _integer_column(name: str, values: object) -> np.ndarray:
+    array = np.atleast_1d(np.asarray(values))
+    if array.ndim != 1:
+        raise ValueError(f"'{name}' must be 1-d, got shape {array.shape}")
+    if len(array) and not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
+    if array.dtype == np.uint64 and len(array):
+        too_big = np.flatnonzero(array > np.iinfo(np.int64).max)
+        if len(too_big):
+            row = int(too_big[0])
+            raise ValueError(f"row {row}: {name} must fit in int64, got {array[row]}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _float_column(name: str, values: np.ndarray, dtype: type[np.floating]) -> np.ndarray:
+    if values.dtype.kind not in "biufOUS":
+        raise ValueError(f"{name} must be real numbers, got dtype {values.dtype}")
+    if values.dtype.kind in "OUS":
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name} must be numbers, got dtype {values.dtype} ({error})") from None
+    with np.errstate(over="ignore"):  # out-of-range values become inf and are reported per row as not finite
+        return np.ascontiguousarray(values, dtype=dtype)
+
+
+def _class_index(probs: np.ndarray) -> np.ndarray:
+    known = ~np.isnan(probs).any(axis=1) if probs.size else np.zeros(len(probs), dtype=bool)
+    index = np.full(len(probs), -1, dtype=np.int64)
+    if known.any():
+        index[known] = np.argmax(probs[known], axis=1)
+    return index
+
+
+__all__ = ["DEFAULT_MODEL", "Engine", "Prediction", "STATE_FORMAT_VERSION", "Status", "StepResult"]
