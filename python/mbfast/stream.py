@@ -1,0 +1,356 @@
+"""Replay alert files through an Engine: read, order by time, deduplicate, step, score each alert, save state.
+
+One call of `replay` is one batch (e.g. one night of alert files). The engine state is committed atomically at
+the end of the batch, with a record of the files it consumed, so a crashed batch is simply run again and
+gives the same scores. This module does not decode packets (mbfast.alerts) nor run the model (mbfast.engine).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mbfast.alerts import AlertProblem, AlertRows, ZtfCuts, read_alerts
+
+# Engine.step statuses in code order (cpp/engine.h Status), then the per-alert statuses replay adds
+STEP_STATUSES = ("predicted", "warming_up", "duplicate", "late", "invalid")
+CUT = "cut"               # the alert's own detection failed the reader's cuts (mbfast.alerts)
+NO_OBJECT = "no_object"   # LSST alert without a diaObjectId (a solar-system source)
+PROGRESS_FILE = "replay.json"
+PROGRESS_VERSION = 1
+
+__all__ = ["ReplayResult", "register", "replay"]
+
+
+@dataclass
+class ReplayResult:
+    """What one replay batch did.
+
+    scores : pa.Table, one row per alert (A), ordered by alert time: obj_id int64, object string (ZTF objectId,
+        else null), alert_id int64, t float64 MJD of the alert's detection, status string, class string (the
+        most probable class, null without probabilities), one float32 column per class name (probabilities
+        after the alert's detection was applied, null while the object has none), file string, packet int32.
+    problems : packets that could not be read.  skipped : detections dropped by the reader's cuts, by reason.
+    rows_read : detections read (history repeats included);  rows_stepped : unique ones sent to Engine.step.
+    step_counts : Engine.step status -> rows;  files_already_done : files skipped because the state has them.
+    """
+
+    scores: pa.Table
+    problems: list[AlertProblem] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    rows_read: int = 0
+    rows_stepped: int = 0
+    conflicts: int = 0
+    step_counts: dict[str, int] = field(default_factory=dict)
+    files_already_done: list[str] = field(default_factory=list)
+
+
+def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str | os.PathLike[str] | None = None,
+           scores_path: str | os.PathLike[str] | None = None, *, cuts: ZtfCuts | None = None,
+           skip_done: bool = True) -> ReplayResult:
+    """Read alert files, step their detections through `engine` in time order and score every alert.
+
+    Parameters
+    ----------
+    paths : iterable of paths
+        Alert files (see mbfast.alerts.read_alerts): one survey, matching the engine's model.
+    engine : mbfast.Engine
+        Its state is loaded from `state_dir` first when that holds one, and advanced in place.
+    state_dir : path, optional
+        Where the engine state and the list of consumed files live; written atomically after the batch.
+    scores_path : path, optional
+        Parquet file for `ReplayResult.scores`, written atomically (temporary file, then rename).
+    cuts : ZtfCuts, optional
+        ZTF detection cuts (default `ZtfCuts()`).
+    skip_done : bool
+        Skip files the state in `state_dir` already consumed (same path, size and SHA-256), so a batch re-run
+        after its state was committed changes nothing. With False they are stepped again; the engine then
+        reports their rows as duplicate or late and the state is unchanged.
+
+    Returns
+    -------
+    ReplayResult
+
+    Notes
+    -----
+    Detections are deduplicated on (obj_id, band, t) across the packets of the batch (each ZTF packet repeats
+    30 days of history, each LSST packet 12 months), keeping the copy from the earliest alert; rows are then
+    stepped in (t, obj_id, band) order. An alert's probabilities are the object's right after its detection
+    was applied, so they do not depend on how a night is split into batches as long as the batches follow
+    each other in time.
+    """
+    paths = [Path(path) for path in paths]
+    state = Path(state_dir) if state_dir is not None else None
+    progress = _load_progress(state, engine)
+    done = {entry["path"]: entry for entry in progress["files"]}
+    digests = {path: _digest(path) for path in paths}
+    todo = [path for path in paths if not (skip_done and done.get(str(path.resolve())) == digests[path])]
+    already = [str(path) for path in paths if path not in todo]
+
+    rows = read_alerts(todo, cuts=cuts)
+    class_names = tuple(engine.class_names)
+    result = ReplayResult(scores=_empty_scores(class_names), problems=list(rows.problems),
+                          skipped=dict(rows.skipped), rows_read=len(rows), files_already_done=already)
+    if todo:
+        _check_survey(rows, engine)
+        result.scores = _step_and_score(rows, engine, class_names, result)
+    if scores_path is not None and (todo or not already):
+        _write_atomic_parquet(result.scores, Path(scores_path))
+    if state is not None:
+        for path in todo:
+            done[str(path.resolve())] = digests[path]
+        _commit(state, engine, progress, list(done.values()))
+    return result
+
+
+def _step_and_score(rows: AlertRows, engine: Any, class_names: tuple[str, ...], result: ReplayResult) -> pa.Table:
+    n_classes = len(class_names)
+    # unique detections: (obj_id, band, t), the copy from the earliest alert (alert t, file, packet) kept
+    alert_t_of_row = _alert_time_of_rows(rows)
+    order = np.lexsort((rows.packet, rows.file, alert_t_of_row, rows.t, rows.band, rows.obj_id))
+    key_change = np.ones(len(order), dtype=bool)
+    if len(order):
+        key_change[1:] = ((np.diff(rows.obj_id[order]) != 0) | (np.diff(rows.band[order]) != 0)
+                          | (np.diff(rows.t[order]) != 0))
+    unique_rows = order[key_change]                                   # (U,) row index of each representative
+    representative = np.empty(len(rows), dtype=np.int64)              # (R,) unique index of every row
+    representative[order] = np.cumsum(key_change) - 1
+    first = unique_rows[representative[order]]
+    result.conflicts = int(((rows.mag[order] != rows.mag[first]) | (rows.err[order] != rows.err[first])).sum())
+
+    # step order: time, then object and band; the engine applies rows of one call in order
+    step_order = unique_rows[np.lexsort((rows.band[unique_rows], rows.obj_id[unique_rows], rows.t[unique_rows]))]
+    obj_id = rows.obj_id[step_order]
+    band = _engine_bands(rows, engine)[rows.band[step_order]]
+    before = _probs_before(engine, np.unique(obj_id), n_classes)
+    status, probs = _engine_step(engine, obj_id, band, rows.t[step_order], rows.mag[step_order],
+                                 rows.err[step_order], n_classes)
+    result.rows_stepped = len(step_order)
+    result.step_counts = {name: int((status == code).sum()) for code, name in enumerate(STEP_STATUSES)}
+    after = _forward_fill(obj_id, status == 0, probs, before)           # (U, C) object probs after each row
+
+    # per alert: the step of the unique row holding its own detection
+    step_of_unique = np.empty(len(step_order), dtype=np.int64)
+    step_of_unique[representative[step_order]] = np.arange(len(step_order))
+    n_alerts = rows.n_alerts
+    has_row = rows.alert_row >= 0
+    step = np.full(n_alerts, -1, dtype=np.int64)
+    step[has_row] = step_of_unique[representative[rows.alert_row[has_row]]]
+    alert_status = np.where(rows.alert_obj_id == 0, NO_OBJECT, CUT).astype(object)
+    alert_status[has_row] = np.asarray(STEP_STATUSES, dtype=object)[status[step[has_row]]]
+    alert_probs = np.full((n_alerts, n_classes), np.nan, dtype=np.float32)
+    alert_probs[has_row] = after[step[has_row]]
+    # an alert whose detection was cut still reports its object's probabilities so far (none if it is new)
+    cut = ~has_row & (rows.alert_obj_id != 0)
+    if cut.any():
+        alert_probs[cut] = _probs_at_alert(rows, cut, obj_id, rows.t[step_order], after, before)
+    return _scores_table(rows, alert_status, alert_probs, class_names)
+
+
+def _probs_at_alert(rows: AlertRows, which: np.ndarray, step_obj: np.ndarray, step_t: np.ndarray,
+                    after: np.ndarray, before: dict[int, np.ndarray]) -> np.ndarray:
+    """(W, C) object probabilities after its last stepped row with t <= the alert's t, for alerts `which`."""
+    out = np.full((int(which.sum()), after.shape[1]), np.nan, dtype=np.float32)
+    for k, alert in enumerate(np.flatnonzero(which)):
+        obj, t = rows.alert_obj_id[alert], rows.alert_t[alert]
+        steps = np.flatnonzero((step_obj == obj) & (step_t <= t))
+        if len(steps):
+            out[k] = after[steps[-1]]
+        elif obj in before:
+            out[k] = before[obj]
+    return out
+
+
+def _alert_time_of_rows(rows: AlertRows) -> np.ndarray:
+    """(R,) t of the alert that carried each row."""
+    lookup = {int(alert): float(t) for alert, t in zip(rows.alert_alert_id, rows.alert_t)}
+    return np.array([lookup[int(alert)] for alert in rows.alert_id], dtype=np.float64)
+
+
+def _forward_fill(obj_id: np.ndarray, predicted: np.ndarray, probs: np.ndarray,
+                  before: dict[int, np.ndarray]) -> np.ndarray:
+    """(U, C): for each stepped row, the probabilities of its object after that row (NaN if none yet)."""
+    n = len(obj_id)
+    by_object = np.lexsort((np.arange(n), obj_id))                     # rows grouped by object, in step order
+    group = np.cumsum(np.r_[True, np.diff(obj_id[by_object]) != 0]) - 1 if n else np.zeros(0, dtype=np.int64)
+    source = np.where(predicted[by_object], by_object, -1)
+    # running max of the last predicted row within each object: offset groups so maxima cannot leak forward
+    last = np.maximum.accumulate(group * (n + 1) + source + 1) - group * (n + 1) - 1 if n else source
+    out = np.full(probs.shape, np.nan, dtype=np.float32)
+    has = last >= 0
+    out[by_object[has]] = probs[last[has]]
+    for row in by_object[~has]:
+        prior = before.get(int(obj_id[row]))
+        if prior is not None:
+            out[row] = prior
+    return out
+
+
+def _scores_table(rows: AlertRows, status: np.ndarray, probs: np.ndarray, class_names: tuple[str, ...]) -> pa.Table:
+    order = np.lexsort((rows.alert_packet, rows.alert_file, rows.alert_t))
+    probs = probs[order]
+    has = ~np.isnan(probs).any(axis=1)
+    best = np.full(len(order), None, dtype=object)
+    best[has] = np.asarray(class_names, dtype=object)[np.argmax(probs[has], axis=1)]
+    columns: dict[str, Any] = {
+        "obj_id": pa.array(rows.alert_obj_id[order], pa.int64()),
+        "object": pa.array([rows.names.get(int(obj)) for obj in rows.alert_obj_id[order]], pa.string()),
+        "alert_id": pa.array(rows.alert_alert_id[order], pa.int64()),
+        "t": pa.array(rows.alert_t[order], pa.float64()),
+        "status": pa.array(status[order].tolist(), pa.string()),
+        "class": pa.array(best.tolist(), pa.string()),
+    }
+    for c, name in enumerate(class_names):
+        columns[name] = pa.array(probs[:, c], pa.float32(), mask=~has)
+    columns["file"] = pa.array([rows.files[f] for f in rows.alert_file[order]], pa.string())
+    columns["packet"] = pa.array(rows.alert_packet[order], pa.int32())
+    return pa.table(columns)
+
+
+def _empty_scores(class_names: tuple[str, ...]) -> pa.Table:
+    fields = [("obj_id", pa.int64()), ("object", pa.string()), ("alert_id", pa.int64()), ("t", pa.float64()),
+              ("status", pa.string()), ("class", pa.string())]
+    fields += [(name, pa.float32()) for name in class_names] + [("file", pa.string()), ("packet", pa.int32())]
+    return pa.schema(fields).empty_table()
+
+
+# --- the engine boundary: the only functions that call the engine --------------------------------------------
+
+def _engine_config(engine: Any) -> Any:
+    return engine.config
+
+
+def _check_survey(rows: AlertRows, engine: Any) -> None:
+    survey = getattr(_engine_config(engine), "survey", None)
+    if survey is not None and survey != rows.survey.name:
+        raise ValueError(f"the model is for {survey} but the alerts are {rows.survey.name}")
+
+
+def _engine_bands(rows: AlertRows, engine: Any) -> np.ndarray:
+    """(B_survey,) int8: the model's band index of each survey band."""
+    bands = tuple(_engine_config(engine).bands)
+    missing = [label for label in rows.survey.bands if label not in bands]
+    used = {rows.survey.bands[code] for code in np.unique(rows.band)}
+    if used & set(missing):
+        raise ValueError(f"the model's bands ({' '.join(bands)}) lack {' '.join(sorted(used & set(missing)))}")
+    return np.array([bands.index(label) if label in bands else -1 for label in rows.survey.bands], dtype=np.int8)
+
+
+def _probs_before(engine: Any, obj_ids: np.ndarray, n_classes: int) -> dict[int, np.ndarray]:
+    """Probabilities of the known objects among obj_ids before the batch (objects without one are left out)."""
+    if not len(obj_ids):
+        return {}
+    probs = np.asarray(engine.predict(obj_ids).probs, dtype=np.float32).reshape(len(obj_ids), n_classes)
+    has = ~np.isnan(probs).any(axis=1)
+    return {int(obj): probs[k] for k, obj in enumerate(obj_ids) if has[k]}
+
+
+def _engine_step(engine: Any, obj_id: np.ndarray, band: np.ndarray, t: np.ndarray, mag: np.ndarray,
+                 err: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(U,) int8 status codes and (U, C) float32 probabilities (rows not predicted: NaN)."""
+    if not len(obj_id):
+        return np.zeros(0, dtype=np.int8), np.zeros((0, n_classes), dtype=np.float32)
+    out = engine.step(obj_id, band, t, mag, err, errors="skip")
+    status = np.asarray(out.status)
+    if status.dtype.kind in "UO":  # names rather than codes
+        status = np.array([STEP_STATUSES.index(str(name)) for name in status], dtype=np.int8)
+    probs = np.asarray(out.probs, dtype=np.float32).copy()
+    probs[status != 0] = np.nan
+    return status.astype(np.int8), probs
+
+
+# --- state and progress -------------------------------------------------------------------------------------
+
+def _digest(path: Path) -> dict[str, Any]:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": sha.hexdigest()}
+
+
+def _load_progress(state: Path | None, engine: Any) -> dict[str, Any]:
+    """The state directory's record, loading its engine state into `engine`; an empty record if none."""
+    empty = {"version": PROGRESS_VERSION, "state": None, "batches": 0, "files": []}
+    if state is None or not (state / PROGRESS_FILE).exists():
+        return empty
+    progress = json.loads((state / PROGRESS_FILE).read_text())
+    if progress.get("version") != PROGRESS_VERSION:
+        raise ValueError(f"{state / PROGRESS_FILE}: replay record version {progress.get('version')} "
+                         f"(this mbfast reads {PROGRESS_VERSION})")
+    if progress["state"] is not None:
+        engine.load_state(str(state / progress["state"]))
+    return progress
+
+
+def _commit(state: Path, engine: Any, progress: dict[str, Any], files: list[dict[str, Any]]) -> None:
+    """Save the engine to a new state file, then atomically point the record at it, then drop the old file.
+
+    A crash before the rename leaves the previous (state, files) pair in force, so re-running the batch is safe.
+    """
+    state.mkdir(parents=True, exist_ok=True)
+    batch = progress["batches"] + 1
+    name = f"engine-{batch:06d}.state"
+    engine.save_state(str(state / name))
+    record = {"version": PROGRESS_VERSION, "state": name, "batches": batch, "files": files}
+    temporary = state / (PROGRESS_FILE + ".tmp")
+    temporary.write_text(json.dumps(record, indent=1))
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, state / PROGRESS_FILE)
+    if progress["state"] is not None and progress["state"] != name:
+        (state / progress["state"]).unlink(missing_ok=True)
+
+
+def _write_atomic_parquet(table: pa.Table, path: Path) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    pq.write_table(table, temporary)
+    os.replace(temporary, path)
+
+
+# --- command line -------------------------------------------------------------------------------------------
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `mbfast stream ALERTS... --state DIR -o SCORES [--model M]`."""
+    parser = subparsers.add_parser("stream", help="replay alert files (ZTF / LSST Avro or Parquet) through the "
+                                                  "engine, keeping its state between runs")
+    parser.add_argument("alerts", nargs="+", help="alert files: Avro containers or Fink-style Parquet")
+    parser.add_argument("--state", required=True, help="state directory (created; reused by the next run)")
+    parser.add_argument("-o", "--output", required=True, help="per-alert scores, Parquet")
+    parser.add_argument("--model", help="model file (default: the bundled model for the alerts' survey)")
+    parser.add_argument("--min-rb", type=float, default=ZtfCuts.min_rb, help="ZTF rb cut (default %(default)s)")
+    parser.add_argument("--apparent", action="store_true", help="ZTF apparent magnitudes near reference sources")
+    parser.set_defaults(run=run_stream)
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    import mbfast
+
+    if args.model is None:
+        raise ValueError("--model is required until bundled models exist")
+    engine = mbfast.Engine.load(args.model)
+    result = replay(args.alerts, engine, state_dir=args.state, scores_path=args.output,
+                    cuts=ZtfCuts(min_rb=args.min_rb, apparent=args.apparent))
+    summary = _summary(result)
+    print(json.dumps(summary, indent=1))
+    return 1 if result.problems else 0
+
+
+def _summary(result: ReplayResult) -> dict[str, Any]:
+    statuses = result.scores.column("status").to_pylist()
+    return {"alerts": result.scores.num_rows,
+            "alert_status": {name: statuses.count(name) for name in sorted(set(statuses))},
+            "rows_read": result.rows_read, "rows_stepped": result.rows_stepped, "step": result.step_counts,
+            "skipped_by_cuts": result.skipped, "conflicting_duplicates": result.conflicts,
+            "files_already_done": result.files_already_done,
+            "problems": [str(problem) for problem in result.problems]}
+

@@ -1,0 +1,269 @@
+"""mbfast.stream.replay on real alert fixtures: ordering, deduplication, idempotence, split batches, restarts.
+
+Most tests drive a small Python stand-in (StubEngine) that follows the step rules of cpp/engine.h (duplicate =
+repeat of the band's last observation, late = not after it, predictions from the 3rd observation of a band);
+test_replay_with_the_engine runs the same checks on mbfast.Engine when it is built.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import fastavro
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mbfast.stream import STEP_STATUSES, register, replay
+
+DATA = Path(__file__).parent / "data" / "alerts"
+ZTF_FILES = [DATA / "ztf" / name for name in ("ztf_v3p3_ZTF19abvhduf.avro", "ztf_v3p3_3_packets_deflate.avro",
+                                              "fink_ztf_v4p02_8_alerts.parquet", "kafka_snappy_8_packets.avro")]
+LSST_PARQUET = DATA / "lsst" / "rubin_lsstcam_v10_0_25_alerts.parquet"
+CLASSES = ("SNIa", "SNII", "AGN", "RRL")
+
+
+class StubEngine:
+    """Per (object, band): count, last (t, mag, err); probabilities from a running hash of applied rows."""
+
+    def __init__(self, survey: str, bands: tuple[str, ...]):
+        self.config = SimpleNamespace(survey=survey, bands=bands)
+        self.class_names = CLASSES
+        self.bands: dict[tuple[int, int], list[float]] = {}   # (obj, band) -> [count, t, mag, err]
+        self.objects: dict[int, list[float]] = {}             # obj -> [acc, predicted]
+
+    def step(self, obj_id, band, t, mag, err, errors="raise"):  # noqa: ANN001, ANN201 - mirrors Engine.step
+        assert errors == "skip"
+        assert obj_id.dtype == np.int64 and band.dtype == np.int8 and t.dtype == np.float64
+        assert mag.dtype == np.float32 and err.dtype == np.float32
+        status = np.zeros(len(t), dtype=np.int8)
+        probs = np.full((len(t), len(CLASSES)), np.nan, dtype=np.float32)
+        for i in range(len(t)):
+            key = (int(obj_id[i]), int(band[i]))
+            last = self.bands.get(key)
+            if not (math.isfinite(t[i]) and math.isfinite(mag[i]) and err[i] > 0):
+                status[i] = 4
+            elif last and (t[i], mag[i], err[i]) == tuple(last[1:]):
+                status[i] = 2
+            elif last and t[i] <= last[1]:
+                status[i] = 3
+            else:
+                count = (last[0] if last else 0) + 1
+                self.bands[key] = [count, float(t[i]), float(mag[i]), float(err[i])]
+                acc = self.objects.setdefault(key[0], [0.0, 0.0])
+                acc[0] = (acc[0] * 1.3 + float(mag[i]) + 0.1 * (float(t[i]) % 7) + key[1]) % 97
+                if count >= 3:
+                    acc[1] = 1.0
+                    status[i] = 0
+                    probs[i] = self._probs(key[0])
+                else:
+                    status[i] = 1
+        return SimpleNamespace(status=status, probs=probs)
+
+    def _probs(self, obj: int) -> np.ndarray:
+        logits = np.array([math.sin(self.objects[obj][0] * (c + 1)) for c in range(len(CLASSES))])
+        return (np.exp(logits) / np.exp(logits).sum()).astype(np.float32)
+
+    def predict(self, obj_ids):  # noqa: ANN001, ANN201
+        probs = np.full((len(obj_ids), len(CLASSES)), np.nan, dtype=np.float32)
+        for k, obj in enumerate(obj_ids):
+            if self.objects.get(int(obj), [0, 0])[1]:
+                probs[k] = self._probs(int(obj))
+        return SimpleNamespace(probs=probs)
+
+    def save_state(self, path: str) -> None:
+        Path(path).write_text(json.dumps({"bands": sorted([*k, *v] for k, v in self.bands.items()),
+                                          "objects": sorted([k, *v] for k, v in self.objects.items())}))
+
+    def load_state(self, path: str) -> None:
+        state = json.loads(Path(path).read_text())
+        self.bands = {(int(a), int(b)): list(rest) for a, b, *rest in state["bands"]}
+        self.objects = {int(k): list(rest) for k, *rest in state["objects"]}
+
+
+def ztf_engine() -> StubEngine:
+    return StubEngine("ztf", ("g", "r", "i"))
+
+
+def lsst_engine() -> StubEngine:
+    return StubEngine("lsst", ("u", "g", "r", "i", "z", "y"))
+
+
+def scores_without_files(table: pa.Table) -> pa.Table:
+    return table.drop_columns(["file"])
+
+
+def test_scores_one_row_per_alert_in_time_order(tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    result = replay(ZTF_FILES, ztf_engine(), scores_path=out)
+    scores = pq.read_table(out)
+    assert scores.equals(result.scores)
+    assert scores.num_rows == 1 + 3 + 8 + 8
+    assert scores.column_names == ["obj_id", "object", "alert_id", "t", "status", "class", *CLASSES,
+                                   "file", "packet"]
+    t = scores.column("t").to_numpy()
+    assert (np.diff(t) >= 0).all()
+    assert set(scores.column("status").to_pylist()) <= {*STEP_STATUSES, "cut"}
+    assert scores.column("object").to_pylist()[0].startswith("ZTF")
+    # rows with a class have probabilities summing to 1
+    probs = np.stack([scores.column(name).to_numpy(zero_copy_only=False) for name in CLASSES], axis=1)
+    has = ~np.isnan(probs).any(axis=1)
+    assert has.any()
+    np.testing.assert_allclose(probs[has].sum(axis=1), 1.0, rtol=1e-6)
+    assert [c is not None for c in scores.column("class").to_pylist()] == has.tolist()
+
+
+def test_history_repeated_across_packets_is_stepped_once() -> None:
+    """ZTF19abvhduf's packet is in two files: its 20 detections are stepped once, both alerts get one score."""
+    result = replay(ZTF_FILES[:2], ztf_engine())
+    assert result.rows_read == 20 + 21 and result.rows_stepped == 21
+    assert result.step_counts["late"] == result.step_counts["duplicate"] == 0
+    scores = result.scores.to_pylist()
+    same = [row for row in scores if row["object"] == "ZTF19abvhduf"]
+    assert len(same) == 2 and same[0]["status"] == same[1]["status"] == "predicted"
+    assert [same[0][name] for name in CLASSES] == [same[1][name] for name in CLASSES]
+
+
+def test_replaying_the_same_alerts_again_changes_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    engine = ztf_engine()
+    first = replay(ZTF_FILES, engine, state_dir=state)
+    saved = (state / "engine-000001.state").read_bytes()
+    again = replay(ZTF_FILES, engine, state_dir=state, skip_done=False)
+    assert (state / "engine-000002.state").read_bytes() == saved
+    assert not (state / "engine-000001.state").exists()
+    assert again.step_counts["predicted"] == again.step_counts["warming_up"] == 0
+    statuses = set(again.scores.column("status").to_pylist())
+    assert statuses <= {"duplicate", "late", "cut"}
+    # the object probabilities reported are those already reached
+    for name in CLASSES:
+        assert again.scores.column(name).equals(first.scores.column(name))
+    skipped = replay(ZTF_FILES, ztf_engine(), state_dir=state)
+    assert skipped.files_already_done == [str(path) for path in ZTF_FILES] and skipped.scores.num_rows == 0
+
+
+def split_by_time(source: Path, tmp_path: Path) -> tuple[Path, Path]:
+    table = pq.read_table(source)
+    t = np.array([row["midpointMjdTai"] for row in table.column("diaSource").to_pylist()])
+    cut = np.median(t)
+    early, late = tmp_path / "early.parquet", tmp_path / "late.parquet"
+    pq.write_table(table.filter(pa.array(t < cut)), early)
+    pq.write_table(table.filter(pa.array(t >= cut)), late)
+    return early, late
+
+
+def earlier_alerts(tmp_path: Path, groups: list[list[int]], window: int = 3) -> list[Path]:
+    """Files of alerts like those ZTF19abvhduf had before its fixture packet: prv[k] as candidate and the
+    `window` detections before it as history (shorter than ZTF's 30 days, so that a later batch needs the
+    state of an earlier one). One file per group of k values (0 <= k <= 20).
+    """
+    with open(DATA / "ztf" / "ztf_v3p3_ZTF19abvhduf.avro", "rb") as handle:
+        reader = fastavro.reader(handle)
+        packet = next(iter(reader))
+        schema = reader.writer_schema
+    history = packet["prv_candidates"] + [packet["candidate"]]
+    files = []
+    for number, group in enumerate(groups):
+        records = []
+        for k in group:
+            candidate = {**packet["candidate"], **{key: value for key, value in history[k].items()
+                                                   if key in packet["candidate"] and value is not None}}
+            records.append({**packet, "candid": candidate["candid"], "candidate": candidate,
+                            "prv_candidates": packet["prv_candidates"][max(0, k - window):k]})
+        path = tmp_path / f"ZTF19abvhduf_{number}.avro"
+        with open(path, "wb") as handle:
+            fastavro.writer(handle, fastavro.parse_schema(schema), records)
+        files.append(path)
+    return files
+
+
+@pytest.mark.parametrize("survey", ["ztf_one_object", "ztf", "lsst"])
+def test_two_batches_with_save_and_load_equal_one_pass(tmp_path: Path, survey: str) -> None:
+    if survey == "lsst":
+        early, late = split_by_time(LSST_PARQUET, tmp_path)
+        make = lsst_engine
+    elif survey == "ztf_one_object":
+        early, late = earlier_alerts(tmp_path, [[4, 8, 9], [13, 17, 20]])
+        make = ztf_engine
+    else:
+        table = pq.read_table(ZTF_FILES[2])
+        t = np.array([row["jd"] for row in table.column("candidate").to_pylist()])
+        early, late = tmp_path / "early.parquet", tmp_path / "late.parquet"
+        pq.write_table(table.filter(pa.array(t < np.median(t))), early)
+        pq.write_table(table.filter(pa.array(t >= np.median(t))), late)
+        make = ztf_engine
+    one = replay([early, late], make())
+    state = tmp_path / "state"
+    first = replay([early], make(), state_dir=state)
+    second = replay([late], make(), state_dir=state)       # a new engine: state comes from disk
+    assert one.rows_stepped > 0
+    joined = pa.concat_tables([first.scores, second.scores]).drop_columns(["file"])
+    assert joined.equals(scores_without_files(one.scores))
+    if survey == "ztf_one_object":  # the second batch continues the first one's object
+        assert one.scores.num_rows == 6
+        assert second.scores.column("status").to_pylist() == ["predicted"] * 3
+        assert not replay([late], make()).scores.drop_columns(["file"]).equals(joined.slice(3))
+
+
+def test_crashed_batch_rerun_gives_the_same_scores(tmp_path: Path) -> None:
+    early, late = split_by_time(LSST_PARQUET, tmp_path)
+    state = tmp_path / "state"
+    replay([early], lsst_engine(), state_dir=state)
+    kept = {path.name: path.read_bytes() for path in state.iterdir()}
+    reference_state = tmp_path / "reference"
+    shutil.copytree(state, reference_state)
+    reference = replay([late], lsst_engine(), state_dir=reference_state)
+
+    class Crash(Exception):
+        pass
+
+    crashing = lsst_engine()
+
+    def crash(path: str) -> None:
+        raise Crash(path)
+
+    crashing.save_state = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        replay([late], crashing, state_dir=state, scores_path=tmp_path / "scores.parquet")
+    assert {path.name: path.read_bytes() for path in state.iterdir()} == kept
+    rerun = replay([late], lsst_engine(), state_dir=state, scores_path=tmp_path / "scores.parquet")
+    assert rerun.scores.equals(reference.scores)
+    assert pq.read_table(tmp_path / "scores.parquet").equals(reference.scores)
+
+
+def test_lsst_alert_statuses(tmp_path: Path) -> None:
+    result = replay([LSST_PARQUET], lsst_engine())
+    scores = result.scores.to_pylist()
+    statuses = [row["status"] for row in scores]
+    assert statuses.count("no_object") == 3                  # solar-system sources
+    assert statuses.count("cut") == 3                         # negative psfFlux: flux <= flux_err
+    object_22 = [row for row in scores if row["obj_id"] == 169738309211783177]
+    assert len(object_22) == 1 and object_22[0]["status"] == "predicted"
+
+
+def test_bad_packets_are_reported_and_the_rest_scored(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.avro"
+    junk.write_bytes(b"Obj\x01" + bytes(20))
+    result = replay([ZTF_FILES[0], junk], ztf_engine())
+    assert [problem.file for problem in result.problems] == [str(junk)]
+    assert result.scores.num_rows == 1
+
+
+def test_model_for_another_survey_is_refused() -> None:
+    with pytest.raises(ValueError, match="the model is for lsst but the alerts are ztf"):
+        replay(ZTF_FILES[:1], lsst_engine())
+
+
+def test_cli_registration() -> None:
+    parser = argparse.ArgumentParser(prog="mbfast")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["stream", "a.avro", "b.parquet", "--state", "s", "-o", "scores.parquet",
+                              "--model", "m.mbf"])
+    assert (args.alerts, args.state, args.output, args.model) == (["a.avro", "b.parquet"], "s", "scores.parquet",
+                                                                  "m.mbf")
+    assert args.min_rb == 0.55 and not args.apparent and callable(args.run)
