@@ -1,5 +1,5 @@
-"""Shared helpers for the engine tests (no tests here): random-weight model files written without torch,
-and a few real PLAsTiCC light curves."""
+"""Shared helpers for the engine tests (no tests here): small odd-width configs, random-weight model files
+(tests/conftest.py random_tensors, no torch) and a few real PLAsTiCC light curves."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from mbfast.config import ModelConfig, RegressionTarget
-from mbfast.layout import weight_layout
 from mbfast.modelfile import write_model
 from mbfast.table import LightCurves
+from tests.conftest import random_tensors
 
 LSST_BANDS = ("u", "g", "r", "i", "z", "y")
 
@@ -25,20 +25,6 @@ def small_config(bands: tuple[str, ...] = LSST_BANDS, **overrides: object) -> Mo
         regression_targets=(RegressionTarget("redshift", 0.4, 0.25), RegressionTarget("log_mass", 10.0, 1.5)))
     settings.update(overrides)
     return ModelConfig(**settings)  # type: ignore[arg-type]
-
-
-def random_tensors(config: ModelConfig, seed: int = 0, scale: float = 0.3) -> dict[str, np.ndarray]:
-    """N(0, scale) weights; BatchNorm running_var positive, LayerNorm weights near 1."""
-    rng = np.random.default_rng(seed)
-    tensors = {}
-    for name, shape in weight_layout(config):
-        values = rng.normal(0.0, scale, size=shape)
-        if name.endswith("running_var"):
-            values = rng.uniform(0.5, 2.0, size=shape)
-        elif name.endswith((".norm.weight",)) or ".norms." in name and name.endswith(".weight"):
-            values = 1.0 + rng.normal(0.0, 0.1, size=shape)
-        tensors[name] = values.astype(np.float32)
-    return tensors
 
 
 def write_random_model(path: Path, config: ModelConfig | None = None, seed: int = 0) -> Path:

@@ -247,7 +247,7 @@ class Engine:
             raise ValueError(f"mismatched lengths: {lengths}")
         ids = _integer_column("obj_id", arrays["obj_id"])
         band_values = arrays["band"]
-        if not (np.issubdtype(band_values.dtype, np.integer) or band_values.dtype.kind in "USO"):
+        if len(band_values) and not (np.issubdtype(band_values.dtype, np.integer) or band_values.dtype.kind in "USO"):
             raise ValueError(f"band must be labels (str) or integer codes, got dtype {band_values.dtype}")
         codes = band_indices(band_values, self.bands, ids)
         t_values = _float_column("t", arrays["t"], np.float64)  # float64 until differenced: float32 MJD steps ~6 min

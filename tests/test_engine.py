@@ -1,0 +1,319 @@
+"""Engine (C++ core) against the NumPy reference, stream against batch, and its API and input checks.
+
+Random-weight model files (no torch) on real PLAsTiCC light curves; tolerances fp32 vs float64 reference:
+rtol 1e-5, atol 1e-6. Stream/batch/thread-count comparisons are exact.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mbfast
+from mbfast import _core
+from mbfast.engine import STATE_FORMAT_VERSION, Engine, Status
+from mbfast.layout import FORMAT_VERSION, LAYOUT_REVISION
+from mbfast.modelfile import read_model, write_model
+from mbfast.reference import ReferenceModel, preprocess_reference
+from mbfast.table import from_arrays
+from tests.conftest import random_tensors
+from tests.test_engine_support import LSST_BANDS, plasticc_sample, small_config, time_ordered_rows, write_random_model
+
+ALL_OUTPUTS = ("probs", "embedding", "regression")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_model(tmp_path_factory.mktemp("model") / "random.mbf")
+
+
+def stream(engine: Engine, curves: mbfast.LightCurves, rows: np.ndarray, **kwargs: object) -> mbfast.engine.StepResult:
+    return engine.step(curves.obj_id[rows], curves.band[rows], curves.t[rows], curves.mag[rows], curves.err[rows],
+                       **kwargs)
+
+
+def snapshot(engine: Engine, obj_ids: np.ndarray) -> tuple[int, list[np.ndarray]]:
+    prediction = engine.predict(obj_ids)
+    return len(engine), [prediction.probs, prediction.embedding, prediction.regression, prediction.n_obs]
+
+
+def assert_same_snapshot(before: tuple[int, list[np.ndarray]], after: tuple[int, list[np.ndarray]]) -> None:
+    assert before[0] == after[0]
+    for mine, theirs in zip(before[1], after[1]):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# values both languages must agree on
+# ------------------------------------------------------------------------------------------------------------------
+
+def test_core_constants_match_python() -> None:
+    assert _core.MODEL_FORMAT_VERSION == FORMAT_VERSION
+    assert _core.LAYOUT_REVISION == LAYOUT_REVISION
+    assert _core.STATE_FORMAT_VERSION == STATE_FORMAT_VERSION
+    assert dict(_core.STATUS_CODES) == {status.name.lower(): status.value for status in Status}
+
+
+def test_engine_is_exported() -> None:
+    assert mbfast.Engine is Engine
+    assert "Engine" in mbfast.__all__
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# parity with mbfast.reference at every step
+# ------------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_step_matches_reference_at_every_step(model_path: Path, num_threads: int) -> None:
+    curves = plasticc_sample()
+    engine = Engine.load(model_path, num_threads=num_threads)
+    rows = time_ordered_rows(curves)
+    result = stream(engine, curves, rows, outputs=ALL_OUTPUTS)
+    reference = ReferenceModel(read_model(model_path))
+    inputs = preprocess_reference(curves, n_skip=2)
+    stream_obj = curves.obj_id[rows]
+    max_diff = {name: 0.0 for name in ALL_OUTPUTS}
+    for k in range(curves.n_objects):
+        expected = reference.run_object(inputs, k)
+        predicted = np.flatnonzero((stream_obj == curves.object_ids[k]) & (result.status == Status.PREDICTED))
+        assert len(predicted) == len(expected), f"object {k}: {len(predicted)} predictions, reference {len(expected)}"
+        for name in ALL_OUTPUTS:
+            want = np.array([getattr(step, name) for step in expected]).reshape(len(expected), -1)
+            got = getattr(result, name)[predicted]
+            if want.size:
+                max_diff[name] = max(max_diff[name], float(np.abs(got - want).max()))
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"object {k} {name}")
+    print(f"maxdiff engine vs reference: {max_diff}")
+    assert (result.status == Status.PREDICTED).sum() == len(inputs.band)
+
+
+def test_warming_up_until_third_observation_of_a_band(model_path: Path) -> None:
+    engine = Engine.load(model_path, num_threads=1)
+    result = engine.step([7] * 7, ["g", "g", "r", "g", "r", "r", "g"], [1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0],
+                         [20.0, 20.1, 19.5, 20.2, 19.6, 19.4, 20.0], [0.1] * 7)
+    assert list(result.status_names) == ["warming_up", "warming_up", "warming_up", "predicted", "warming_up",
+                                         "predicted", "predicted"]
+    assert np.isnan(result.probs[result.status != Status.PREDICTED]).all()
+    assert np.allclose(result.probs[result.status == Status.PREDICTED].sum(axis=1), 1.0, atol=1e-6)
+    prediction = engine.predict([7, 8])
+    np.testing.assert_array_equal(prediction.probs[0], result.probs[-1])
+    assert prediction.class_index[0] == np.argmax(result.probs[-1]) and prediction.class_index[1] == -1
+    assert np.isnan(prediction.probs[1]).all()
+    np.testing.assert_array_equal(prediction.n_obs, [[0, 4, 3, 0, 0, 0], [0] * 6])
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# stream == batch == classify, independent of threads (exact)
+# ------------------------------------------------------------------------------------------------------------------
+
+def test_stream_batch_and_classify_agree_exactly(model_path: Path) -> None:
+    curves = plasticc_sample()
+    rows = time_ordered_rows(curves)
+    whole = Engine.load(model_path, num_threads=2)
+    batch = stream(whole, curves, rows, outputs=ALL_OUTPUTS)
+
+    one_by_one = Engine.load(model_path, num_threads=1)
+    single = [stream(one_by_one, curves, rows[i:i + 1], outputs=ALL_OUTPUTS) for i in range(len(rows))]
+    for name in ("status",) + ALL_OUTPUTS:
+        np.testing.assert_array_equal(np.concatenate([getattr(part, name) for part in single]), getattr(batch, name),
+                                      err_msg=name)
+
+    rng = np.random.default_rng(5)
+    cuts = np.sort(rng.choice(np.arange(1, len(rows)), size=30, replace=False))
+    chunked = Engine.load(model_path, num_threads=2)
+    parts = [stream(chunked, curves, part, outputs=ALL_OUTPUTS) for part in np.split(rows, cuts)]
+    for name in ("status",) + ALL_OUTPUTS:
+        np.testing.assert_array_equal(np.concatenate([getattr(part, name) for part in parts]), getattr(batch, name),
+                                      err_msg=name)
+
+    table = whole.classify(curves)
+    ids = curves.object_ids
+    for engine in (whole, one_by_one, chunked):
+        current = engine.predict(ids)
+        for name in ("probs", "embedding", "regression", "n_obs", "class_index"):
+            np.testing.assert_array_equal(getattr(table, name), getattr(current, name), err_msg=name)
+    assert len(whole) == curves.n_objects
+
+
+def test_classify_drops_equal_time_repeats_like_the_reference(model_path: Path) -> None:
+    curves = from_arrays(np.array([1] * 6), np.array(["r"] * 6), np.array([1.0, 2.0, 2.0, 3.0, 4.0, 5.0]),
+                         np.array([20.0, 20.5, 21.0, 20.2, 20.1, 20.3]), np.full(6, 0.1), LSST_BANDS)
+    engine = Engine.load(model_path, num_threads=1)
+    table = engine.classify(curves)
+    reference = ReferenceModel(read_model(model_path)).run_object(preprocess_reference(curves, 2), 0)
+    np.testing.assert_allclose(table.probs[0], reference[-1].probs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(table.n_obs[0], [0, 0, 5, 0, 0, 0])
+    assert len(engine) == 0  # classify leaves the engine's own state alone
+
+
+def test_forget_and_len(model_path: Path) -> None:
+    curves = plasticc_sample()
+    rows = time_ordered_rows(curves)
+    engine = Engine.load(model_path, num_threads=1)
+    stream(engine, curves, rows)
+    ids = curves.object_ids
+    kept = ids[1::2]
+    before = engine.predict(kept)
+    assert engine.forget(np.concatenate([ids[::2], [-12345]])) == len(ids[::2])
+    assert len(engine) == len(kept)
+    after = engine.predict(kept)
+    np.testing.assert_array_equal(before.probs, after.probs)
+    assert (engine.predict(ids[::2]).n_obs == 0).all()
+    # a forgotten object starts over
+    first = int(ids[0])
+    result = engine.step([first], ["r"], [60000.0], [20.0], [0.1])
+    assert result.status_names[0] == "warming_up"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# bad input: structural errors and row errors name row and field; nothing applied
+# ------------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def warm_engine(model_path: Path) -> Engine:
+    engine = Engine.load(model_path, num_threads=1)
+    engine.step([1, 1, 1, 2], ["g", "g", "g", "r"], [1.0, 2.0, 3.0, 1.5], [20.0, 20.1, 20.2, 19.0],
+                [0.1, 0.1, 0.1, 0.2])
+    return engine
+
+
+@pytest.mark.parametrize(("columns", "message"), [
+    (([1, 2], ["g"], [4.0, 5.0], [20.0, 20.0], [0.1, 0.1]), "mismatched lengths"),
+    (([1], ["q"], [4.0], [20.0], [0.1]), r"row 0 \(obj_id 1\): unknown band 'q'"),
+    (([1, 3], ["g", 7], [4.0, 5.0], [20.0, 20.0], [0.1, 0.1]), "unknown band"),
+    (([1, 3], [1, 9], [4.0, 5.0], [20.0, 20.0], [0.1, 0.1]), r"row 1 \(obj_id 3\): band must be in 0..5"),
+    (([1.5], ["g"], [4.0], [20.0], [0.1]), "obj_id must be integers"),
+    (([1], ["g"], ["soon"], [20.0], [0.1]), "t must be numbers"),
+    (([1], ["g"], [4.0 + 1j], [20.0], [0.1]), "t must be real numbers"),
+    (([[1]], [["g"]], [[4.0]], [[20.0]], [[0.1]]), "'obj_id' must be 1-d"),
+    (([1], [0.5], [4.0], [20.0], [0.1]), "band must be labels"),
+])
+def test_structural_errors_raise_and_leave_state_untouched(warm_engine: Engine, columns: tuple,
+                                                            message: str) -> None:
+    before = snapshot(warm_engine, np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match=message):
+        warm_engine.step(*columns)
+    assert_same_snapshot(before, snapshot(warm_engine, np.array([1, 2, 3])))
+
+
+@pytest.mark.parametrize(("field", "value", "message", "status"), [
+    ("err", -0.02, r"row 2 \(obj_id 1\): err must be > 0, got -0.02", Status.INVALID),
+    ("err", 0.0, r"row 2 \(obj_id 1\): err must be > 0, got 0", Status.INVALID),
+    ("mag", np.nan, r"row 2 \(obj_id 1\): mag must be finite, got nan", Status.INVALID),
+    ("t", np.inf, r"row 2 \(obj_id 1\): t must be finite, got inf", Status.INVALID),
+    ("mag", 1e40, r"row 2 \(obj_id 1\): mag must be finite", Status.INVALID),
+    ("t", 2.5, r"row 2 \(obj_id 1\): t must be after the last observation of band 'g' \(t=3\), got 2.5",
+     Status.LATE),
+])
+def test_row_errors(warm_engine: Engine, field: str, value: float, message: str, status: Status) -> None:
+    columns = {"obj_ids": [5, 2, 1, 2], "band": ["r", "r", "g", "r"], "t": [1.0, 2.0, 4.0, 3.0],
+               "mag": [20.0, 19.1, 20.3, 19.2], "err": [0.1, 0.1, 0.1, 0.1]}
+    columns[field][2] = value
+    ids = np.array([1, 2, 5])
+    before = snapshot(warm_engine, ids)
+    with pytest.raises(ValueError, match=message):
+        warm_engine.step(**columns)
+    assert_same_snapshot(before, snapshot(warm_engine, ids))
+
+    result = warm_engine.step(**columns, errors="skip")
+    assert list(result.status) == [Status.WARMING_UP, Status.WARMING_UP, status, Status.PREDICTED]
+    assert len(warm_engine) == 3
+    np.testing.assert_array_equal(warm_engine.predict(ids).n_obs[:, 1], [3, 0, 0])
+
+
+def test_duplicates_and_late_rows(warm_engine: Engine) -> None:
+    before = snapshot(warm_engine, np.array([1, 2]))
+    result = warm_engine.step([1, 1, 1, 2], ["g", "g", "g", "r"], [3.0, 2.0, 3.0, 1.5], [20.2, 20.1, 20.5, 19.0],
+                              [0.1, 0.1, 0.1, 0.2], errors="skip")
+    # exact repeat of the last obs; older history (not checkable cheaply) is late; same t other mag is late
+    assert list(result.status_names) == ["duplicate", "late", "late", "duplicate"]
+    assert_same_snapshot(before, snapshot(warm_engine, np.array([1, 2])))
+    # duplicates never raise
+    result = warm_engine.step([1], ["g"], [3.0], [20.2], [0.1])
+    assert result.status_names[0] == "duplicate"
+    assert_same_snapshot(before, snapshot(warm_engine, np.array([1, 2])))
+
+
+def test_invalid_only_rows_create_no_object(warm_engine: Engine) -> None:
+    result = warm_engine.step([99], ["g"], [np.nan], [20.0], [0.1], errors="skip")
+    assert result.status_names[0] == "invalid"
+    assert len(warm_engine) == 2
+
+
+def test_step_argument_checks(warm_engine: Engine) -> None:
+    with pytest.raises(ValueError, match="errors must be"):
+        warm_engine.step([1], ["g"], [9.0], [20.0], [0.1], errors="ignore")
+    with pytest.raises(ValueError, match="unknown outputs"):
+        warm_engine.step([1], ["g"], [9.0], [20.0], [0.1], outputs=("logits",))
+    empty = warm_engine.step([], [], [], [], [], outputs=ALL_OUTPUTS)
+    assert empty.probs.shape == (0, 5) and empty.embedding.shape == (0, 12) and empty.regression.shape == (0, 2)
+    single = warm_engine.step(1, "g", 9.0, 20.0, 0.1, outputs="embedding")
+    assert single.probs is None and single.embedding.shape == (1, 12)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# model files
+# ------------------------------------------------------------------------------------------------------------------
+
+def test_missing_default_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(mbfast.engine, "DEFAULT_MODEL", tmp_path / "absent.mbf")
+    with pytest.raises(FileNotFoundError, match="default model is not trained yet"):
+        Engine.load()
+
+
+def test_model_file_problems_are_refused(model_path: Path, tmp_path: Path) -> None:
+    data = bytearray(model_path.read_bytes())
+    corrupt = tmp_path / "corrupt.mbf"
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0xFF
+    corrupt.write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        Engine.load(corrupt)
+
+    newer = tmp_path / "newer.mbf"
+    bumped = bytearray(data)
+    bumped[8:12] = struct.pack("<I", FORMAT_VERSION + 1)
+    newer.write_bytes(bytes(bumped))
+    with pytest.raises(ValueError, match=f"model file format {FORMAT_VERSION + 1} is newer than this mbfast "
+                                         f"\\(reads up to {FORMAT_VERSION}\\); upgrade mbfast"):
+        Engine.load(newer)
+
+    truncated = tmp_path / "truncated.mbf"
+    truncated.write_bytes(bytes(data[:1000]))
+    with pytest.raises(ValueError, match="checksum|truncated"):
+        Engine.load(truncated)
+
+    with pytest.raises(ValueError, match="bad magic"):
+        (tmp_path / "other.mbf").write_bytes(b"not a model at all")
+        Engine.load(tmp_path / "other.mbf")
+
+
+def test_model_tensor_mismatch_lists_every_problem(tmp_path: Path) -> None:
+    # a valid container whose config says regression_hidden 8 while its tensors were made for 9 (write_model would
+    # refuse it, so the config JSON is patched and the CRC recomputed)
+    config = small_config()
+    path = write_random_model(tmp_path / "model.mbf", config)
+    data = bytearray(path.read_bytes()[:-4])
+    old = b'"regression_hidden": 9'
+    new = b'"regression_hidden": 8'
+    assert old in data
+    data = data.replace(old, new)
+    data += struct.pack("<I", zlib.crc32(bytes(data)))
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"mis-shaped central.regressors.0.layers.0.linear.weight: expected "
+                                         r"\(8, 28\), got \(9, 28\)") as error:
+        Engine.load(path)
+    assert str(error.value).count("mis-shaped") == 22  # 11 tensors per target, 2 targets: all listed at once
+
+
+def test_python_and_cpp_read_the_same_model(model_path: Path, tmp_path: Path) -> None:
+    engine = Engine.load(model_path, num_threads=1)
+    assert engine.config == read_model(model_path).config
+    assert engine.bands == LSST_BANDS and engine.class_names == small_config().class_names
+    # a rewrite of the same tensors is the same model
+    copy = tmp_path / "copy.mbf"
+    write_model(copy, engine.config, random_tensors(engine.config))
+    assert copy.read_bytes() == model_path.read_bytes()
