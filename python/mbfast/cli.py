@@ -10,7 +10,7 @@ import json
 import sys
 
 # modules exposing register(subparsers); each adds its own sub-commands
-COMMAND_MODULES = ("mbfast.cli",)
+COMMAND_MODULES = ("mbfast.cli", "mbfast.batch")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mbfast.batch import classify_files
+from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
+from mbfast.engine import Engine
+
+
+@pytest.fixture
+def sample_path() -> Path:
+    return SAMPLE_DIR / SAMPLE_CURVES
+
+
+def test_classify_equals_engine_classify_whatever_the_sharding(tmp_path: Path, small_model_path: Path,
+                                                               sample_path: Path) -> None:
+    sample = load_sample()
+    expected = Engine.load(small_model_path, num_threads=1).classify(sample.curves)
+    for n_shards in (1, 5):
+        output = tmp_path / f"scores{n_shards}.parquet"
+        summary = classify_files(sample_path, output, model=small_model_path, n_shards=n_shards, chunk_rows=3000,
+                                 progress=False)
+        table = pq.read_table(output)
+        order = np.argsort(table.column("obj_id").to_numpy())
+        assert summary.objects == sample.curves.n_objects == table.num_rows
+        assert summary.observations == len(sample.curves)
+        np.testing.assert_array_equal(table.column("obj_id").to_numpy()[order], expected.obj_id)
+        probs = np.stack([table.column(f"prob_{name}").to_numpy() for name in ("SNIa", "SNII", "AGN", "EB")], 1)
+        np.testing.assert_array_equal(probs[order], expected.probs)
+        np.testing.assert_array_equal(table.column("n_obs_g").to_numpy()[order], expected.n_obs[:, 1])
+
+
+def test_bad_rows_are_reported_not_dropped_silently(tmp_path: Path, small_model_path: Path) -> None:
+    rows = pa.table({"obj_id": [1, 1, 1, 1, 2, 2], "band": ["g", "g", "g", "w", "r", "r"],
+                     "t": [1.0, 2.0, 3.5, 4.0, 1.0, 1.0], "mag": [20.0, 20.1, 19.9, 20.0, 18.0, 18.0],
+                     "err": [0.1, 0.1, 0.1, 0.1, 0.1, 0.1]})
+    pq.write_table(rows, tmp_path / "in.parquet")
+    output = tmp_path / "out.parquet"
+    summary = classify_files(tmp_path / "in.parquet", output, model=small_model_path, progress=False)
+    assert summary.rejected == {"unknown band": 1}
+    assert summary.skipped["duplicate"] == 1
+    rejected = pq.read_table(tmp_path / "out.parquet.rejected.parquet")
+    assert rejected.column("reason").to_pylist() == ["unknown band"]
+    table = pq.read_table(output)
+    assert table.column("obj_id").to_pylist() == [1, 2]
+    assert table.column("class").to_pylist()[1] == ""  # object 2 never reached a 3rd observation
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_incremental_state_applies_new_nights_and_a_rerun_changes_nothing(tmp_path: Path, small_model_path: Path,
+                                                                         sample_path: Path) -> None:
+    table = pq.read_table(sample_path)
+    t = table.column("t").to_numpy()
+    cut = np.median(t)
+    first, second = tmp_path / "night1.parquet", tmp_path / "night2.parquet"
+    pq.write_table(table.filter(pa.array(t <= cut)), first)
+    pq.write_table(table.filter(pa.array(t > cut)), second)
+    state = tmp_path / "state"
+    classify_files(first, tmp_path / "s1.parquet", model=small_model_path, state_dir=state, n_shards=3,
+                   progress=False)
+    classify_files(second, tmp_path / "s2.parquet", model=small_model_path, state_dir=state, progress=False)
+    state_bytes = {path.name: path.read_bytes() for path in state.glob("*.state")}
+    rerun = classify_files(second, tmp_path / "s2b.parquet", model=small_model_path, state_dir=state,
+                           progress=False)
+    # the last observation of each band repeats exactly (duplicate); older history is not after the band's
+    # last time (late): either way nothing is applied
+    assert rerun.applied == 0
+    assert rerun.skipped["duplicate"] + rerun.skipped["late"] == int(np.sum(t > cut))
+    assert {path.name: path.read_bytes() for path in state.glob("*.state")} == state_bytes
+    np.testing.assert_array_equal(pq.read_table(tmp_path / "s2.parquet").column("prob_SNIa").to_numpy(),
+                                  pq.read_table(tmp_path / "s2b.parquet").column("prob_SNIa").to_numpy())
+    # two nights stepped incrementally == the whole light curves classified at once
+    whole = Engine.load(small_model_path).classify(load_sample().curves)
+    night2 = pq.read_table(tmp_path / "s2.parquet")
+    index = {obj: row for row, obj in enumerate(whole.obj_id.tolist())}
+    rows = [index[obj] for obj in night2.column("obj_id").to_pylist()]
+    np.testing.assert_allclose(night2.column("prob_SNIa").to_numpy(), whole.probs[rows, 0], rtol=0, atol=1e-6)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from mbfast.batch import classify_files
+from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR
+
+pytest.importorskip("distributed")
+
+
+@pytest.mark.slow
+def test_two_worker_local_cluster_equals_the_single_process_run(tmp_path: Path, small_model_path: Path) -> None:
+    from mbfast.dask import classify_with_scheduler
+
+    source = SAMPLE_DIR / SAMPLE_CURVES
+    single = tmp_path / "single.parquet"
+    classify_files(source, single, model=small_model_path, progress=False)
+    distributed = tmp_path / "distributed"
+    summary = classify_with_scheduler(source, distributed, "local:2", model=small_model_path, n_shards=4)
+    expected = pq.read_table(single).sort_by("obj_id")
+    got = pq.read_table(distributed).sort_by("obj_id")
+    assert summary.objects == expected.num_rows == got.num_rows
+    assert summary.observations == pq.ParquetFile(source).metadata.num_rows
+    for name in expected.column_names:
+        np.testing.assert_array_equal(got.column(name).to_numpy(zero_copy_only=False),
+                                      expected.column(name).to_numpy(zero_copy_only=False), err_msg=name)
+    assert not list(tmp_path.glob(".*tmp"))
