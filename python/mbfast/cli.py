@@ -10,7 +10,7 @@ import json
 import sys
 
 # modules exposing register(subparsers); each adds its own sub-commands
-COMMAND_MODULES = ("mbfast.cli", "mbfast.batch")
+COMMAND_MODULES = ("mbfast.cli", "mbfast.batch", "mbfast.stream", "mbfast.model.cli", "mbfast.baseline_cli")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
