@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mbfast.alerts import ZtfCuts
 from mbfast.stream import STEP_STATUSES, register, replay
 
 DATA = Path(__file__).parent / "data" / "alerts"
@@ -29,13 +30,14 @@ CLASSES = ("SNIa", "SNII", "AGN", "RRL")
 
 
 class StubEngine:
-    """Per (object, band): count, last (t, mag, err); probabilities from a running hash of applied rows."""
+    """Per (object, band): count, last (t, mag, err); probabilities from a running hash of applied rows, stored
+    at each predicted row (predict returns the last window row's outputs, as the engine does)."""
 
     def __init__(self, survey: str, bands: tuple[str, ...]):
         self.config = SimpleNamespace(survey=survey, bands=bands)
         self.class_names = CLASSES
         self.bands: dict[tuple[int, int], list[float]] = {}   # (obj, band) -> [count, t, mag, err]
-        self.objects: dict[int, list[float]] = {}             # obj -> [acc, predicted]
+        self.objects: dict[int, list[float]] = {}             # obj -> [acc, *probs of the last window row]
 
     def step(self, obj_id, band, t, mag, err, errors="raise"):  # noqa: ANN001, ANN201 - mirrors Engine.step
         assert errors == "skip"
@@ -55,25 +57,22 @@ class StubEngine:
             else:
                 count = (last[0] if last else 0) + 1
                 self.bands[key] = [count, float(t[i]), float(mag[i]), float(err[i])]
-                acc = self.objects.setdefault(key[0], [0.0, 0.0])
-                acc[0] = (acc[0] * 1.3 + float(mag[i]) + 0.1 * (float(t[i]) % 7) + key[1]) % 97
+                state = self.objects.setdefault(key[0], [0.0] + [math.nan] * len(CLASSES))
+                state[0] = (state[0] * 1.3 + float(mag[i]) + 0.1 * (float(t[i]) % 7) + key[1]) % 97
                 if count >= 3:
-                    acc[1] = 1.0
+                    logits = np.array([math.sin(state[0] * (c + 1)) for c in range(len(CLASSES))])
+                    probs[i] = np.exp(logits) / np.exp(logits).sum()
+                    state[1:] = probs[i].tolist()
                     status[i] = 0
-                    probs[i] = self._probs(key[0])
                 else:
                     status[i] = 1
         return SimpleNamespace(status=status, probs=probs)
 
-    def _probs(self, obj: int) -> np.ndarray:
-        logits = np.array([math.sin(self.objects[obj][0] * (c + 1)) for c in range(len(CLASSES))])
-        return (np.exp(logits) / np.exp(logits).sum()).astype(np.float32)
-
     def predict(self, obj_ids):  # noqa: ANN001, ANN201
         probs = np.full((len(obj_ids), len(CLASSES)), np.nan, dtype=np.float32)
         for k, obj in enumerate(obj_ids):
-            if self.objects.get(int(obj), [0, 0])[1]:
-                probs[k] = self._probs(int(obj))
+            if int(obj) in self.objects:
+                probs[k] = self.objects[int(obj)][1:]
         return SimpleNamespace(probs=probs)
 
     def save_state(self, path: str) -> None:
@@ -213,6 +212,22 @@ def test_two_batches_with_save_and_load_equal_one_pass(tmp_path: Path, survey: s
         assert one.scores.num_rows == 6
         assert second.scores.column("status").to_pylist() == ["predicted"] * 3
         assert not replay([late], make()).scores.drop_columns(["file"]).equals(joined.slice(3))
+
+
+def test_one_batch_per_alert_equals_one_pass_with_cut_alerts(tmp_path: Path) -> None:
+    """An alert whose own detection is cut (rb < 0.9 here) reports its object's probabilities up to its time.
+
+    Full history (as in ZTF packets) so that no detection first shows up after later ones were applied.
+    """
+    files = earlier_alerts(tmp_path, [[k] for k in range(3, 21)], window=20)
+    cuts = ZtfCuts(min_rb=0.9)
+    one = replay(files, ztf_engine(), cuts=cuts)
+    state = tmp_path / "state"
+    parts = [replay([path], ztf_engine(), state_dir=state, cuts=cuts).scores for path in files]
+    assert pa.concat_tables(parts).drop_columns(["file"]).equals(scores_without_files(one.scores))
+    statuses = one.scores.column("status").to_pylist()
+    has_probs = one.scores.column("class").is_valid().to_pylist()
+    assert any(status == "cut" and valid for status, valid in zip(statuses, has_probs))
 
 
 def test_crashed_batch_rerun_gives_the_same_scores(tmp_path: Path) -> None:

@@ -159,15 +159,34 @@ def _step_and_score(rows: AlertRows, engine: Any, class_names: tuple[str, ...], 
 def _probs_at_alert(rows: AlertRows, which: np.ndarray, step_obj: np.ndarray, step_t: np.ndarray,
                     after: np.ndarray, before: dict[int, np.ndarray]) -> np.ndarray:
     """(W, C) object probabilities after its last stepped row with t <= the alert's t, for alerts `which`."""
-    out = np.full((int(which.sum()), after.shape[1]), np.nan, dtype=np.float32)
-    for k, alert in enumerate(np.flatnonzero(which)):
-        obj, t = rows.alert_obj_id[alert], rows.alert_t[alert]
-        steps = np.flatnonzero((step_obj == obj) & (step_t <= t))
-        if len(steps):
-            out[k] = after[steps[-1]]
-        elif obj in before:
-            out[k] = before[obj]
+    query_obj, query_t = rows.alert_obj_id[which], rows.alert_t[which]
+    n_steps, n_queries = len(step_obj), len(query_obj)
+    obj = np.concatenate([step_obj, query_obj])
+    # stepped rows sort before a query at the same t, and among themselves in step order
+    kind = np.r_[np.zeros(n_steps, dtype=np.int8), np.ones(n_queries, dtype=np.int8)]
+    seq = np.r_[np.arange(n_steps), np.full(n_queries, n_steps)]
+    order = np.lexsort((seq, kind, np.concatenate([step_t, query_t]), obj))
+    last = _last_in_group(obj[order], np.where(kind[order] == 0, order, -1))
+    out = np.full((n_queries, after.shape[1]), np.nan, dtype=np.float32)
+    positions = np.flatnonzero(kind[order] == 1)
+    queries = order[positions] - n_steps
+    for query, step in zip(queries, last[positions]):
+        if step >= 0:
+            out[query] = after[step]
+        elif int(query_obj[query]) in before:
+            out[query] = before[int(query_obj[query])]
     return out
+
+
+def _last_in_group(key: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Running maximum of `source` (-1 = none) that restarts wherever the sorted `key` changes."""
+    n = len(key)
+    if not n:
+        return source
+    group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1
+    # offset each group above every earlier one, so that a maximum cannot leak into the next group
+    offset = group * (int(source.max(initial=-1)) + 2)
+    return np.maximum.accumulate(offset + source + 1) - offset - 1
 
 
 def _alert_time_of_rows(rows: AlertRows) -> np.ndarray:
@@ -179,12 +198,8 @@ def _alert_time_of_rows(rows: AlertRows) -> np.ndarray:
 def _forward_fill(obj_id: np.ndarray, predicted: np.ndarray, probs: np.ndarray,
                   before: dict[int, np.ndarray]) -> np.ndarray:
     """(U, C): for each stepped row, the probabilities of its object after that row (NaN if none yet)."""
-    n = len(obj_id)
-    by_object = np.lexsort((np.arange(n), obj_id))                     # rows grouped by object, in step order
-    group = np.cumsum(np.r_[True, np.diff(obj_id[by_object]) != 0]) - 1 if n else np.zeros(0, dtype=np.int64)
-    source = np.where(predicted[by_object], by_object, -1)
-    # running max of the last predicted row within each object: offset groups so maxima cannot leak forward
-    last = np.maximum.accumulate(group * (n + 1) + source + 1) - group * (n + 1) - 1 if n else source
+    by_object = np.lexsort((np.arange(len(obj_id)), obj_id))          # rows grouped by object, in step order
+    last = _last_in_group(obj_id[by_object], np.where(predicted[by_object], by_object, -1))
     out = np.full(probs.shape, np.nan, dtype=np.float32)
     has = last >= 0
     out[by_object[has]] = probs[last[has]]
