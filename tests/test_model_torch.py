@@ -14,7 +14,16 @@ from mbfast.model.multiband import MultibandModel  # noqa: E402
 from mbfast.reference import preprocess_reference  # noqa: E402
 
 
-def small_config(bands: tuple[str, ...] = ("u", "g", "r", "i", "z", "y"), n_classes: int = 14) -> ModelConfig:
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models: one thread is fastest, and several spin-wait badly on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(bands: tuple[str, ...] = ("u", "g", "r", "i", "z", "y"), n_classes: int = 14) -> ModelConfig:
     return ModelConfig("test", bands, tuple(f"class{c}" for c in range(n_classes)), band_hidden=8, band_layers=3,
                        central_hidden=6, central_layers=2, classifier_hidden=5, band_head_hidden=7,
                        regression_hidden=9, regression_targets=(RegressionTarget("redshift", 0.5, 0.3),))
@@ -33,7 +42,7 @@ def plasticc_inputs():
 
 
 def test_state_dict_keys_and_shapes_equal_layout() -> None:
-    config = small_config()
+    config = tiny_config()
     state = {name: tuple(value.shape) for name, value in MultibandModel(config).state_dict().items()
              if not name.endswith("num_batches_tracked")}
     assert state == dict(weight_layout(config))
@@ -90,7 +99,7 @@ def padded_more(batch, extra: int):
 def test_training_batchnorm_statistics_ignore_padding(plasticc_inputs) -> None:
     inputs, _ = plasticc_inputs
     torch.manual_seed(0)
-    model = MultibandModel(small_config()).train()
+    model = MultibandModel(tiny_config()).train()
     batch = make_batch(inputs, np.flatnonzero(inputs.n_rows > 0)[:6])
     outputs = []
     for candidate in (batch, padded_more(batch, 7)):
@@ -110,7 +119,7 @@ def test_training_batchnorm_statistics_ignore_padding(plasticc_inputs) -> None:
 def test_batch_equals_one_object_at_a_time_in_eval_mode(plasticc_inputs) -> None:
     inputs, _ = plasticc_inputs
     torch.manual_seed(1)
-    model = MultibandModel(small_config()).eval()
+    model = MultibandModel(tiny_config()).eval()
     objects = np.flatnonzero(inputs.n_rows > 0)[:8]
     with torch.no_grad():
         batch = make_batch(inputs, objects).to_torch()

@@ -201,7 +201,8 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     train.log lines on stdout, model.mbf). Returns the path of the exported model file (the best weights).
 
     `config_overrides` sets ModelConfig fields (band_hidden, n_skip, ...); bands, classes and regression
-    targets come from the data. With resume=True the run continues from run_dir/checkpoint.pt.
+    targets come from the data. With resume=True the run continues from run_dir/checkpoint.pt with its saved
+    options and config, and the max_epochs / max_minutes of `options` (a run stopped by its budget goes on).
     `data` replaces loading options.dataset (tests pass a small TrainingData).
     """
     from tqdm import tqdm
@@ -212,7 +213,10 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     if resume:
         if not checkpoint_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
-        options = TrainOptions.from_dict(json.loads((run_dir / "options.json").read_text()))
+        saved_options = json.loads((run_dir / "options.json").read_text())
+        # a resumed run keeps its options, except the budget: max_epochs and max_minutes come from the caller
+        options = TrainOptions.from_dict({**saved_options, "max_epochs": options.max_epochs,
+                                          "max_minutes": options.max_minutes})
         config_overrides = json.loads((run_dir / "overrides.json").read_text())
     config_overrides = dict(config_overrides or {})
     device = resolve_device(options.device)
@@ -253,6 +257,8 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
         torch.set_rng_state(saved["torch_rng"])
         rng.bit_generator.state = saved["numpy_rng"]
         state = saved["state"]
+        if state["stopped"] is not None and not state["stopped"].startswith("early stopping"):
+            state["stopped"] = None  # a budget stop: continue with the new budget
     else:
         (run_dir / "options.json").write_text(json.dumps(asdict(options), indent=1))
         (run_dir / "overrides.json").write_text(json.dumps(config_overrides, indent=1))
@@ -323,10 +329,11 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
         (run_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
     if state["stopped"] is None:
         state["stopped"] = f"max_epochs {options.max_epochs} reached"
+    state["elapsed_s"] = time.monotonic() - started
+    # the checkpoint keeps the last weights (a resumed run continues from them); the export gets the best
+    save_checkpoint(checkpoint_path, model, band_opt, central_opt, band_sched, central_sched, rng, state)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
-    state["elapsed_s"] = time.monotonic() - started
-    save_checkpoint(checkpoint_path, model, band_opt, central_opt, band_sched, central_sched, rng, state)
     model_path = run_dir / "model.mbf"
     export_model(model.cpu(), model_path, config)
     summary = {"stopped": state["stopped"], "best_epoch": state["best_epoch"], "epochs": state["epoch"],
