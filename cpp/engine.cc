@@ -26,6 +26,10 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr int kChunkRows = 64;          // rows per gathered batch: big enough for the GEMM, small for the cache
 constexpr int64_t kClassifyObjects = 16384;  // objects per classify pass (bounds its temporary state)
+// Finite but absurd values would overflow fp32 inside the model and leave NaN in an object's state for good, so
+// rows beyond these bounds are invalid. They are far outside any survey's data: MJD, JD and Unix seconds all fit.
+constexpr double kMaxAbsTime = 1e12;
+constexpr float kMaxAbsMag = 1e4f;
 
 template <typename T>
 void grow(std::vector<T>& values, size_t size, T fill) {
@@ -160,6 +164,7 @@ void StateStore::reserve(int64_t n_objects) {
   regression.reserve(s * n_targets);
 }
 
+// equals state_file.cc object_bytes: the file stores exactly these arrays
 size_t StateStore::bytes_per_object() const {
   const size_t B = n_bands;
   return sizeof(int64_t) + B * (sizeof(int32_t) + 2 * sizeof(double) + 4 * sizeof(float)) +
@@ -253,6 +258,14 @@ Plan plan_rows(const ModelConfig& config, const StateStore& store, const Observa
     }
     if (!(err > 0.0f)) {
       reject(row, Status::kInvalid, "err must be > 0, got " + number_text(err));
+      continue;
+    }
+    if (std::abs(t) > kMaxAbsTime) {
+      reject(row, Status::kInvalid, "t must be within +-1e12 days, got " + number_text(t));
+      continue;
+    }
+    if (std::abs(mag) > kMaxAbsMag) {
+      reject(row, Status::kInvalid, "mag must be within +-10000, got " + number_text(mag));
       continue;
     }
     auto [found, inserted] = local_of.try_emplace(id, static_cast<int32_t>(plan.objects.size()));

@@ -23,7 +23,7 @@ enum class Status : int8_t {
   kWarmingUp = 1,   // applied, but its band has fewer than 3 observations: no window row yet (eq. 2)
   kDuplicate = 2,   // repeat of the band's last applied observation (same t, mag, err): ignored
   kLate = 3,        // t not after the last t of this object and band (and not a duplicate): ignored
-  kInvalid = 4,     // NaN/inf in t, mag or err, or err <= 0: ignored
+  kInvalid = 4,     // NaN/inf in t, mag or err, err <= 0, |t| > 1e12 or |mag| > 1e4: ignored
 };
 constexpr int kNumStatus = 5;
 extern const char* const kStatusNames[kNumStatus];

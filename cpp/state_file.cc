@@ -50,6 +50,12 @@ void for_each_array(Store& store, Visit&& visit) {
   visit(store.regression, size_t(store.n_targets));
 }
 
+// Bytes of one object in the file, from the file's own dimensions (so size checks do not depend on the model).
+uint64_t object_bytes(const std::vector<uint32_t>& dims) {
+  const uint64_t B = dims[0], L = dims[1], H = dims[2], Lc = dims[3], Hc = dims[4], C = dims[5], T = dims[6];
+  return 8 + B * (4 + 8 + 8 + 4 * 4) + 2 * 4 * B * L * H + 8 + 2 * 4 * Lc * Hc + 1 + 4 * (C + Hc + T);
+}
+
 std::vector<uint32_t> dims_of(const StateStore& store) {
   return {uint32_t(store.n_bands), uint32_t(store.band_layers), uint32_t(store.band_hidden),
           uint32_t(store.central_layers), uint32_t(store.central_hidden), uint32_t(store.n_classes),
@@ -196,10 +202,13 @@ StateStore read_state_file(const std::string& path, const Model& model) {
   std::vector<uint32_t> dims(7);
   for (uint32_t& dim : dims) dim = reader.get<uint32_t>("dimensions");
   const auto n_objects = reader.get<uint64_t>("object count");
-  if (n_objects > reader.size() / store.bytes_per_object())
+  for (uint32_t dim : dims)
+    if (dim > (1u << 20)) throw std::invalid_argument(path + ": corrupt: absurd state dimensions");
+  const uint64_t per_object = object_bytes(dims);
+  if (n_objects > reader.size() / per_object)
     throw std::invalid_argument(path + ": truncated or corrupt: header says " + std::to_string(n_objects) +
                                 " objects, more than the file can hold");
-  const uint64_t expected = kHeaderBytes + n_objects * store.bytes_per_object() + 4;
+  const uint64_t expected = kHeaderBytes + n_objects * per_object + 4;
   if (reader.size() != expected)
     throw std::invalid_argument(path + ": truncated or corrupt: " + std::to_string(n_objects) + " objects need " +
                                 std::to_string(expected) + " bytes, the file has " + std::to_string(reader.size()));

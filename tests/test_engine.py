@@ -205,6 +205,8 @@ def test_structural_errors_raise_and_leave_state_untouched(warm_engine: Engine, 
     ("mag", np.nan, r"row 2 \(obj_id 1\): mag must be finite, got nan", Status.INVALID),
     ("t", np.inf, r"row 2 \(obj_id 1\): t must be finite, got inf", Status.INVALID),
     ("mag", 1e40, r"row 2 \(obj_id 1\): mag must be finite", Status.INVALID),
+    ("mag", -2e4, r"row 2 \(obj_id 1\): mag must be within \+-10000, got -20000", Status.INVALID),
+    ("t", 3e12, r"row 2 \(obj_id 1\): t must be within \+-1e12 days, got 3e\+12", Status.INVALID),
     ("t", 2.5, r"row 2 \(obj_id 1\): t must be after the last observation of band 'g' \(t=3\), got 2.5",
      Status.LATE),
 ])

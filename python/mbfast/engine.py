@@ -31,7 +31,7 @@ class Status(IntEnum):
     WARMING_UP = 1  # applied, but the band has < 3 observations: no window row yet (eq. 2), outputs NaN
     DUPLICATE = 2   # same (t, mag, err) as the band's last applied observation: ignored (alert packets repeat)
     LATE = 3        # t not after the band's last applied t and not a duplicate: ignored (errors="skip")
-    INVALID = 4     # NaN/inf in t, mag or err, or err <= 0: ignored (errors="skip")
+    INVALID = 4     # NaN/inf in t, mag or err, err <= 0, |t| > 1e12 or |mag| > 1e4: ignored (errors="skip")
 
 
 @dataclass(frozen=True)

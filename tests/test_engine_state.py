@@ -1,0 +1,114 @@
+"""Engine state files: save mid-stream, load, continue bit-identically; damaged or foreign files are refused clearly."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mbfast.engine import STATE_FORMAT_VERSION, Engine
+from tests.test_engine_support import plasticc_sample, small_config, time_ordered_rows, write_random_model
+
+OUTPUTS = ("probs", "embedding", "regression")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_model(tmp_path_factory.mktemp("model") / "random.mbf")
+
+
+def step_rows(engine: Engine, rows: np.ndarray):  # noqa: ANN201
+    curves = plasticc_sample()
+    return engine.step(curves.obj_id[rows], curves.band[rows], curves.t[rows], curves.mag[rows], curves.err[rows],
+                       outputs=OUTPUTS)
+
+
+@pytest.fixture(scope="module")
+def saved(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """A state file saved after the first 60 % of the stream, and the remaining rows."""
+    rows = time_ordered_rows(plasticc_sample())
+    cut = int(0.6 * len(rows))
+    engine = Engine.load(model_path, num_threads=1)
+    step_rows(engine, rows[:cut])
+    engine.forget([int(plasticc_sample().object_ids[3])])  # a hole in the slots, moved last object included
+    path = tmp_path_factory.mktemp("state") / "state.mbs"
+    engine.save_state(path)
+    return path, rows[cut:]
+
+
+def test_save_load_continue_is_bit_identical(model_path: Path, saved: tuple[Path, np.ndarray]) -> None:
+    path, rest = saved
+    rows = time_ordered_rows(plasticc_sample())
+    uninterrupted = Engine.load(model_path, num_threads=2)
+    step_rows(uninterrupted, rows[:len(rows) - len(rest)])
+    uninterrupted.forget([int(plasticc_sample().object_ids[3])])
+    held_at_cut = len(uninterrupted)
+    expected = step_rows(uninterrupted, rest)
+
+    for resumed in (Engine.load(model_path, num_threads=1, state=path), Engine.load(model_path, num_threads=2)):
+        if len(resumed) == 0:
+            resumed.load_state(path)
+        assert len(resumed) == held_at_cut
+        got = step_rows(resumed, rest)
+        for name in ("status",) + OUTPUTS:
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+        ids = plasticc_sample().object_ids
+        mine, theirs = resumed.predict(ids), uninterrupted.predict(ids)
+        for name in ("probs", "embedding", "regression", "n_obs"):
+            np.testing.assert_array_equal(getattr(mine, name), getattr(theirs, name), err_msg=name)
+
+
+def test_save_is_atomic_and_replaces(model_path: Path, saved: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    engine = Engine.load(model_path, num_threads=1, state=saved[0])
+    target = tmp_path / "state.mbs"
+    target.write_bytes(b"old contents")
+    engine.save_state(target)
+    assert target.read_bytes() == saved[0].read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.mbs"]  # no temp file left behind
+    header, checksum = 52, 4
+    assert len(target.read_bytes()) == header + len(engine) * engine.state_bytes_per_object + checksum
+    empty = Engine.load(model_path, num_threads=1)
+    empty.save_state(tmp_path / "empty.mbs")
+    empty.load_state(tmp_path / "empty.mbs")
+    assert len(empty) == 0
+
+
+def damaged(tmp_path: Path, data: bytes, name: str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_damaged_state_files_are_refused_and_state_kept(model_path: Path, saved: tuple[Path, np.ndarray],
+                                                        tmp_path: Path) -> None:
+    data = saved[0].read_bytes()
+    engine = Engine.load(model_path, num_threads=1, state=saved[0])
+    held = len(engine)
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x01
+    cases = {
+        "corrupt": (bytes(flipped), "checksum mismatch"),
+        "truncated": (data[:-100], "truncated or corrupt"),
+        "header only": (data[:30], "truncated state file header"),
+        "not a state file": (b"MBFAST\x00\x01" + data[8:], "bad magic"),
+        "newer": (data[:8] + struct.pack("<I", STATE_FORMAT_VERSION + 1) + data[12:],
+                  f"state file format {STATE_FORMAT_VERSION + 1} is newer than this mbfast \\(reads up to "
+                  f"{STATE_FORMAT_VERSION}\\); upgrade mbfast"),
+        "longer": (data + b"\x00", "truncated or corrupt"),
+    }
+    for name, (content, message) in cases.items():
+        with pytest.raises(ValueError, match=message):
+            engine.load_state(damaged(tmp_path, content, name.replace(" ", "_")))
+        assert len(engine) == held, name
+    with pytest.raises(FileNotFoundError, match="no state file"):
+        engine.load_state(tmp_path / "absent.mbs")
+
+
+def test_state_of_another_model_is_refused(saved: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    same_shape = write_random_model(tmp_path / "other.mbf", small_config(), seed=11)
+    with pytest.raises(ValueError, match="state was saved with a different model"):
+        Engine.load(same_shape, state=saved[0])
+    other_shape = write_random_model(tmp_path / "wide.mbf", small_config(band_hidden=16), seed=0)
+    with pytest.raises(ValueError, match="different model"):
+        Engine.load(other_shape, state=saved[0])
