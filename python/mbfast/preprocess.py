@@ -138,7 +138,8 @@ def _preprocess_sorted(curves: LightCurves, n_skip: int, threads: int) -> ModelI
     err = np.ascontiguousarray(curves.err, dtype=np.float32)
 
     # pass 1: rows and duplicates per object, then a prefix sum gives each object's first row
-    rows_per_object, duplicates, n_obs, t0, m0 = _count_rows(band, t, mag, offsets, n_bands, n_chunks)
+    with numba.parallel_chunksize(1):  # dynamic: one prange step is a chunk of objects, threads may be busy
+        rows_per_object, duplicates, n_obs, t0, m0 = _count_rows(band, t, mag, offsets, n_bands, n_chunks)
     row_offsets = np.zeros(n_objects + 1, dtype=np.int64)
     np.cumsum(rows_per_object, out=row_offsets[1:])
     n_rows = int(row_offsets[-1])
@@ -153,9 +154,10 @@ def _preprocess_sorted(curves: LightCurves, n_skip: int, threads: int) -> ModelI
     colours = np.empty((n_rows, len(pair_a)), dtype=np.float32)  # (R, P)
     weight_band = np.empty(n_rows, dtype=np.float32)         # (R,)
     weight_central = np.empty(n_rows, dtype=np.float32)      # (R,)
-    _fill_rows(band, t, mag, err, offsets, row_offsets, n_bands, pair_a.astype(np.int64),
-               pair_b.astype(np.int64), n_skip, n_chunks, dt, rows, row_band, band_step, row_t, row_err, colours,
-               weight_band, weight_central)
+    with numba.parallel_chunksize(1):
+        _fill_rows(band, t, mag, err, offsets, row_offsets, n_bands, pair_a.astype(np.int64),
+                   pair_b.astype(np.int64), n_skip, n_chunks, dt, rows, row_band, band_step, row_t, row_err,
+                   colours, weight_band, weight_central)
 
     # log10 by NumPy, as the reference takes it: NumPy's vectorised log10 and libm's (what Numba calls) differ
     # by an ulp on a few % of values, which can flip a float32 rounding. Contiguous blocks keep NumPy on the
