@@ -27,6 +27,7 @@ def one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
+
 RTOL, ATOL = 1e-5, 1e-6
 
 

@@ -32,6 +32,7 @@ def one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
+
 TINY = dict(band_hidden=6, band_layers=2, central_hidden=5, central_layers=2, translation_layers=2,
             classifier_hidden=4, classifier_layers=2, band_head_hidden=4, band_head_layers=1,
             regression_hidden=4, regression_layers=1, n_skip=2)

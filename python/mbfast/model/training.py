@@ -23,7 +23,7 @@ from mbfast.model.batch import Batch, make_batch
 from mbfast.model.data import (TrainingData, cap_per_class, fit_targets, load_training_data, scale_targets,
                                stratified_split)
 from mbfast.model.export import export_model
-from mbfast.model.multiband import MultibandModel
+from mbfast.model.multiband import CentralOutput, MultibandModel
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,13 @@ def band_losses(model: MultibandModel, batch: Batch, states: list) -> list[torch
     return losses
 
 
-def central_loss(model: MultibandModel, batch: Batch, states: list,
-                 target_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eq. 7: eq. 5 on the per-step classifier + eq. 6 masked, lambda-weighted MSE on z-scored targets."""
-    out = model.central_forward(batch, states)
+def central_loss(model: MultibandModel, batch: Batch, states: list, target_weights: torch.Tensor,
+                 out: CentralOutput | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 7: eq. 5 on the per-step classifier + eq. 6 masked, lambda-weighted MSE on z-scored targets.
+
+    Returns (total, classification, regression); `out` reuses an existing central_forward of the batch.
+    """
+    out = model.central_forward(batch, states) if out is None else out
     mask = batch.central_mask
     owner = torch.nonzero(mask)[:, 0]
     cls = weighted_ce(out.logits, batch.labels[owner], batch.central_weight[mask], mask.shape[0])
@@ -173,12 +176,11 @@ def validation_loss(model: MultibandModel, data: TrainingData, objects: np.ndarr
     for start in range(0, len(objects), batch_size):
         chosen = objects[start:start + batch_size]
         batch = make_batch(data.inputs, chosen, data.labels, targets_z).to_torch(device)
-        states = model.band_states(batch)
-        loss, cls, reg = central_loss(model, batch, states, target_weights)
+        out = model.central_forward(batch, model.band_states(batch))
+        loss, cls, reg = central_loss(model, batch, [], target_weights, out)
         total += float(loss) * len(chosen)
         cls_total += float(cls) * len(chosen)
         reg_total += float(reg) * len(chosen)
-        out = model.central_forward(batch, states)
         last = torch.cumsum(batch.n_rows, 0) - 1
         correct += int((out.logits[last].argmax(-1) == batch.labels).sum())
     model.train(was_training)
