@@ -5,11 +5,14 @@ parity check exercises every tensor of the file. Tolerance: rtol 1e-5 (float32 t
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+import mbfast  # noqa: E402
 from mbfast.config import ModelConfig, RegressionTarget  # noqa: E402
 from mbfast.datasets import load_plasticc  # noqa: E402
 from mbfast.model.batch import make_batch  # noqa: E402
@@ -137,3 +140,22 @@ def test_export_refuses_a_model_built_for_another_config(plasticc_sample, tmp_pa
     wider = ModelConfig(**{**vars(config), "band_hidden": 10})
     with pytest.raises(ModelFileError, match="mis-shaped"):
         export_model(MultibandModel(config), tmp_path / "model.mbf", wider)
+
+
+DEFAULT_MODEL = Path(mbfast.__file__).parent / "data" / "default_model.mbf"
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped default model yet")
+def test_shipped_default_model_loads_and_matches_the_reference(plasticc_sample) -> None:
+    inputs, data = plasticc_sample
+    model = load_torch_model(DEFAULT_MODEL)
+    assert model.config.class_names == data.class_names and model.config.bands == data.curves.bands
+    assert [t.name for t in model.config.regression_targets] == ["redshift"]
+    reference = ReferenceModel(read_model(DEFAULT_MODEL))
+    objects = np.flatnonzero(inputs.n_rows > 0)[:3]
+    with torch.no_grad():
+        batch = make_batch(inputs, objects).to_torch()
+        probs = torch.softmax(model.central_forward(batch, model.band_states(batch)).logits, -1).numpy()
+    expected = np.concatenate([[step.probs for step in reference.run_object(inputs, int(k))] for k in objects])
+    print(f"default model: max diff {np.abs(probs - expected).max():.2e} over {len(probs)} steps")
+    np.testing.assert_allclose(probs, expected, rtol=RTOL, atol=ATOL)
