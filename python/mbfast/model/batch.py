@@ -8,28 +8,32 @@ Central valid positions taken row-major over (K, T) are exactly the batch object
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
 from mbfast.inputs import ModelInputs
 
 
+Array = Any  # np.ndarray; torch.Tensor after Batch.to_torch
+
+
 @dataclass
 class Batch:
-    band_rows: list       # per band: float32 (K, T_b, 4) window rows of eq. 2, zero padded
-    band_mask: list       # per band: bool (K, T_b) valid steps
-    band_weight: list     # per band: float32 (K, T_b) eq. 4 weights of the band loss (0 on padding)
-    state_index: object   # int64 (K, T) index of each central step's band state in the flattened, concatenated
-                          # band tensors [band 0 (K*T_0), band 1 (K*T_1), ...]; padding -> one zero row at the end
-    band_of_step: object  # int64 (M,) band of each valid central step (M = sum of rows)
-    band_position: object # int64 (M,) index of each valid central step among its band's valid positions
-    central_mask: object  # bool (K, T)
-    colours: object       # float32 (K, T, P)
-    dt_central: object    # float32 (K, T)
-    central_weight: object  # float32 (K, T) eq. 4 weights of the central loss
-    n_rows: object        # int64 (K,) central steps per object (>= 1)
-    labels: object        # int64 (K,) or None
-    targets: object       # float32 (K, G) z-scored regression targets, NaN where unknown; or None
+    band_rows: list[Array]  # per band: float32 (K, T_b, 4) window rows of eq. 2, zero padded
+    band_mask: list[Array]  # per band: bool (K, T_b) valid steps
+    band_weight: list[Array]  # per band: float32 (K, T_b) eq. 4 weights of the band loss (0 on padding)
+    state_index: Array   # int64 (K, T) index of each central step's band state in the flattened, concatenated
+                         # band tensors [band 0 (K*T_0), band 1 (K*T_1), ...]; padding -> one zero row at the end
+    band_of_step: Array  # int64 (M,) band of each valid central step (M = sum of rows)
+    band_position: Array  # int64 (M,) index of each valid central step among its band's valid positions
+    central_mask: Array  # bool (K, T)
+    colours: Array       # float32 (K, T, P)
+    dt_central: Array    # float32 (K, T)
+    central_weight: Array  # float32 (K, T) eq. 4 weights of the central loss
+    n_rows: Array        # int64 (K,) central steps per object (>= 1)
+    labels: Array        # int64 (K,) or None
+    targets: Array       # float32 (K, G) z-scored regression targets, NaN where unknown; or None
 
     def to_torch(self, device: str = "cpu") -> Batch:
         import torch
