@@ -23,12 +23,12 @@ LSST_DIR = DATA / "lsst"
 # file -> (alerts, rows kept with the default cuts); counted once by hand from the packets (see PROVENANCE.md)
 FIXTURES = {
     "ztf/ztf_v3p2_ZTF17aaacxxf.avro": (1, 0),
-    "ztf/ztf_v3p3_ZTF19abvhduf.avro": (1, 20),
+    "ztf/ztf_v3p3_ZTF19abvhduf.avro": (1, 18),
     "ztf/ztf_v4p01_ZTF20acunklg.avro": (1, 0),
     "ztf/kafka_snappy_v3p0.avro": (1, 1),
     "ztf/kafka_snappy_8_packets.avro": (8, 6),
-    "ztf/ztf_v3p3_3_packets_deflate.avro": (3, 21),
-    "ztf/fink_ztf_v4p02_8_alerts.parquet": (8, 22),
+    "ztf/ztf_v3p3_3_packets_deflate.avro": (3, 19),
+    "ztf/fink_ztf_v4p02_8_alerts.parquet": (8, 16),
     "lsst/rubin_lsstcam_v10_0_25_alerts.parquet": (25, 59),
     "lsst/rubin_lsstcam_v10_0_25_alerts.avro": (25, 59),
 }
@@ -61,9 +61,10 @@ def test_ztf_values_read_by_hand() -> None:
     assert rows.t[now] == 2458802.6976852 - 2400000.5                          # jd -> MJD
     assert rows.mag[now] == np.float32(17.9606876373291)                       # magpsf
     assert rows.err[now] == np.float32(0.0945383608341217)                     # sigmapsf
-    # prv_candidates[0] (candid 1018323913315015004) has rb 0.484 < 0.55: dropped; [1] is the first history row
+    # prv_candidates[0] (candid 1018323913315015004, rb 0.484), [7] (rb 0.577) and [8] (rb 0.597) fail rb >= 0.65;
+    # [1] is the first history row
     history = np.flatnonzero(~rows.current)
-    assert len(history) == 19 and rows.skipped == {"rb": 1}
+    assert len(history) == 17 and rows.skipped == {"rb": 3}
     first = history[np.argmin(rows.t[history])]
     assert rows.bands_as_labels()[first] == "r"                                # fid 2
     assert rows.t[first] == 2458773.0328125 - 2400000.5
@@ -116,7 +117,7 @@ def test_batch_reads_every_file_in_order() -> None:
     names = ["ztf/ztf_v3p3_ZTF19abvhduf.avro", "ztf/fink_ztf_v4p02_8_alerts.parquet", "ztf/kafka_snappy_v3p0.avro"]
     rows = read_alerts([DATA / name for name in names])
     assert rows.files == tuple(str(DATA / name) for name in names)
-    assert rows.n_alerts == 10 and len(rows) == 43
+    assert rows.n_alerts == 10 and len(rows) == 18 + 16 + 1
     assert rows.alert_file.tolist() == [0] + [1] * 8 + [2]
 
 
@@ -168,9 +169,9 @@ def test_apparent_magnitude_cut_keeps_negative_differences_near_a_reference_sour
 def test_cuts_are_configurable() -> None:
     path = ZTF_DIR / "ztf_v3p3_ZTF19abvhduf.avro"
     assert len(read_alerts(path, cuts=ZtfCuts(min_rb=None))) == 21
-    assert len(read_alerts(path, cuts=ZtfCuts(min_rb=0.95))) < 20
+    assert len(read_alerts(path, cuts=ZtfCuts(min_rb=0.95))) < 18
     # drb is 0.99999964 here; drb cuts are ignored before schema 3.3 (Kafka dumps fill it with 0.0)
-    assert len(read_alerts(path, cuts=ZtfCuts(min_drb=0.5))) == 20
+    assert len(read_alerts(path, cuts=ZtfCuts(min_drb=0.5))) == 18
     old = ZTF_DIR / "kafka_snappy_v3p0.avro"
     assert len(read_alerts(old, cuts=ZtfCuts(min_drb=0.5))) == len(read_alerts(old))
 
@@ -227,7 +228,7 @@ def test_batch_with_a_bad_file_reads_the_others(tmp_path: Path) -> None:
     paths = [ZTF_DIR / "ztf_v3p3_ZTF19abvhduf.avro", junk, ZTF_DIR / "kafka_snappy_v3p0.avro",
              LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.parquet"]
     rows = read_alerts(paths)
-    assert rows.n_alerts == 2 and len(rows) == 21
+    assert rows.n_alerts == 2 and len(rows) == 18 + 1
     messages = [str(p) for p in rows.problems]
     assert messages[0] == f"{junk}: whole file: neither an Avro container nor Parquet (starts with b'not ')"
     assert "lsst alerts in a ztf batch" in messages[1]

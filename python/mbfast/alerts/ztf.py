@@ -66,16 +66,18 @@ class ZtfCuts:
     (0, 1.0857) (flux > flux error, as for LSST), fid in 1..3, and a positive difference (isdiffpos 't'/'1')
     unless `apparent` is on. A None threshold is off; a row whose score is null passes that cut.
 
-    min_rb : RealBogus score (rb) >= this. Default 0.55, the threshold the ZTF public stream itself used.
-    min_drb : deep-learning RealBogus (drb, candidate only, schema >= 3.3) >= this. Default off.
-    max_nbad : bad pixels in the 5x5 stamp <= this. Default off.
+    min_rb : RealBogus score (rb) >= this. Default 0.65 and max_nbad default 0: the rb and nbad terms of the
+        purity filter in the ZTF alert documentation (ztf-avro-alert docs/filtering.md, from IPAC tests), whose
+        shape terms (fwhm, elong, magdiff) are not applied here.
+    min_drb : deep-learning RealBogus (drb, schema >= 3.3) >= this. Default off.
+    max_nbad : bad pixels in the 5x5 stamp <= this.
     apparent : replace the difference magnitude with the apparent one (reference + difference flux) where
         the nearest reference source is within `max_distnr` pixels (1.01 arcsec each); off by default.
     """
 
-    min_rb: float | None = 0.55
+    min_rb: float | None = 0.65
     min_drb: float | None = None
-    max_nbad: int | None = None
+    max_nbad: int | None = 0
     apparent: bool = False
     max_distnr: float = 1.4
 
