@@ -264,6 +264,28 @@ def test_unknown_schema_versions_are_refused(tmp_path: Path) -> None:
     assert "lsst.v12_0.alert is newer than this mbfast reads" in rows.problems[0].message
 
 
+def test_older_lsst_field_names(tmp_path: Path) -> None:
+    """Schemas before v7 name the fields filterName, midPointTai, psFlux, psFluxErr."""
+    def rename(schema: dict) -> dict:
+        text = json.dumps(schema).replace("lsst.v10_0", "lsst.v5_0").replace('"band"', '"filterName"')
+        return json.loads(text.replace("midpointMjdTai", "midPointTai").replace("psfFlux", "psFlux"))
+
+    def rename_record(record: dict) -> dict:
+        def source(values: dict) -> dict:
+            renamed = {"band": "filterName", "midpointMjdTai": "midPointTai", "psfFlux": "psFlux",
+                       "psfFluxErr": "psFluxErr"}
+            return {renamed.get(key, key): value for key, value in values.items()}
+        return {**record, "diaSource": source(record["diaSource"]),
+                "prvDiaSources": [source(values) for values in record["prvDiaSources"] or ()]}
+
+    old = tmp_path / "lsst_v5.avro"
+    _rewrite(LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro", old, edit_schema=rename, edit_record=rename_record)
+    new = read_alerts(LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro")
+    rows = read_alerts(old, errors="raise")
+    for name in ("obj_id", "band", "t", "mag", "err", "alert_id", "alert_row"):
+        np.testing.assert_array_equal(getattr(rows, name), getattr(new, name), err_msg=name)
+
+
 def test_malformed_packet_adds_nothing(tmp_path: Path) -> None:
     """A packet failing half-way (bad objectId) is reported and leaves no rows or alerts behind."""
     bad = tmp_path / "bad_id.avro"

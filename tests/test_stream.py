@@ -332,3 +332,17 @@ def test_replay_with_the_engine(tmp_path: Path) -> None:
     ordered = one.scores.drop_columns(["file"])
     assert joined.sort_by([("t", "ascending"), ("alert_id", "ascending")]).equals(
         ordered.sort_by([("t", "ascending"), ("alert_id", "ascending")]))
+
+
+def test_cli_stream_writes_scores_and_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real_engine_factory(tmp_path, "lsst")
+    parser = argparse.ArgumentParser(prog="mbfast")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["stream", str(LSST_PARQUET), "--state", str(tmp_path / "state"),
+                              "-o", str(tmp_path / "scores.parquet"), "--model", str(tmp_path / "lsst.mbf")])
+    assert args.run(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["alerts"] == 25 and summary["problems"] == []
+    assert summary["alert_status"]["no_object"] == 3
+    assert pq.read_table(tmp_path / "scores.parquet").num_rows == 25
+    assert json.loads((tmp_path / "state" / "replay.json").read_text())["state"] == "engine-000001.state"

@@ -190,9 +190,11 @@ def _last_in_group(key: np.ndarray, source: np.ndarray) -> np.ndarray:
 
 
 def _alert_time_of_rows(rows: AlertRows) -> np.ndarray:
-    """(R,) t of the alert that carried each row."""
-    lookup = {int(alert): float(t) for alert, t in zip(rows.alert_alert_id, rows.alert_t)}
-    return np.array([lookup[int(alert)] for alert in rows.alert_id], dtype=np.float64)
+    """(R,) t of the alert that carried each row; (file, packet) names an alert."""
+    alert_key = (rows.alert_file.astype(np.int64) << 32) | rows.alert_packet.astype(np.int64)
+    row_key = (rows.file.astype(np.int64) << 32) | rows.packet.astype(np.int64)
+    order = np.argsort(alert_key, kind="stable")
+    return rows.alert_t[order[np.searchsorted(alert_key[order], row_key)]]
 
 
 def _forward_fill(obj_id: np.ndarray, predicted: np.ndarray, probs: np.ndarray,
@@ -341,17 +343,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("alerts", nargs="+", help="alert files: Avro containers or Fink-style Parquet")
     parser.add_argument("--state", required=True, help="state directory (created; reused by the next run)")
     parser.add_argument("-o", "--output", required=True, help="per-alert scores, Parquet")
-    parser.add_argument("--model", help="model file (default: the bundled model for the alerts' survey)")
+    parser.add_argument("--model", help="model file (default: the model shipped with mbfast)")
     parser.add_argument("--min-rb", type=float, default=ZtfCuts.min_rb, help="ZTF rb cut (default %(default)s)")
     parser.add_argument("--apparent", action="store_true", help="ZTF apparent magnitudes near reference sources")
     parser.set_defaults(run=run_stream)
 
 
 def run_stream(args: argparse.Namespace) -> int:
+    """Replay one batch and print a JSON summary; exit status 1 when some packets could not be read."""
     import mbfast
 
-    if args.model is None:
-        raise ValueError("--model is required until bundled models exist")
     engine = mbfast.Engine.load(args.model)
     result = replay(args.alerts, engine, state_dir=args.state, scores_path=args.output,
                     cuts=ZtfCuts(min_rb=args.min_rb, apparent=args.apparent))
