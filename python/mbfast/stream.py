@@ -41,6 +41,7 @@ class ReplayResult:
         after the alert's detection was applied, null while the object has none), file string, packet int32.
     problems : packets that could not be read.  skipped : detections dropped by the reader's cuts, by reason.
     rows_read : detections read (history repeats included);  rows_stepped : unique ones sent to Engine.step.
+    conflicts : repeated detections (same obj_id, band, t) whose mag or err differ from the copy kept.
     step_counts : Engine.step status -> rows;  files_already_done : files skipped because the state has them.
     """
 

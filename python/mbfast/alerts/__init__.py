@@ -123,12 +123,12 @@ Packets = Iterator[tuple[int, dict[str, Any] | None, str | None]]
 def _open(path: Path) -> tuple[Survey, Packets]:
     """Survey of a file and an iterator of (packet index, record or None, error or None)."""
     with open(path, "rb") as handle:
-        data = handle.read()
-    if data[:4] == AVRO_MAGIC:
-        return _open_avro(data)
-    if data[:4] == PARQUET_MAGIC:
+        magic = handle.read(4)
+        if magic == AVRO_MAGIC:
+            return _open_avro(magic + handle.read())
+    if magic == PARQUET_MAGIC:
         return _open_parquet(path)
-    raise ValueError(f"neither an Avro container nor Parquet (starts with {data[:4]!r})")
+    raise ValueError(f"neither an Avro container nor Parquet (starts with {magic!r})")
 
 
 def _survey_of_fields(names: Iterable[str], what: str) -> Survey:

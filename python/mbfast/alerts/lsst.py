@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from mbfast.alerts.rows import RowBuilder
-from mbfast.surveys import LOW_SNR, LSST, LSST_NJY_ZERO_POINT, MAG_PER_LN_FLUX
+from mbfast.surveys import LOW_SNR, LSST_NJY_ZERO_POINT, MAG_PER_LN_FLUX
 
 SUPPORTED_MAJORS = range(4, 12)
 # Field names changed across schema versions: (current, older)
@@ -85,4 +85,4 @@ def _add_source(source: dict[str, Any], rows: RowBuilder, obj_id: int, alert_id:
                     MAG_PER_LN_FLUX * flux_err / flux, alert_id, current, file, index)
 
 
-__all__ = ["LSST", "add_packet", "schema_version"]
+__all__ = ["add_packet", "schema_version"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mbfast.alerts.rows import RowBuilder
-from mbfast.surveys import LOW_SNR, MAG_PER_LN_FLUX, ZTF
+from mbfast.surveys import LOW_SNR, MAG_PER_LN_FLUX
 
 # jd -> MJD
 JD_MINUS_MJD = 2400000.5
@@ -170,4 +170,5 @@ def _add_detection(det: dict[str, Any], rows: RowBuilder, cuts: ZtfCuts, obj_id:
     return rows.add(obj_id, band, float(det["jd"]) - JD_MINUS_MJD, mag, err, alert_id, current, file, index)
 
 
-__all__ = ["FID_BANDS", "ZTF", "ZtfCuts", "add_packet", "apparent_magnitude", "ztf_object_id", "ztf_object_name"]
+__all__ = ["FID_BANDS", "ZtfCuts", "add_packet", "apparent_magnitude", "schema_version", "ztf_object_id",
+           "ztf_object_name"]
