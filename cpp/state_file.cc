@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -149,8 +150,10 @@ std::string folder_of(const std::string& path) {
 }  // namespace
 
 void write_state_file(const std::string& path, const StateStore& store, const Model& model) {
-  std::string temp = path + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(temp.data());
+  // a unique name next to the target; mode 0666 minus the umask, as for any file the user writes
+  static std::atomic<uint64_t> serial{0};
+  const std::string temp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(serial++);
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0) throw std::runtime_error(path + ": cannot create a temp file next to it: " + std::strerror(errno));
   try {
     FileWriter writer(fd, temp);

@@ -1,6 +1,7 @@
 """Engine state files: save mid-stream, load, continue bit-identically; damaged or foreign files are refused clearly."""
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -112,3 +113,25 @@ def test_state_of_another_model_is_refused(saved: tuple[Path, np.ndarray], tmp_p
     other_shape = write_random_model(tmp_path / "wide.mbf", small_config(band_hidden=16), seed=0)
     with pytest.raises(ValueError, match="different model"):
         Engine.load(other_shape, state=saved[0])
+
+
+FIXTURE = Path(__file__).parent / "data" / "engine"
+
+
+def test_state_format_1_fixture_still_loads() -> None:
+    """tests/data/engine/state_v1.mbs was written by format 1 (make_state_v1.py); it must load and continue."""
+    engine = Engine.load(FIXTURE / "tiny_model.mbf", num_threads=1, state=FIXTURE / "state_v1.mbs")
+    expected = np.load(FIXTURE / "state_v1_expected.npz")
+    prediction = engine.predict([1, 2, 3])
+    for name in ("probs", "embedding", "regression", "n_obs"):
+        np.testing.assert_array_equal(getattr(prediction, name), expected[name], err_msg=name)
+    result = engine.step([2, 2, 2], ["r", "r", "r"], [70000.0, 70001.0, 70002.0], [20.0, 20.1, 20.2], [0.1] * 3)
+    assert list(result.status_names) == ["warming_up", "warming_up", "predicted"]
+
+
+def test_state_file_permissions_follow_umask(model_path: Path, tmp_path: Path) -> None:
+    engine = Engine.load(model_path, num_threads=1)
+    engine.save_state(tmp_path / "state.mbs")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "state.mbs").stat().st_mode & 0o777 == 0o666 & ~umask
