@@ -249,11 +249,26 @@ class Engine:
         band_values = arrays["band"]
         if len(band_values) and not (np.issubdtype(band_values.dtype, np.integer) or band_values.dtype.kind in "USO"):
             raise ValueError(f"band must be labels (str) or integer codes, got dtype {band_values.dtype}")
-        codes = band_indices(band_values, self.bands, ids)
+        codes = self._band_codes(band_values, ids)
         t_values = _float_column("t", arrays["t"], np.float64)  # float64 until differenced: float32 MJD steps ~6 min
         mag_values = _float_column("mag", arrays["mag"], np.float32)
         err_values = _float_column("err", arrays["err"], np.float32)
-        return ids, np.ascontiguousarray(codes, dtype=np.int8), t_values, mag_values, err_values
+        return ids, codes, t_values, mag_values, err_values
+
+    def _band_codes(self, band: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """int8 (N,) band indices; vectorised for the hot path, table.band_indices words the error."""
+        n_bands = len(self.bands)
+        if np.issubdtype(band.dtype, np.integer):
+            if len(band) and (band.min() < 0 or band.max() >= n_bands):
+                band_indices(band, self.bands, ids)  # raises naming the row
+            return np.ascontiguousarray(band, dtype=np.int8)
+        labels = band.astype(str)
+        order = np.argsort(self.bands)
+        sorted_labels = np.asarray(self.bands)[order]
+        found = np.minimum(np.searchsorted(sorted_labels, labels), n_bands - 1)
+        if not (sorted_labels[found] == labels).all():
+            band_indices(band, self.bands, ids)  # raises naming the row
+        return np.ascontiguousarray(order[found], dtype=np.int8)
 
 
 def _integer_column(name: str, values: object) -> np.ndarray:
@@ -278,6 +293,8 @@ def _float_column(name: str, values: np.ndarray, dtype: type[np.floating]) -> np
             values = values.astype(np.float64)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{name} must be numbers, got dtype {values.dtype} ({error})") from None
+    if values.dtype == dtype:
+        return np.ascontiguousarray(values)
     with np.errstate(over="ignore"):  # out-of-range values become inf and are reported per row as not finite
         return np.ascontiguousarray(values, dtype=dtype)
 
