@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -54,6 +55,7 @@ def test_plasticc_matches_reference(plasticc_sample: LightCurves, n_skip: int) -
     assert_matches_reference(fast, preprocess_reference(plasticc_sample, n_skip))
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="Numba has a single thread here")
 def test_threads_give_identical_results(plasticc_sample: LightCurves) -> None:
     preprocess(plasticc_sample, 2, num_threads=1).assert_equal(preprocess(plasticc_sample, 2, num_threads=2))
 
