@@ -74,7 +74,7 @@ def preprocess_reference(curves: LightCurves, n_skip: int) -> ModelInputs:
         band_step=np.array(columns["band_step"], dtype=np.int32),
         t=np.array(columns["t"], dtype=np.float64),
         err=np.array(columns["err"], dtype=np.float32),
-        colours=np.array(columns["colours"], dtype=np.float32).reshape(-1, len(pairs)),
+        colours=np.array(columns["colours"], dtype=np.float32).reshape(len(columns["band"]), len(pairs)),
         dt_central=np.array(columns["dt_central"], dtype=np.float32),
         weight_band=np.array(columns["weight_band"], dtype=np.float32),
         weight_central=np.array(columns["weight_central"], dtype=np.float32),
