@@ -23,6 +23,10 @@ CEILING: dict[str, object] = {}  # the GEMM ceiling measured in this session (ge
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--bench-obs", type=int, default=10_000_000,
                      help="observations in the synthetic table of the large benchmarks (default 10 M)")
+    parser.addoption("--bench-curves", type=int, default=100_000,
+                     help="whole light curves classified by bench_classify.py (default 100 k)")
+    parser.addoption("--bench-max-objects", type=int, default=1_000_000,
+                     help="largest engine measured by bench_memory.py; larger sizes are extrapolated (default 1e6)")
     parser.addoption("--bench-threads", type=int, default=None,
                      help="threads of mbfast and of every baseline in the step benchmarks (default: all CPUs)")
 

@@ -1,0 +1,52 @@
+"""Whole-light-curve throughput: Engine.classify on synthetic curves resampled from PLAsTiCC (mbfast.synth).
+
+The ZTF model sizes (mbfast.bench_cli.ZTF_CONFIG) with PLAsTiCC's six LSST bands, random weights. Default 100 k
+curves (--bench-curves; a --benchmark-disable smoke run uses 200). Only classify is timed; outputs checked after.
+extra_info: obs/s (observations in the table), curves/s, GFLOP/s of the predicted rows and the ceiling fraction.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mbfast.bench_cli import ZTF_CONFIG, random_weights
+from mbfast.costs import model_info
+from mbfast.engine import Engine
+from mbfast.modelfile import write_model
+from mbfast.synth import resample
+from mbfast.table import LightCurves
+
+
+@pytest.fixture(scope="module")
+def curves(request: pytest.FixtureRequest, plasticc_curves: LightCurves) -> LightCurves:
+    smoke = request.config.getoption("benchmark_disable")
+    n_curves = 200 if smoke else int(request.config.getoption("--bench-curves"))
+    return resample(plasticc_curves, n_curves, seed=2)
+
+
+def test_classify_mbfast(benchmark, curves: LightCurves, tmp_path: Path, bench_threads: int,  # noqa: ANN001
+                         gemm_ceiling: dict, record_throughput: Callable[[int, str], None]) -> None:
+    config = dataclasses.replace(ZTF_CONFIG, survey="lsst", bands=tuple(curves.bands))
+    path = tmp_path / "lsst_ztf_sizes.mbf"
+    write_model(path, config, random_weights(config))
+    engine = Engine.load(path, num_threads=bench_threads)
+    benchmark.group = f"classify/curves={curves.n_objects}"
+    prediction = benchmark.pedantic(engine.classify, args=(curves,), rounds=3, warmup_rounds=0)
+    record_throughput(len(curves), "mbfast")
+    # predicted rows = observations from the 3rd of their band on (repeats at equal t aside, a few)
+    n_obs = prediction.n_obs.astype(np.int64)
+    window_rows = int(np.maximum(n_obs - 2, 0).sum())
+    benchmark.extra_info["curves"] = curves.n_objects
+    benchmark.extra_info["window_rows"] = window_rows
+    if "obs_per_s" in benchmark.extra_info:
+        seconds = len(curves) / benchmark.extra_info["obs_per_s"]
+        gflops = window_rows * model_info(config)["flops_per_observation"] / seconds / 1e9  # type: ignore[operator]
+        benchmark.extra_info.update(curves_per_s=curves.n_objects / seconds, gflops=gflops,
+                                    ceiling_fraction=gflops / float(gemm_ceiling["gflops"]))
+    assert len(prediction) == curves.n_objects
+    has_row = (n_obs >= 3).any(axis=1)
+    assert np.isfinite(prediction.probs[has_row]).all()
