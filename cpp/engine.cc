@@ -11,6 +11,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "engine_cuda.h"
 #include "ops/gemm.h"
 #include "ops/lstm_cell.h"
 #include "ops/rowwise.h"
@@ -52,14 +53,15 @@ void shrink(std::vector<T>& values, size_t size) {
 // StateStore
 // ---------------------------------------------------------------------------------------------------------------
 
-StateStore::StateStore(const ModelConfig& config)
+StateStore::StateStore(const ModelConfig& config, bool recurrent_on_host)
     : n_bands(config.n_bands()),
       band_layers(config.band_layers),
       band_hidden(config.band_hidden),
       central_layers(config.central_layers),
       central_hidden(config.central_hidden),
       n_classes(config.n_classes()),
-      n_targets(config.n_targets()) {}
+      n_targets(config.n_targets()),
+      recurrent_on_host(recurrent_on_host) {}
 
 int32_t StateStore::find(int64_t id) const {
   auto found = slot_of.find(id);
@@ -80,11 +82,13 @@ int32_t StateStore::add(int64_t id) {
   grow(last_err, s * B, 0.0f);
   grow(prev_log_dt, s * B, 0.0f);
   grow(prev_dmag, s * B, 0.0f);
-  grow(band_hidden_state, s * band_state, 0.0f);
-  grow(band_cell_state, s * band_state, 0.0f);
+  if (recurrent_on_host) {
+    grow(band_hidden_state, s * band_state, 0.0f);
+    grow(band_cell_state, s * band_state, 0.0f);
+    grow(central_hidden_state, s * central_state, 0.0f);
+    grow(central_cell_state, s * central_state, 0.0f);
+  }
   grow(central_t, s, 0.0);
-  grow(central_hidden_state, s * central_state, 0.0f);
-  grow(central_cell_state, s * central_state, 0.0f);
   grow(has_prediction, s, uint8_t{0});
   grow(probs, s * n_classes, kNaN);
   grow(embedding, s * central_hidden, kNaN);
@@ -109,11 +113,13 @@ bool StateStore::remove(int64_t id) {
     move_block(last_err, B, last, slot);
     move_block(prev_log_dt, B, last, slot);
     move_block(prev_dmag, B, last, slot);
-    move_block(band_hidden_state, band_state, last, slot);
-    move_block(band_cell_state, band_state, last, slot);
+    if (recurrent_on_host) {  // otherwise the caller moves them on the device (Engine::forget)
+      move_block(band_hidden_state, band_state, last, slot);
+      move_block(band_cell_state, band_state, last, slot);
+      move_block(central_hidden_state, central_state, last, slot);
+      move_block(central_cell_state, central_state, last, slot);
+    }
     move_block(central_t, 1, last, slot);
-    move_block(central_hidden_state, central_state, last, slot);
-    move_block(central_cell_state, central_state, last, slot);
     move_block(has_prediction, 1, last, slot);
     move_block(probs, size_t(n_classes), last, slot);
     move_block(embedding, size_t(central_hidden), last, slot);
@@ -128,11 +134,13 @@ bool StateStore::remove(int64_t id) {
   shrink(last_err, last * B);
   shrink(prev_log_dt, last * B);
   shrink(prev_dmag, last * B);
-  shrink(band_hidden_state, last * band_state);
-  shrink(band_cell_state, last * band_state);
+  if (recurrent_on_host) {
+    shrink(band_hidden_state, last * band_state);
+    shrink(band_cell_state, last * band_state);
+    shrink(central_hidden_state, last * central_state);
+    shrink(central_cell_state, last * central_state);
+  }
   shrink(central_t, last);
-  shrink(central_hidden_state, last * central_state);
-  shrink(central_cell_state, last * central_state);
   shrink(has_prediction, last);
   shrink(probs, last * n_classes);
   shrink(embedding, last * central_hidden);
@@ -153,11 +161,13 @@ void StateStore::reserve(int64_t n_objects) {
   last_err.reserve(s * B);
   prev_log_dt.reserve(s * B);
   prev_dmag.reserve(s * B);
-  band_hidden_state.reserve(s * band_state);
-  band_cell_state.reserve(s * band_state);
+  if (recurrent_on_host) {
+    band_hidden_state.reserve(s * band_state);
+    band_cell_state.reserve(s * band_state);
+    central_hidden_state.reserve(s * central_state);
+    central_cell_state.reserve(s * central_state);
+  }
   central_t.reserve(s);
-  central_hidden_state.reserve(s * central_state);
-  central_cell_state.reserve(s * central_state);
   has_prediction.reserve(s);
   probs.reserve(s * n_classes);
   embedding.reserve(s * central_hidden);
@@ -385,6 +395,41 @@ void commit_plan(Plan& plan, StateStore& store) {
 // Model step on a chunk of window rows of one band: mirrors reference.py ReferenceModel.step
 // ---------------------------------------------------------------------------------------------------------------
 
+// Every Dense of the model packed for the CPU kernels at the engine's precision (ops::pack_weights), found by
+// address: the Model is shared and immutable, so its Dense objects outlive the engine's use of them.
+struct PackedModel {
+  ops::Precision precision = ops::Precision::kFp32;
+  std::unordered_map<const Dense*, ops::PackedWeights> weights;
+
+  PackedModel(const Model& model, ops::Precision precision_) : precision(precision_) {
+    auto add = [&](const Dense& dense) {
+      weights.emplace(&dense, ops::pack_weights(dense.in, dense.out, dense.weight_t.data(), dense.bias.data(),
+                                                precision, ops::cpu_kernel()));
+    };
+    auto add_stack = [&](const RecurrentStack& stack) {
+      for (const Dense& dense : stack.gates) add(dense);
+      add(stack.residual);
+    };
+    auto add_ffnn = [&](const Ffnn& ffnn) {
+      for (const Dense& dense : ffnn.layers) add(dense);
+      add(ffnn.out);
+    };
+    for (const RecurrentStack& stack : model.band_stacks) add_stack(stack);
+    for (const auto& translator : model.translators)
+      for (const Dense& dense : translator) add(dense);
+    add_stack(model.central);
+    add_ffnn(model.classifier);
+    for (const Ffnn& regressor : model.regressors) add_ffnn(regressor);
+  }
+
+  const ops::PackedWeights& of(const Dense& dense) const { return weights.at(&dense); }
+
+  // y (M, out; stride ldc) = x (M, in; stride lda) @ dense + bias
+  void gemm(const Dense& dense, int M, const float* x, int lda, float* y, int ldc) const {
+    ops::gemm_bias_cpu(M, x, lda, of(dense), y, ldc);
+  }
+};
+
 struct Workspace {
   std::vector<float> window, band_hidden, band_cell, concat, gates, skip, layer_in, mixed, ping, pong;
   std::vector<float> central_hidden, central_cell, final, logits, target, column;
@@ -399,7 +444,7 @@ namespace {
 
 // Residual LayerNorm'd LSTM stack, one step for M rows: x (M, in; stride ld_x); hidden, cell (M, L, H) gathered
 // rows, updated in place. Mirrors reference.py ReferenceModel.stack_step.
-void stack_step(const RecurrentStack& stack, float eps, int M, const float* x, int ld_x, float* hidden, float* cell,
+void stack_step(const PackedModel& packed, const RecurrentStack& stack, float eps, int M, const float* x, int ld_x, float* hidden, float* cell,
                 Workspace& ws) {
   const int H = stack.hidden, L = stack.layers, LH = L * H;
   const float* layer_in = x;
@@ -415,11 +460,11 @@ void stack_step(const RecurrentStack& stack, float eps, int M, const float* x, i
       std::memcpy(concat + size_t(m) * width + in, hidden + size_t(m) * LH + size_t(layer) * H, sizeof(float) * H);
     }
     const Dense& dense = stack.gates[layer];
-    ops::gemm_bias_cpu(M, 4 * H, width, concat, width, dense.weight_t.data(), dense.bias.data(), gates, 4 * H);
+    packed.gemm(dense, M, concat, width, gates, 4 * H);
     ops::lstm_cell_cpu(M, H, gates, 4 * H, cell + size_t(layer) * H, hidden + size_t(layer) * H, LH);
     if (layer == L - 1) break;
     if (layer == 0) {  // first residual projects the stack input to H
-      ops::gemm_bias_cpu(M, H, in, x, ld_x, stack.residual.weight_t.data(), stack.residual.bias.data(), skip, H);
+      packed.gemm(stack.residual, M, x, ld_x, skip, H);
     } else {
       for (int m = 0; m < M; ++m) std::memcpy(skip + size_t(m) * H, layer_in + size_t(m) * ld_in, sizeof(float) * H);
     }
@@ -433,24 +478,22 @@ void stack_step(const RecurrentStack& stack, float eps, int M, const float* x, i
 }
 
 // [Linear(+folded BatchNorm) -> ReLU] x layers -> Linear: x (M, in; stride ld_x) -> out (M, ffnn.out.out).
-void ffnn_forward(const Ffnn& ffnn, int M, const float* x, int ld_x, float* out, Workspace& ws) {
+void ffnn_forward(const PackedModel& packed, const Ffnn& ffnn, int M, const float* x, int ld_x, float* out, Workspace& ws) {
   const float* input = x;
   int ld_in = ld_x;
   for (size_t layer = 0; layer < ffnn.layers.size(); ++layer) {
     const Dense& dense = ffnn.layers[layer];
     float* output = Workspace::sized(layer % 2 ? ws.pong : ws.ping, size_t(M) * dense.out);
-    ops::gemm_bias_cpu(M, dense.out, dense.in, input, ld_in, dense.weight_t.data(), dense.bias.data(), output,
-                       dense.out);
+    packed.gemm(dense, M, input, ld_in, output, dense.out);
     ops::relu_cpu(M, dense.out, output, dense.out);
     input = output;
     ld_in = dense.out;
   }
-  ops::gemm_bias_cpu(M, ffnn.out.out, ffnn.out.in, input, ld_in, ffnn.out.weight_t.data(), ffnn.out.bias.data(), out,
-                     ffnn.out.out);
+  packed.gemm(ffnn.out, M, input, ld_in, out, ffnn.out.out);
 }
 
 // One band step + one central step for M tasks of the same band and wave (distinct objects).
-void run_chunk(const Model& model, StateStore& store, const Task* const* tasks, int M, const float* colours,
+void run_chunk(const Model& model, const PackedModel& packed, StateStore& store, const Task* const* tasks, int M, const float* colours,
                RowOutputs outputs, Workspace& ws) {
   const ModelConfig& config = model.config;
   const int band = tasks[0]->band;
@@ -470,7 +513,7 @@ void run_chunk(const Model& model, StateStore& store, const Task* const* tasks, 
     std::memcpy(band_hidden + m * LH, store.band_hidden_state.data() + state, sizeof(float) * LH);
     std::memcpy(band_cell + m * LH, store.band_cell_state.data() + state, sizeof(float) * LH);
   }
-  stack_step(model.band_stacks[band], eps, M, window, kRowWidth, band_hidden, band_cell, ws);
+  stack_step(packed, model.band_stacks[band], eps, M, window, kRowWidth, band_hidden, band_cell, ws);
   for (int m = 0; m < M; ++m) {
     const size_t state = (size_t(tasks[m]->slot) * B + band) * LH;
     std::memcpy(store.band_hidden_state.data() + state, band_hidden + m * LH, sizeof(float) * LH);
@@ -485,7 +528,7 @@ void run_chunk(const Model& model, StateStore& store, const Task* const* tasks, 
   for (size_t layer = 0; layer < model.translators[band].size(); ++layer) {
     const Dense& dense = model.translators[band][layer];
     float* output = Workspace::sized(layer % 2 ? ws.pong : ws.ping, size_t(M) * Hc);
-    ops::gemm_bias_cpu(M, Hc, dense.in, input, ld_in, dense.weight_t.data(), dense.bias.data(), output, Hc);
+    packed.gemm(dense, M, input, ld_in, output, Hc);
     ops::relu_cpu(M, Hc, output, Hc);
     input = output;
     ld_in = Hc;
@@ -501,7 +544,7 @@ void run_chunk(const Model& model, StateStore& store, const Task* const* tasks, 
     std::memcpy(central_hidden + m * LHc, store.central_hidden_state.data() + state, sizeof(float) * LHc);
     std::memcpy(central_cell + m * LHc, store.central_cell_state.data() + state, sizeof(float) * LHc);
   }
-  stack_step(model.central, eps, M, mixed, Hc, central_hidden, central_cell, ws);
+  stack_step(packed, model.central, eps, M, mixed, Hc, central_hidden, central_cell, ws);
   for (int m = 0; m < M; ++m) {
     const size_t state = size_t(tasks[m]->slot) * LHc;
     std::memcpy(store.central_hidden_state.data() + state, central_hidden + m * LHc, sizeof(float) * LHc);
@@ -516,12 +559,12 @@ void run_chunk(const Model& model, StateStore& store, const Task* const* tasks, 
     final[size_t(m) * F + Hc + P] = tasks[m]->dt_central;
   }
   float* logits = Workspace::sized(ws.logits, size_t(M) * C);
-  ffnn_forward(model.classifier, M, final, F, logits, ws);
+  ffnn_forward(packed, model.classifier, M, final, F, logits, ws);
   ops::softmax_cpu(M, C, logits, C);
   float* target = Workspace::sized(ws.target, size_t(M) * std::max(T, 1));
   for (int k = 0; k < T; ++k) {
     float* column = Workspace::sized(ws.column, size_t(M));
-    ffnn_forward(model.regressors[k], M, final, F, column, ws);
+    ffnn_forward(packed, model.regressors[k], M, final, F, column, ws);
     for (int m = 0; m < M; ++m) target[size_t(m) * T + k] = column[m];
   }
 
@@ -539,29 +582,86 @@ void run_chunk(const Model& model, StateStore& store, const Task* const* tasks, 
   }
 }
 
+// The CPU kernels' precision from the engine's options: fp32, or bf16 weights and GEMM inputs (no fp16 kernels).
+ops::Precision cpu_precision(const DeviceOptions& device) {
+  if (device.precision == CudaPrecision::kFp16)
+    throw std::invalid_argument("precision 'fp16' is only available on CUDA; the CPU runs 'fp32' or 'bf16'");
+  return device.precision == CudaPrecision::kBf16 ? ops::Precision::kBf16 : ops::Precision::kFp32;
+}
+
+// The same step on a GPU (engine_cuda.cc): the call's window rows go over in (wave, band) order in one batch, the
+// per-row outputs come back and are written to the store and the caller's arrays here.
+void run_on_cuda(CudaState& cuda, const ModelConfig& config, StateStore& store, const Plan& plan,
+                 const std::vector<int32_t>& order, RowOutputs outputs) {
+  const int P = config.n_colours(), C = config.n_classes(), Hc = config.central_hidden, T = config.n_targets();
+  const size_t n = order.size();
+  StepBatch batch;
+  batch.slot.resize(n);
+  batch.window.resize(n * kRowWidth);
+  batch.dt.resize(n);
+  batch.colours.resize(n * P);
+  for (size_t i = 0; i < n; ++i) {
+    const Task& task = plan.tasks[order[i]];
+    batch.slot[i] = task.slot;
+    std::memcpy(batch.window.data() + i * kRowWidth, task.window, sizeof(float) * kRowWidth);
+    batch.dt[i] = task.dt_central;
+    std::memcpy(batch.colours.data() + i * P, plan.colours.data() + size_t(order[i]) * P, sizeof(float) * P);
+    if (batch.runs.empty() || batch.runs.back().wave != task.wave || batch.runs.back().band != task.band)
+      batch.runs.push_back({static_cast<int64_t>(i), static_cast<int64_t>(i), task.wave, task.band});
+    batch.runs.back().end = static_cast<int64_t>(i) + 1;
+  }
+  std::vector<float> probs(n * C), embedding(n * Hc), regression(n * T);
+  cuda.run(batch, probs.data(), embedding.data(), regression.data());
+  for (size_t i = 0; i < n; ++i) {  // waves ascend, so an object's last window row of the call is written last
+    const Task& task = plan.tasks[order[i]];
+    const size_t slot = task.slot;
+    const int64_t row = task.row;
+    store.has_prediction[slot] = 1;
+    std::memcpy(store.probs.data() + slot * C, probs.data() + i * C, sizeof(float) * C);
+    std::memcpy(store.embedding.data() + slot * Hc, embedding.data() + i * Hc, sizeof(float) * Hc);
+    if (T) std::memcpy(store.regression.data() + slot * T, regression.data() + i * T, sizeof(float) * T);
+    if (outputs.probs) std::memcpy(outputs.probs + row * C, probs.data() + i * C, sizeof(float) * C);
+    if (outputs.embedding) std::memcpy(outputs.embedding + row * Hc, embedding.data() + i * Hc, sizeof(float) * Hc);
+    if (outputs.regression && T)
+      std::memcpy(outputs.regression + row * T, regression.data() + i * T, sizeof(float) * T);
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
 // Engine
 // ---------------------------------------------------------------------------------------------------------------
 
-Engine::Engine(std::shared_ptr<const Model> model, int num_threads)
-    : model_(std::move(model)), store_(model_->config), pool_(std::max(num_threads, 1)) {
+Engine::Engine(std::shared_ptr<const Model> model, int num_threads, const DeviceOptions& device)
+    : model_(std::move(model)),
+      device_(device),
+      cuda_(device.device == Device::kCuda ? CudaState::create(model_, device) : nullptr),
+      packed_(device.device == Device::kCpu ? std::make_unique<const PackedModel>(*model_, cpu_precision(device))
+                                            : nullptr),
+      store_(model_->config, device.device == Device::kCpu),
+      pool_(std::max(num_threads, 1)) {
   for (int worker = 0; worker < pool_.size(); ++worker) workspaces_.push_back(std::make_unique<Workspace>());
 }
 
 Engine::~Engine() = default;
+
+const char* Engine::cpu_kernel() const {
+  // the kernel the weights were packed for: bf16 on a CPU without vdpbf16ps runs the portable emulation
+  return packed_ ? ops::kernel_name(packed_->of(model_->classifier.out).kernel) : "";
+}
 
 int64_t Engine::size() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return store_.size();
 }
 
-void Engine::advance(StateStore& store, const Observations& rows, OnError on_error, RepeatPolicy policy,
-                     RowOutputs outputs) {
+void Engine::advance(StateStore& store, CudaState* cuda, const Observations& rows, OnError on_error,
+                     RepeatPolicy policy, RowOutputs outputs) {
   const ModelConfig& config = model_->config;
   Plan plan = plan_rows(config, store, rows, on_error, policy, outputs.status);
   commit_plan(plan, store);
+  if (cuda) cuda->resize(store.size());  // new slots start from zero h, c
   if (plan.tasks.empty()) return;
 
   // waves in order; inside a wave, tasks grouped by band (stable, so chunks follow row order)
@@ -573,6 +673,10 @@ void Engine::advance(StateStore& store, const Observations& rows, OnError on_err
     const Task& y = plan.tasks[b];
     return x.wave != y.wave ? x.wave < y.wave : x.band < y.band;
   });
+  if (cuda) {
+    run_on_cuda(*cuda, config, store, plan, order, outputs);
+    return;
+  }
   struct Chunk {
     size_t begin, end;  // into `order`
   };
@@ -599,7 +703,7 @@ void Engine::advance(StateStore& store, const Observations& rows, OnError on_err
     }
     pool_.run(static_cast<int64_t>(chunks.size()), [&](int64_t item, int worker) {
       const Chunk& chunk = chunks[item];
-      run_chunk(*model_, store, task_ptrs.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
+      run_chunk(*model_, *packed_, store, task_ptrs.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
                 colours.data() + chunk.begin * P, outputs, *workspaces_[worker]);
     });
     wave_begin = i;
@@ -608,7 +712,7 @@ void Engine::advance(StateStore& store, const Observations& rows, OnError on_err
 
 void Engine::step(const Observations& rows, OnError on_error, RowOutputs outputs) {
   std::lock_guard<std::mutex> lock(mutex_);
-  advance(store_, rows, on_error, RepeatPolicy::kStream, outputs);
+  advance(store_, cuda_.get(), rows, on_error, RepeatPolicy::kStream, outputs);
 }
 
 void Engine::classify(const Observations& rows, const int64_t* offsets, int64_t n_objects, ObjectOutputs outputs) {
@@ -619,9 +723,11 @@ void Engine::classify(const Observations& rows, const int64_t* offsets, int64_t 
     throw std::invalid_argument("offsets must start at 0 and end at the number of observations");
   for (int64_t k = 0; k < n_objects; ++k)
     if (offsets[k + 1] < offsets[k]) throw std::invalid_argument("offsets must be non-decreasing");
+  std::unique_ptr<CudaState> cuda = cuda_ ? cuda_->empty_like() : nullptr;  // same weights, its own state
   for (int64_t first = 0; first < n_objects; first += kClassifyObjects) {
     const int64_t last = std::min(n_objects, first + kClassifyObjects);
-    StateStore store(config);
+    StateStore store(config, cuda == nullptr);
+    if (cuda) cuda->resize(0);
     Observations part = rows;
     const int64_t begin = offsets[first], end = offsets[last];
     part.n = end - begin;
@@ -630,7 +736,7 @@ void Engine::classify(const Observations& rows, const int64_t* offsets, int64_t 
     part.t += begin;
     part.mag += begin;
     part.err += begin;
-    advance(store, part, OnError::kSkip, RepeatPolicy::kTable, RowOutputs{});
+    advance(store, cuda.get(), part, OnError::kSkip, RepeatPolicy::kTable, RowOutputs{});
     for (int64_t k = first; k < last; ++k) {
       const int32_t slot = offsets[k + 1] > offsets[k] ? store.find(rows.obj_id[offsets[k]]) : -1;
       for (int b = 0; b < B; ++b) outputs.n_obs[k * B + b] = slot >= 0 ? store.count[size_t(slot) * B + b] : 0;
@@ -659,18 +765,35 @@ void Engine::predict(const int64_t* obj_ids, int64_t n, ObjectOutputs outputs) c
 int64_t Engine::forget(const int64_t* obj_ids, int64_t n) {
   std::lock_guard<std::mutex> lock(mutex_);
   int64_t removed = 0;
-  for (int64_t k = 0; k < n; ++k) removed += store_.remove(obj_ids[k]);
+  for (int64_t k = 0; k < n; ++k) {
+    const int32_t slot = store_.find(obj_ids[k]);
+    if (slot < 0) continue;
+    const int64_t last = store_.size() - 1;
+    removed += store_.remove(obj_ids[k]);
+    if (cuda_ && slot != last) cuda_->move_slot(last, slot);  // the same hole filling as StateStore::remove
+  }
+  if (cuda_) cuda_->resize(store_.size());
   return removed;
 }
 
 void Engine::save_state(const std::string& path) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  write_state_file(path, store_, *model_);
+  if (!cuda_) return write_state_file(path, store_, *model_);
+  StateStore full = store_;  // the same file as a CPU engine writes: h, c copied back from the GPU
+  cuda_->download(full);
+  write_state_file(path, full, *model_);
 }
 
 void Engine::load_state(const std::string& path) {
   StateStore loaded = read_state_file(path, *model_);  // fully read and checked before anything is replaced
   std::lock_guard<std::mutex> lock(mutex_);
+  if (cuda_) {  // h, c go to the GPU; the host keeps the scalars only
+    cuda_->upload(loaded);
+    loaded.recurrent_on_host = false;
+    for (auto* values : {&loaded.band_hidden_state, &loaded.band_cell_state, &loaded.central_hidden_state,
+                         &loaded.central_cell_state})
+      std::vector<float>().swap(*values);
+  }
   store_ = std::move(loaded);
 }
 

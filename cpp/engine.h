@@ -28,6 +28,19 @@ enum class Status : int8_t {
 constexpr int kNumStatus = 5;
 extern const char* const kStatusNames[kNumStatus];
 
+// Where an Engine keeps band and central h, c and runs the model step. kCuda: in GPU memory (engine_cuda.h);
+// validation, window rows, the obj_id -> slot map and the scalar state stay on the host either way.
+enum class Device { kCpu, kCuda };
+
+// Storage of the GEMM weights and inputs on a CUDA device; products are always summed in fp32.
+enum class CudaPrecision { kFp32, kBf16, kFp16 };
+
+struct DeviceOptions {
+  Device device = Device::kCpu;
+  int index = 0;  // CUDA device ordinal
+  CudaPrecision precision = CudaPrecision::kFp32;
+};
+
 // Version of the state file's byte layout (state_file.cc); mirrored by mbfast/engine.py STATE_FORMAT_VERSION.
 constexpr uint32_t kStateFormatVersion = 1;
 
@@ -68,7 +81,8 @@ struct ObjectOutputs {
 // Recurrent state of every object, one slot per object, in contiguous structure-of-arrays form so a batch can
 // gather the rows it needs. Slots stay dense: forgetting an object moves the last slot into its place.
 struct StateStore {
-  explicit StateStore(const ModelConfig& config);
+  // recurrent_on_host = false: band/central h and c are held by a CudaState, and those four vectors stay empty.
+  explicit StateStore(const ModelConfig& config, bool recurrent_on_host = true);
 
   int64_t size() const { return static_cast<int64_t>(obj_id.size()); }
   int32_t find(int64_t id) const;  // slot, or -1
@@ -78,6 +92,7 @@ struct StateStore {
   size_t bytes_per_object() const;  // array bytes of one slot (excludes the hash map entry)
 
   int n_bands, band_layers, band_hidden, central_layers, central_hidden, n_classes, n_targets;
+  bool recurrent_on_host;
   std::unordered_map<int64_t, int32_t> slot_of;
   std::vector<int64_t> obj_id;          // (S,)
   // per object and band
@@ -101,13 +116,19 @@ struct StateStore {
 };
 
 struct Workspace;  // per-thread scratch buffers, engine.cc
+struct PackedModel;  // the weights packed for the CPU kernels (ops/gemm.h), engine.cc
+class CudaState;   // engine_cuda.h
 
 class Engine {
  public:
-  Engine(std::shared_ptr<const Model> model, int num_threads);
+  // DeviceOptions{Device::kCuda}: throws std::runtime_error "mbfast was built without CUDA" or "no CUDA device
+  // available" when it cannot be had.
+  Engine(std::shared_ptr<const Model> model, int num_threads, const DeviceOptions& device = {});
   ~Engine();
 
   const Model& model() const { return *model_; }
+  const DeviceOptions& device() const { return device_; }
+  const char* cpu_kernel() const;  // the CPU GEMM kernel in use (ops::kernel_name); "" on CUDA
   int num_threads() const { return pool_.size(); }
   int64_t size() const;
   size_t state_bytes_per_object() const { return store_.bytes_per_object(); }
@@ -127,10 +148,13 @@ class Engine {
   void load_state(const std::string& path);
 
  private:
-  void advance(StateStore& store, const Observations& rows, OnError on_error, RepeatPolicy policy,
+  void advance(StateStore& store, CudaState* cuda, const Observations& rows, OnError on_error, RepeatPolicy policy,
                RowOutputs outputs);
 
   std::shared_ptr<const Model> model_;
+  DeviceOptions device_;
+  std::unique_ptr<CudaState> cuda_;  // Device::kCuda only: the recurrent state of store_'s slots, on the GPU
+  std::unique_ptr<const PackedModel> packed_;  // Device::kCpu only
   StateStore store_;
   ThreadPool pool_;
   std::vector<std::unique_ptr<Workspace>> workspaces_;  // one per pool worker
