@@ -1,14 +1,60 @@
-// Dense matrix product for the batched LSTM gates and FFNN layers: C = A @ B + bias, fp32, row-major.
-// Not a general BLAS: one entry point, so the CPU kernel can be swapped (AVX-512 tuning) without touching callers.
+// Dense matrix products for the batched LSTM gates and FFNN layers: C = A @ W + bias, W packed once at load.
+// Not a general BLAS: one entry point whose CPU kernel (portable, AVX-512, AVX-512 BF16) is chosen once per process,
+// so kernels can be tuned without touching callers. Kernel sources: gemm_cpu.cc (portable, dispatch),
+// gemm_avx512_cpu.cc (AVX-512 fp32 and bf16, compiled per function with target attributes).
 #pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
 
 namespace mbfast::ops {
 
-// C (M, N; row stride ldc) = A (M, K; row stride lda) @ B (K, N; contiguous) + bias (N,).
-// Every C[m, n] is computed as bias[n] + A[m, 0] * B[0, n] + A[m, 1] * B[1, n] + ... in that order, whatever M
-// and wherever row m sits in A: a row's result never depends on the other rows of the batch, which is what makes
-// Engine results independent of batch composition and thread count. Faster kernels must keep this property.
-void gemm_bias_cpu(int M, int N, int K, const float* A, int lda, const float* B, const float* bias, float* C,
-                   int ldc);
+// The instruction set the CPU kernels of this process use: the best the CPU has, unless the environment variable
+// MBFAST_KERNEL=portable|avx512|avx512_bf16 asks for a lower one (tests use it to check the portable fallback).
+enum class CpuKernel { kPortable, kAvx512, kAvx512Bf16 };
+CpuKernel cpu_kernel();                 // decided on first use, then fixed for the process
+const char* kernel_name(CpuKernel kernel);  // "portable", "avx512", "avx512_bf16"
+
+// Storage and arithmetic of the weights. kBf16: weights and the GEMM inputs rounded to bfloat16, products summed
+// in fp32 (vdpbf16ps where the CPU has it, an emulation in the portable kernel); everything else stays fp32.
+enum class Precision { kFp32, kBf16 };
+const char* precision_name(Precision precision);  // "fp32", "bf16"
+
+// W (K, N) and its bias laid out for one kernel and precision (pack_weights); kernels read nothing else.
+struct PackedWeights {
+  int K = 0, N = 0;
+  CpuKernel kernel = CpuKernel::kPortable;
+  Precision precision = Precision::kFp32;
+  std::vector<float> bias;        // (N rounded up to 16,) zero padded
+  std::vector<float> fp32;        // portable: (K, N) row-major; avx512: column panels, each (K, width)
+  std::vector<uint16_t> bf16;     // avx512_bf16: column panels, each (K / 2 rounded up, width, 2): k pairs
+  size_t bytes() const { return fp32.size() * sizeof(float) + bf16.size() * sizeof(uint16_t); }
+};
+
+// weight_t (K, N) row-major and bias (N,) -> the layout `kernel` reads for `precision`.
+PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bias, Precision precision,
+                           CpuKernel kernel);
+
+// C (M, N; row stride ldc) = A (M, K; row stride lda) @ W + bias.
+// Every C[m, n] is computed by the same float operations whatever M and wherever row m sits in A (fp32: bias[n],
+// then A[m, k] * W[k, n] added for k = 0, 1, ... in order; bf16: the same over k pairs): a row's result never
+// depends on the other rows, which is what makes Engine results independent of batch composition and thread count.
+// Faster kernels must keep this property.
+void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc);
+
+// The same product for columns [n_begin, n_end) only (multiples of 64 except at N), for splitting one small-M
+// product across threads; each column's result equals the one gemm_bias_cpu computes.
+void gemm_bias_columns_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
+                           int n_end);
+
+namespace detail {  // the AVX-512 kernels (gemm_avx512_cpu.cc); callers go through gemm_bias_cpu
+constexpr int kPanel = 64;  // columns per packed panel: 4 zmm registers
+void pack_avx512(PackedWeights& W, const float* weight_t);
+void gemm_avx512_fp32(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
+                      int n_end);
+void gemm_avx512_bf16(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
+                      int n_end);
+}  // namespace detail
 
 }  // namespace mbfast::ops

@@ -1,8 +1,12 @@
-// Portable fp32 GEMM (see gemm.h): 4-row x 8-column register tiles in GCC/Clang vector types.
-// Not tuned per ISA yet; the AVX-512 kernel will live next to it and keep the same summation order.
+// Portable fp32 GEMM (see gemm.h): 4-row x 8-column register tiles in GCC/Clang vector types, SSE2 on baseline
+// x86-64. Also the kernel choice (cpuid, MBFAST_KERNEL) and weight packing; the AVX-512 kernels are in
+// gemm_avx512_cpu.cc and keep the same per-element summation order within each kernel.
 #include "ops/gemm.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 namespace mbfast::ops {
 
@@ -61,21 +65,123 @@ void tile_edge(int rows, int N, int K, const float* A, int lda, const float* B, 
 }
 
 template <int ROWS>
-void row_block(int N, int K, const float* A, int lda, const float* B, const float* bias, float* C, int ldc) {
-  int n0 = 0;
-  for (; n0 + kTileCols <= N; n0 += kTileCols) tile_full<ROWS>(N, K, A, lda, B, bias, C, ldc, n0);
-  if (n0 < N) tile_edge(ROWS, N, K, A, lda, B, bias, C, ldc, n0, N - n0);
+void row_block(int N, int K, const float* A, int lda, const float* B, const float* bias, float* C, int ldc,
+               int n_begin, int n_end) {
+  int n0 = n_begin;
+  for (; n0 + kTileCols <= n_end; n0 += kTileCols) tile_full<ROWS>(N, K, A, lda, B, bias, C, ldc, n0);
+  if (n0 < n_end) tile_edge(ROWS, N, K, A, lda, B, bias, C, ldc, n0, n_end - n0);
+}
+
+void gemm_portable(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
+                   int n_end) {
+  const int N = W.N, K = W.K;
+  const float* B = W.fp32.data();
+  const float* bias = W.bias.data();
+  int m = 0;
+  for (; m + kTileRows <= M; m += kTileRows)
+    row_block<kTileRows>(N, K, A + static_cast<long>(m) * lda, lda, B, bias, C + static_cast<long>(m) * ldc, ldc,
+                         n_begin, n_end);
+  for (; m < M; ++m)
+    row_block<1>(N, K, A + static_cast<long>(m) * lda, lda, B, bias, C + static_cast<long>(m) * ldc, ldc, n_begin,
+                 n_end);
+}
+
+// fp32 -> bfloat16 -> fp32, round to nearest even (what vcvtneps2bf16 does for normal numbers).
+float round_to_bf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  if ((bits & 0x7f800000u) != 0x7f800000u) bits += 0x7fffu + ((bits >> 16) & 1u);  // NaN and inf stay as they are
+  bits &= 0xffff0000u;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+// The bf16 emulation of the portable kernel: A rounded to bf16 row by row, then the fp32 kernel on bf16-rounded
+// weights (a product of two bf16 numbers is exact in fp32, so only the additions round).
+void gemm_portable_bf16(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
+                        int n_end) {
+  thread_local std::vector<float> rounded;
+  if (rounded.size() < size_t(M) * W.K) rounded.resize(size_t(M) * W.K);
+  for (int m = 0; m < M; ++m)
+    for (int k = 0; k < W.K; ++k) rounded[size_t(m) * W.K + k] = round_to_bf16(A[static_cast<long>(m) * lda + k]);
+  gemm_portable(M, rounded.data(), W.K, W, C, ldc, n_begin, n_end);
+}
+
+CpuKernel detect_kernel() {
+  CpuKernel best = CpuKernel::kPortable;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("fma");
+  if (avx512) best = __builtin_cpu_supports("avx512bf16") ? CpuKernel::kAvx512Bf16 : CpuKernel::kAvx512;
+#endif
+  const char* forced = std::getenv("MBFAST_KERNEL");
+  if (!forced || !*forced) return best;
+  const std::string name = forced;
+  CpuKernel asked;
+  if (name == "portable") asked = CpuKernel::kPortable;
+  else if (name == "avx512") asked = CpuKernel::kAvx512;
+  else if (name == "avx512_bf16") asked = CpuKernel::kAvx512Bf16;
+  else throw std::invalid_argument("MBFAST_KERNEL must be portable, avx512 or avx512_bf16, got '" + name + "'");
+  if (static_cast<int>(asked) > static_cast<int>(best))
+    throw std::invalid_argument("MBFAST_KERNEL=" + name + " but this CPU only supports " + kernel_name(best));
+  return asked;
 }
 
 }  // namespace
 
-void gemm_bias_cpu(int M, int N, int K, const float* A, int lda, const float* B, const float* bias, float* C,
-                   int ldc) {
-  int m = 0;
-  for (; m + kTileRows <= M; m += kTileRows)
-    row_block<kTileRows>(N, K, A + static_cast<long>(m) * lda, lda, B, bias, C + static_cast<long>(m) * ldc, ldc);
-  for (; m < M; ++m)
-    row_block<1>(N, K, A + static_cast<long>(m) * lda, lda, B, bias, C + static_cast<long>(m) * ldc, ldc);
+CpuKernel cpu_kernel() {
+  static const CpuKernel kernel = detect_kernel();
+  return kernel;
+}
+
+const char* kernel_name(CpuKernel kernel) {
+  switch (kernel) {
+    case CpuKernel::kAvx512: return "avx512";
+    case CpuKernel::kAvx512Bf16: return "avx512_bf16";
+    default: return "portable";
+  }
+}
+
+const char* precision_name(Precision precision) { return precision == Precision::kBf16 ? "bf16" : "fp32"; }
+
+PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bias, Precision precision,
+                           CpuKernel kernel) {
+  PackedWeights W;
+  W.K = K;
+  W.N = N;
+  W.precision = precision;
+  // bf16 needs vdpbf16ps for the AVX-512 layout; without it the portable emulation runs
+  if (precision == Precision::kBf16 && kernel != CpuKernel::kAvx512Bf16) kernel = CpuKernel::kPortable;
+  W.kernel = kernel;
+  W.bias.assign((N + 15) / 16 * 16, 0.0f);
+  std::memcpy(W.bias.data(), bias, sizeof(float) * N);
+  if (kernel == CpuKernel::kPortable) {
+    W.fp32.assign(weight_t, weight_t + size_t(K) * N);
+    if (precision == Precision::kBf16)
+      for (float& value : W.fp32) value = round_to_bf16(value);
+  } else {
+    detail::pack_avx512(W, weight_t);
+  }
+  return W;
+}
+
+void gemm_bias_columns_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
+                           int n_end) {
+  if (M <= 0 || n_begin >= n_end) return;
+  if (W.kernel == CpuKernel::kPortable) {
+    if (W.precision == Precision::kBf16) gemm_portable_bf16(M, A, lda, W, C, ldc, n_begin, n_end);
+    else gemm_portable(M, A, lda, W, C, ldc, n_begin, n_end);
+  } else if (W.precision == Precision::kBf16) {
+    detail::gemm_avx512_bf16(M, A, lda, W, C, ldc, n_begin, n_end);
+  } else {
+    detail::gemm_avx512_fp32(M, A, lda, W, C, ldc, n_begin, n_end);
+  }
+}
+
+void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc) {
+  gemm_bias_columns_cpu(M, A, lda, W, C, ldc, 0, W.N);
 }
 
 }  // namespace mbfast::ops

@@ -1,0 +1,192 @@
+// AVX-512 GEMM kernels (see gemm.h): fp32 with vfmadd231ps, bf16 with vdpbf16ps, on weights packed into column
+// panels of 64 (4 zmm). Every function that uses AVX-512 carries a target attribute, so this file builds with the
+// portable baseline flags and is only called after gemm_cpu.cc has checked the CPU (no -march=native).
+//
+// Register tile: up to 6 rows x 4 zmm (64 columns) = 24 accumulators. For each k (k pair for bf16) the panel row
+// is loaded once and every A value is broadcast, so C[m, n] = bias[n], then one fused multiply-add per k in order
+// (bf16: one vdpbf16ps per k pair): the same instructions for a row whatever M, the tile or the column split.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "ops/gemm.h"
+
+#define MBFAST_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define MBFAST_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512bf16")))
+
+namespace mbfast::ops::detail {
+
+namespace {
+
+constexpr int kMaxRows = 6;
+constexpr int kVector = 16;  // floats per zmm
+
+int padded_columns(int N) { return (N + kVector - 1) / kVector * kVector; }
+int panel_width(int N_padded, int panel) { return std::min(kPanel, N_padded - panel * kPanel); }
+
+// Stores the ROWS x NV tile; columns at or past `valid` (relative to the panel start) are padding and not written.
+template <int ROWS, int NV>
+MBFAST_AVX512 inline void store_tile(__m512 (&acc)[ROWS][NV], float* C, int ldc, int valid) {
+  for (int j = 0; j < NV; ++j) {
+    const int left = valid - j * kVector;
+    if (left <= 0) break;
+    const __mmask16 mask = left >= kVector ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    for (int r = 0; r < ROWS; ++r) _mm512_mask_storeu_ps(C + static_cast<long>(r) * ldc + j * kVector, mask, acc[r][j]);
+  }
+}
+
+template <int ROWS, int NV>
+MBFAST_AVX512 void tile_fp32(int K, const float* A, int lda, const float* panel, const float* bias, float* C,
+                             int ldc, int valid) {
+  constexpr int width = NV * kVector;
+  __m512 acc[ROWS][NV];
+  for (int j = 0; j < NV; ++j) {
+    const __m512 b = _mm512_loadu_ps(bias + j * kVector);
+    for (int r = 0; r < ROWS; ++r) acc[r][j] = b;
+  }
+  for (int k = 0; k < K; ++k) {
+    __m512 b[NV];
+    for (int j = 0; j < NV; ++j) b[j] = _mm512_loadu_ps(panel + static_cast<long>(k) * width + j * kVector);
+    for (int r = 0; r < ROWS; ++r) {
+      const __m512 a = _mm512_set1_ps(A[static_cast<long>(r) * lda + k]);
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(a, b[j], acc[r][j]);
+    }
+  }
+  store_tile<ROWS, NV>(acc, C, ldc, valid);
+}
+
+template <int ROWS, int NV>
+MBFAST_AVX512_BF16 void tile_bf16(int K_pairs, const uint32_t* A, int lda, const uint16_t* panel, const float* bias,
+                                  float* C, int ldc, int valid) {
+  constexpr int width = NV * kVector;
+  __m512 acc[ROWS][NV];
+  for (int j = 0; j < NV; ++j) {
+    const __m512 b = _mm512_loadu_ps(bias + j * kVector);
+    for (int r = 0; r < ROWS; ++r) acc[r][j] = b;
+  }
+  for (int k = 0; k < K_pairs; ++k) {
+    __m512i b[NV];
+    for (int j = 0; j < NV; ++j)
+      b[j] = _mm512_loadu_si512(panel + (static_cast<long>(k) * width + j * kVector) * 2);
+    for (int r = 0; r < ROWS; ++r) {
+      const __m512i a = _mm512_set1_epi32(static_cast<int>(A[static_cast<long>(r) * lda + k]));
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], (__m512bh)a, (__m512bh)b[j]);
+    }
+  }
+  store_tile<ROWS, NV>(acc, C, ldc, valid);
+}
+
+// One tile's operands; the kernels are picked from tables indexed by (rows - 1, vectors - 1).
+template <typename AValue, typename BValue>
+struct TileArgs {
+  int K, lda, ldc, valid;  // K: k steps (fp32) or k pairs (bf16)
+  const AValue* a;
+  const BValue* panel;
+  const float* bias;
+  float* c;
+};
+using Fp32Args = TileArgs<float, float>;
+using Bf16Args = TileArgs<uint32_t, uint16_t>;
+
+template <int ROWS, int NV>
+MBFAST_AVX512 void run_fp32(const Fp32Args& x) {
+  tile_fp32<ROWS, NV>(x.K, x.a, x.lda, x.panel, x.bias, x.c, x.ldc, x.valid);
+}
+
+template <int ROWS, int NV>
+MBFAST_AVX512_BF16 void run_bf16(const Bf16Args& x) {
+  tile_bf16<ROWS, NV>(x.K, x.a, x.lda, x.panel, x.bias, x.c, x.ldc, x.valid);
+}
+
+#define MBFAST_TILE_ROW(kernel, rows) {kernel<rows, 1>, kernel<rows, 2>, kernel<rows, 3>, kernel<rows, 4>}
+constexpr void (*kFp32Tiles[kMaxRows][4])(const Fp32Args&) = {
+    MBFAST_TILE_ROW(run_fp32, 1), MBFAST_TILE_ROW(run_fp32, 2), MBFAST_TILE_ROW(run_fp32, 3),
+    MBFAST_TILE_ROW(run_fp32, 4), MBFAST_TILE_ROW(run_fp32, 5), MBFAST_TILE_ROW(run_fp32, 6)};
+constexpr void (*kBf16Tiles[kMaxRows][4])(const Bf16Args&) = {
+    MBFAST_TILE_ROW(run_bf16, 1), MBFAST_TILE_ROW(run_bf16, 2), MBFAST_TILE_ROW(run_bf16, 3),
+    MBFAST_TILE_ROW(run_bf16, 4), MBFAST_TILE_ROW(run_bf16, 5), MBFAST_TILE_ROW(run_bf16, 6)};
+#undef MBFAST_TILE_ROW
+
+// Walks panels [n_begin, n_end) and row tiles of up to kMaxRows; tile(rows, vectors, m, panel, valid) runs one.
+template <typename Tile>
+inline void for_each_tile(int M, const PackedWeights& W, int n_begin, int n_end, Tile&& tile) {
+  const int N_padded = padded_columns(W.N);
+  for (int panel = n_begin / kPanel; panel * kPanel < n_end; ++panel) {
+    const int vectors = panel_width(N_padded, panel) / kVector;
+    const int valid = std::min(n_end, W.N) - panel * kPanel;
+    for (int m = 0; m < M; m += kMaxRows) tile(std::min(kMaxRows, M - m), vectors, m, panel, valid);
+  }
+}
+
+}  // namespace
+
+void pack_avx512(PackedWeights& W, const float* weight_t) {
+  const int K = W.K, N = W.N, N_padded = padded_columns(N);
+  const int n_panels = (N_padded + kPanel - 1) / kPanel;
+  if (W.precision == Precision::kFp32) {
+    W.fp32.assign(size_t(K) * N_padded, 0.0f);
+    for (int panel = 0; panel < n_panels; ++panel) {
+      const int width = panel_width(N_padded, panel), n0 = panel * kPanel;
+      float* out = W.fp32.data() + size_t(n0) * K;
+      for (int k = 0; k < K; ++k)
+        for (int j = 0; j < width && n0 + j < N; ++j) out[size_t(k) * width + j] = weight_t[size_t(k) * N + n0 + j];
+    }
+    return;
+  }
+  const int K_pairs = (K + 1) / 2;
+  W.bf16.assign(size_t(K_pairs) * 2 * N_padded, 0);
+  for (int panel = 0; panel < n_panels; ++panel) {
+    const int width = panel_width(N_padded, panel), n0 = panel * kPanel;
+    uint16_t* out = W.bf16.data() + size_t(n0) * K_pairs * 2;
+    for (int k = 0; k < K; ++k) {
+      for (int j = 0; j < width && n0 + j < N; ++j) {
+        float value = weight_t[size_t(k) * N + n0 + j];
+        uint32_t bits;
+        std::memcpy(&bits, &value, sizeof(bits));
+        if ((bits & 0x7f800000u) != 0x7f800000u) bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
+        out[(size_t(k / 2) * width + j) * 2 + k % 2] = static_cast<uint16_t>(bits >> 16);
+      }
+    }
+  }
+}
+
+MBFAST_AVX512 void gemm_avx512_fp32(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc,
+                                    int n_begin, int n_end) {
+  const int K = W.K;
+  for_each_tile(M, W, n_begin, n_end, [&](int rows, int vectors, int m, int panel, int valid) {
+    const float* a = A + static_cast<long>(m) * lda;
+    const float* panel_data = W.fp32.data() + size_t(panel) * kPanel * K;
+    const float* bias = W.bias.data() + panel * kPanel;
+    float* c = C + static_cast<long>(m) * ldc + panel * kPanel;
+    kFp32Tiles[rows - 1][vectors - 1](Fp32Args{K, lda, ldc, valid, a, panel_data, bias, c});
+  });
+}
+
+MBFAST_AVX512_BF16 void gemm_avx512_bf16(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc,
+                                         int n_begin, int n_end) {
+  // A rounded to bf16 (vcvtneps2bf16, nearest even), rows of k pairs padded to 16 pairs
+  const int K = W.K, K_pairs = (K + 1) / 2, ld_pairs = (K_pairs + kVector - 1) / kVector * kVector;
+  thread_local std::vector<uint32_t> a_pairs;
+  if (a_pairs.size() < size_t(M) * ld_pairs) a_pairs.resize(size_t(M) * ld_pairs);
+  for (int m = 0; m < M; ++m) {
+    const float* row = A + static_cast<long>(m) * lda;
+    uint16_t* out = reinterpret_cast<uint16_t*>(a_pairs.data() + size_t(m) * ld_pairs);
+    for (int k = 0; k < 2 * ld_pairs; k += kVector) {
+      const int left = K - k;
+      const __mmask16 mask = left >= kVector ? __mmask16(0xffff) : left > 0 ? __mmask16((1u << left) - 1) : 0;
+      const __m256bh packed = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, row + k));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), (__m256i)packed);
+    }
+  }
+  for_each_tile(M, W, n_begin, n_end, [&](int rows, int vectors, int m, int panel, int valid) {
+    const uint32_t* a = a_pairs.data() + size_t(m) * ld_pairs;
+    const uint16_t* panel_data = W.bf16.data() + size_t(panel) * kPanel * K_pairs * 2;
+    const float* bias = W.bias.data() + panel * kPanel;
+    float* c = C + static_cast<long>(m) * ldc + panel * kPanel;
+    kBf16Tiles[rows - 1][vectors - 1](Bf16Args{K_pairs, ld_pairs, ldc, valid, a, panel_data, bias, c});
+  });
+}
+
+}  // namespace mbfast::ops::detail
