@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "engine.h"
+#include "ops/gemm.h"
 #include "model.h"
 
 namespace py = pybind11;
@@ -42,6 +43,8 @@ py::dict build_info() {
   info["cuda_architectures"] = "";
 #endif
   info["simd"] = simd_level();
+  info["cpu_kernel"] = mbfast::ops::kernel_name(mbfast::ops::cpu_kernel());  // after MBFAST_KERNEL
+  info["cpu_precisions"] = py::make_tuple("fp32", "bf16");
   return info;
 }
 
@@ -96,16 +99,30 @@ py::dict object_outputs_dict(const mbfast::ModelConfig& config, int64_t n, mbfas
 
 void register_engine(py::module_& m) {
   py::class_<mbfast::Engine>(m, "Engine")
-      .def(py::init([](const std::string& path, int num_threads) {
+      .def(py::init([](const std::string& path, int num_threads, const std::string& precision) {
+             mbfast::DeviceOptions device;
+             if (precision == "bf16") device.precision = mbfast::CudaPrecision::kBf16;
+             else if (precision == "fp16") device.precision = mbfast::CudaPrecision::kFp16;
+             else if (precision != "fp32")
+               throw std::invalid_argument("precision must be 'fp32' or 'bf16', got '" + precision + "'");
              std::shared_ptr<const mbfast::Model> model;
              {
                py::gil_scoped_release release;
                model = std::make_shared<const mbfast::Model>(mbfast::load_model(path));
              }
              if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-             return std::make_unique<mbfast::Engine>(std::move(model), num_threads);
+             py::gil_scoped_release release;  // packs the weights
+             return std::make_unique<mbfast::Engine>(std::move(model), num_threads, device);
            }),
-           py::arg("path"), py::arg("num_threads"))
+           py::arg("path"), py::arg("num_threads"), py::arg("precision") = "fp32")
+      .def_property_readonly("cpu_kernel", &mbfast::Engine::cpu_kernel)
+      .def_property_readonly("precision", [](const mbfast::Engine& e) {
+        switch (e.device().precision) {
+          case mbfast::CudaPrecision::kBf16: return "bf16";
+          case mbfast::CudaPrecision::kFp16: return "fp16";
+          default: return "fp32";
+        }
+      })
       .def_property_readonly("config_json", [](const mbfast::Engine& e) { return e.model().config_json; })
       .def_property_readonly("model_path", [](const mbfast::Engine& e) { return e.model().path; })
       .def_property_readonly("model_crc", [](const mbfast::Engine& e) { return e.model().file_crc; })

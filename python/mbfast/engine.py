@@ -98,7 +98,7 @@ class Engine:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, num_threads: int | None = None,
-             state: str | os.PathLike[str] | None = None) -> Engine:
+             state: str | os.PathLike[str] | None = None, precision: str = "fp32") -> Engine:
         """Read a model file (and optionally a state file saved with that model).
 
         Parameters
@@ -106,6 +106,9 @@ class Engine:
         path : model file; None loads the default model shipped in mbfast/data/default_model.mbf.
         num_threads : worker threads for step/classify; None uses every CPU this process may run on.
         state : a file written by Engine.save_state for the same model file.
+        precision : "fp32" (default; matches mbfast.reference to rtol 1e-5) or "bf16": weights and GEMM inputs
+            rounded to bfloat16, sums in fp32 (AVX-512 BF16 where the CPU has it, else a slow emulation);
+            probabilities then differ from fp32 by up to ~1e-2 (docs/performance.md).
 
         Raises
         ------
@@ -120,7 +123,9 @@ class Engine:
             num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
-        engine = cls(_core.Engine(str(model_path), int(num_threads)))
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        engine = cls(_core.Engine(str(model_path), int(num_threads), precision))
         if state is not None:
             engine.load_state(state)
         return engine
@@ -151,9 +156,20 @@ class Engine:
         """Number of objects with state."""
         return len(self._core)
 
+    @property
+    def precision(self) -> str:
+        """"fp32" or "bf16": the weights' storage and GEMM input precision (Engine.load)."""
+        return str(self._core.precision)
+
+    @property
+    def cpu_kernel(self) -> str:
+        """The CPU GEMM kernel this engine runs: "avx512_bf16", "avx512" or "portable" (MBFAST_KERNEL forces one)."""
+        return str(self._core.cpu_kernel)
+
     def __repr__(self) -> str:
         return (f"Engine({self.model_path!r}, bands={''.join(self.bands)}, classes={len(self.class_names)}, "
-                f"objects={len(self)}, num_threads={self.num_threads})")
+                f"objects={len(self)}, num_threads={self.num_threads}, precision={self.precision}, "
+                f"cpu_kernel={self.cpu_kernel})")
 
     # -------------------------------------------------------------------------------------------------------
     def step(self, obj_ids: Iterable[int] | np.ndarray, band: Iterable[str | int] | np.ndarray,
