@@ -1,0 +1,136 @@
+"""CPU kernels (cpp/ops/gemm*.cc, lstm_cell_cpu.cc): every kernel this CPU can run against mbfast.reference, and
+the same exactness as tests/test_engine.py (stream == one row at a time == classify) inside each kernel.
+
+The kernel is chosen once per process (cpuid, or MBFAST_KERNEL=portable|avx512|avx512_bf16 forcing a lower one),
+so each forced kernel runs in a child process that writes its outputs to a file. Tolerances against the float64
+reference: fp32 rtol 1e-5, atol 1e-6 (as tests/test_engine.py); bf16 probabilities atol 2e-2 (weights and GEMM
+inputs keep 8 significant bits), embedding and regression only checked for finiteness.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mbfast
+from mbfast.engine import Engine, Status
+from mbfast.modelfile import read_model
+from mbfast.reference import ReferenceModel, preprocess_reference
+from tests.test_engine_support import plasticc_sample, small_config, time_ordered_rows, write_random_model
+
+KERNELS = ("portable", "avx512", "avx512_bf16")
+OUTPUTS = ("probs", "embedding", "regression")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def supported_kernels() -> list[str]:
+    best = mbfast.build_info()["cpu_kernel"] if "MBFAST_KERNEL" not in os.environ else "avx512_bf16"
+    return list(KERNELS[:KERNELS.index(str(best)) + 1])
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # widths that cross the 64-column panels and leave ragged 16-column vectors: 4H = 80, 4Hc = 160, K odd
+    config = small_config(band_hidden=20, central_hidden=40, classifier_hidden=70, regression_hidden=33)
+    return write_random_model(tmp_path_factory.mktemp("kernels") / "wide.mbf", config)
+
+
+def stream_outputs(model_path: str, precision: str, out_path: str) -> None:
+    """Child process body: the sample in time order as one call (2 threads), one row per call (1 thread), and
+    classify, saved to `out_path` with the kernel that ran."""
+    curves = plasticc_sample()
+    rows = time_ordered_rows(curves)
+    columns = lambda part: (curves.obj_id[part], curves.band[part], curves.t[part], curves.mag[part],  # noqa: E731
+                            curves.err[part])
+    whole = Engine.load(model_path, num_threads=2, precision=precision)
+    batch = whole.step(*columns(rows), outputs=OUTPUTS)
+    single = Engine.load(model_path, num_threads=1, precision=precision)
+    parts = [single.step(*columns(rows[i:i + 1]), outputs=OUTPUTS) for i in range(len(rows))]
+    table = whole.classify(curves)
+    current = single.predict(curves.object_ids)
+    np.savez(out_path, kernel=whole.cpu_kernel, status=batch.status,
+             **{name: getattr(batch, name) for name in OUTPUTS},
+             **{f"single_{name}": np.concatenate([getattr(part, name) for part in parts]) for name in OUTPUTS},
+             table_probs=table.probs, current_probs=current.probs)
+
+
+def run_with_kernel(kernel: str, model_path: Path, precision: str, tmp_path: Path) -> dict[str, np.ndarray]:
+    out_path = tmp_path / f"{kernel}_{precision}.npz"
+    code = ("import sys; from tests.test_kernels import stream_outputs; "
+            f"stream_outputs({str(model_path)!r}, {precision!r}, {str(out_path)!r})")
+    env = dict(os.environ, MBFAST_KERNEL=kernel)
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
+    with np.load(out_path) as saved:
+        return {name: saved[name] for name in saved.files}
+
+
+def reference_outputs(model_path: Path, status: np.ndarray) -> dict[str, np.ndarray]:
+    """The reference's outputs on the rows the engine predicted, in the engine's row order."""
+    curves = plasticc_sample()
+    rows = time_ordered_rows(curves)
+    reference = ReferenceModel(read_model(model_path))
+    inputs = preprocess_reference(curves, n_skip=2)
+    stream_obj = curves.obj_id[rows]
+    expected = {name: np.full((len(rows), 1), np.nan) for name in OUTPUTS}
+    for k in range(curves.n_objects):
+        steps = reference.run_object(inputs, k)
+        predicted = np.flatnonzero((stream_obj == curves.object_ids[k]) & (status == Status.PREDICTED))
+        assert len(predicted) == len(steps)
+        for name in OUTPUTS:
+            values = np.array([getattr(step, name) for step in steps]).reshape(len(steps), -1)
+            if expected[name].shape[1] != values.shape[1]:
+                expected[name] = np.full((len(rows), values.shape[1]), np.nan)
+            expected[name][predicted] = values
+    return expected
+
+
+def test_kernel_is_reported() -> None:
+    info = mbfast.build_info()
+    assert info["cpu_kernel"] in KERNELS
+    assert set(info["cpu_precisions"]) == {"fp32", "bf16"}
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, precision: str, model_path: Path,
+                                                              tmp_path: Path) -> None:
+    if kernel not in supported_kernels():
+        pytest.skip(f"this CPU has no {kernel}")
+    got = run_with_kernel(kernel, model_path, precision, tmp_path)
+    # bf16 without vdpbf16ps packs for the portable emulation
+    ran = "portable" if precision == "bf16" and kernel == "avx512" else kernel
+    assert str(got["kernel"]) == ran
+    for name in OUTPUTS:  # exact inside one kernel: batch composition and threads change nothing
+        np.testing.assert_array_equal(got[f"single_{name}"], got[name], err_msg=name)
+    np.testing.assert_array_equal(got["table_probs"], got["current_probs"])
+
+    want = reference_outputs(model_path, got["status"])
+    predicted = got["status"] == Status.PREDICTED
+    assert predicted.sum() > 100
+    max_diff = {name: float(np.abs(got[name][predicted] - want[name][predicted]).max()) for name in OUTPUTS}
+    print(f"{kernel} {precision}: maxdiff vs reference {max_diff}")
+    if precision == "fp32":
+        for name in OUTPUTS:
+            np.testing.assert_allclose(got[name][predicted], want[name][predicted], rtol=1e-5, atol=1e-6,
+                                       err_msg=name)
+    else:
+        np.testing.assert_allclose(got["probs"][predicted], want["probs"][predicted], rtol=0, atol=2e-2)
+        assert all(np.isfinite(got[name][predicted]).all() for name in OUTPUTS)
+
+
+def test_unknown_or_unsupported_kernel_is_refused() -> None:
+    code = "import mbfast; mbfast.build_info()"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, MBFAST_KERNEL="sse9"),
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "MBFAST_KERNEL must be portable, avx512 or avx512_bf16" in done.stderr
+
+
+def test_precision_is_checked(model_path: Path) -> None:
+    with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16'"):
+        Engine.load(model_path, precision="fp16")
+    engine = Engine.load(model_path, precision="bf16")
+    assert engine.precision == "bf16" and "precision=bf16" in repr(engine)
