@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mbfast.datasets import PLASTICC_DIR, load_plasticc
+from mbfast.datasets import load_plasticc
 from mbfast.synth import resample
 from mbfast.table import LightCurves
 
@@ -47,8 +47,6 @@ def synthetic(source: LightCurves, n_obs: int, seed: int) -> LightCurves:
 
 @pytest.fixture(scope="session")
 def plasticc_curves() -> LightCurves:
-    if not (PLASTICC_DIR / "plasticc_train_lightcurves.parquet").exists():
-        pytest.skip(f"PLAsTiCC not found in {PLASTICC_DIR}")
     return load_plasticc().curves
 
 

@@ -1,5 +1,5 @@
 """Data set loaders: the shipped PLAsTiCC sample, YSE DR1 SNANA parsing (values checked by hand against the file
-text), and clear errors when ../shared/data is missing. Tests that need ../shared/data skip without it."""
+text), and clear errors when ../shared/data is missing. Tests that need ../shared/data fail without it."""
 from __future__ import annotations
 
 import shutil
@@ -13,9 +13,6 @@ from mbfast.datasets import (PLASTICC_CLASS_ORDER, YSE_CLASS_ORDER, load_plastic
 from mbfast.surveys import SNANA_ZERO_POINT, YSE
 
 YSE_DIR = shared_data_dir() / "yse_dr1_transients" / "yse_dr1_zenodo_snr_geq_4"
-needs_yse = pytest.mark.skipif(not YSE_DIR.is_dir(), reason="needs ../shared/data/yse_dr1_transients")
-needs_plasticc = pytest.mark.skipif(not (shared_data_dir() / "plasticc_train_simulated").is_dir(),
-                                    reason="needs ../shared/data/plasticc_train_simulated")
 GALACTIC = {"M-dwarf", "EB", "RRL", "Mira", "uLens-Single"}
 
 
@@ -38,7 +35,6 @@ def test_sample_file_is_small():
     assert (folder / "PROVENANCE.md").is_file()
 
 
-@needs_plasticc
 def test_sample_matches_the_full_plasticc_conversion():
     sample = load_sample()
     full = load_plasticc()
@@ -52,7 +48,6 @@ def test_sample_matches_the_full_plasticc_conversion():
         assert sample.labels[k] == full.labels[index[obj_id]]
 
 
-@needs_yse
 def test_yse_file_parsed_as_written(tmp_path: Path):
     # 2019lbi.snana.dat: SPEC_CLASS_BROAD "SN II", REDSHIFT_FINAL "0.0130 +- 0.005 (SPEC-Z, HELIO)", 93 OBS rows:
     # X 14, Y 34, g 10, r 18, i 9, z 8; first "OBS: 58676.172 X 474 15240.973 258.852 17.042 0.018 0x00",
@@ -79,7 +74,6 @@ def test_yse_file_parsed_as_written(tmp_path: Path):
     assert curves.mag[-1] == pytest.approx(20.757, abs=5e-4) and curves.err[-1] == pytest.approx(0.130, abs=5e-4)
 
 
-@needs_yse
 def test_yse_unlabelled_objects_only_on_request(tmp_path: Path):
     # 2019ucc: SPEC_CLASS_BROAD NA, REDSHIFT_FINAL is a PHOTO-Z (so no redshift target), 28 OBS rows
     for name in ("2019lbi", "2019ucc"):
@@ -97,7 +91,6 @@ def test_yse_unlabelled_objects_only_on_request(tmp_path: Path):
     np.testing.assert_array_equal(both.curves.object_ids, [yse_obj_id("2019lbi"), yse_obj_id("2019ucc")])
 
 
-@needs_yse
 def test_yse_full_release_class_counts():
     data = load_yse()
     assert data.class_counts() == {"Ia": 314, "II": 120, "Ibc": 38, "other": 20}

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mbfast.datasets import PLASTICC_DIR, load_plasticc
+from mbfast.datasets import load_plasticc
 from mbfast.inputs import ModelInputs
 from mbfast.preprocess import check_sorted, preprocess
 from mbfast.reference import preprocess_reference
@@ -41,8 +41,6 @@ def assert_matches_reference(fast: ModelInputs, reference: ModelInputs) -> None:
 @pytest.fixture(scope="module")
 def plasticc_sample() -> LightCurves:
     """About 300 PLAsTiCC objects spread over the table (all classes, 6 bands)."""
-    if not (PLASTICC_DIR / "plasticc_train_lightcurves.parquet").exists():
-        pytest.skip(f"PLAsTiCC not found in {PLASTICC_DIR}")
     curves = load_plasticc().curves
     return curves.select(np.arange(0, curves.n_objects, curves.n_objects // 300))
 

@@ -24,9 +24,6 @@ PLASTICC_CLASSES = {
 }
 PLASTICC_CLASS_ORDER = ("SNIa", "SNII", "SNIbc", "SNIa-91bg", "SNIax", "SLSN-I", "TDE", "KN", "AGN", "M-dwarf",
                         "EB", "RRL", "Mira", "uLens-Single")
-# the data folder next to the repository; MBFAST_SHARED_DATA overrides it (read when a loader is called)
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-PLASTICC_DIR = SHARED_DATA / "plasticc_train_simulated"
 SAMPLE_DIR = Path(__file__).resolve().parent / "data"
 
 # YSE DR1 SPEC_CLASS_BROAD -> our class names; "NA" means no spectroscopic class (label -1)
@@ -64,9 +61,16 @@ class LabelledSet:
 
 
 def shared_data_dir() -> Path:
-    """The shared data folder: $MBFAST_SHARED_DATA if set, else ../shared/data next to the repository."""
+    """The shared data folder: $MBFAST_SHARED_DATA if set, else the first `shared/data` found next to the source
+    checkout (editable install) or next to the working directory or one of its parents (the repository's
+    `../shared/data` when run from a clone, as CI does with an installed package)."""
     override = os.environ.get("MBFAST_SHARED_DATA")
-    return Path(override) if override else SHARED_DATA
+    if override:
+        return Path(override)
+    here = Path.cwd().resolve()
+    candidates = [Path(__file__).resolve().parents[3] / "shared" / "data"]
+    candidates += [folder / "shared" / "data" for folder in (here, *here.parents)]
+    return next((folder for folder in candidates if folder.is_dir()), candidates[0])
 
 
 def _require(path: Path, what: str) -> Path:
@@ -291,6 +295,6 @@ def load_yse(directory: str | Path | None = None, include_unlabelled: bool = Fal
                        magnitudes.n_dropped, tuple(name_by_id[i] for i in object_ids))
 
 
-__all__ = ["LabelledSet", "PLASTICC_CLASSES", "PLASTICC_CLASS_ORDER", "SHARED_DATA", "YSE_CLASS_ORDER",
+__all__ = ["LabelledSet", "PLASTICC_CLASSES", "PLASTICC_CLASS_ORDER", "YSE_CLASS_ORDER",
            "load_plasticc", "load_sample", "load_yse", "read_snana", "shared_data_dir",
            "write_plasticc_sample", "yse_obj_id"]
