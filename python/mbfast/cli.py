@@ -10,7 +10,8 @@ import json
 import sys
 
 # modules exposing register(subparsers); each adds its own sub-commands
-COMMAND_MODULES = ("mbfast.cli", "mbfast.batch", "mbfast.stream", "mbfast.model.cli", "mbfast.baseline_cli")
+COMMAND_MODULES = ("mbfast.cli", "mbfast.batch", "mbfast.stream", "mbfast.model.cli", "mbfast.baseline_cli",
+                   "mbfast.bench_cli")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
