@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "engine.h"
+#include "engine_cuda.h"
 #include "ops/gemm.h"
 #include "model.h"
 
@@ -97,14 +98,28 @@ py::dict object_outputs_dict(const mbfast::ModelConfig& config, int64_t n, mbfas
   return result;
 }
 
+// "cpu", "cuda" (device 0) or "cuda:N"; mbfast/engine.py checks the spelling first, this is the last guard.
+mbfast::Device device_kind(const std::string& name, int& index) {
+  if (name == "cpu") return mbfast::Device::kCpu;
+  if (name == "cuda") return mbfast::Device::kCuda;
+  if (name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() < 9 &&
+      name.find_first_not_of("0123456789", 5) == std::string::npos) {
+    index = std::stoi(name.substr(5));
+    return mbfast::Device::kCuda;
+  }
+  throw std::invalid_argument("device must be 'cpu', 'cuda' or 'cuda:N', got '" + name + "'");
+}
+
 void register_engine(py::module_& m) {
   py::class_<mbfast::Engine>(m, "Engine")
-      .def(py::init([](const std::string& path, int num_threads, const std::string& precision) {
+      .def(py::init([](const std::string& path, int num_threads, const std::string& precision,
+                       const std::string& device_name) {
              mbfast::DeviceOptions device;
+             device.device = device_kind(device_name, device.index);
              if (precision == "bf16") device.precision = mbfast::CudaPrecision::kBf16;
              else if (precision == "fp16") device.precision = mbfast::CudaPrecision::kFp16;
              else if (precision != "fp32")
-               throw std::invalid_argument("precision must be 'fp32' or 'bf16', got '" + precision + "'");
+               throw std::invalid_argument("precision must be 'fp32', 'bf16' or 'fp16', got '" + precision + "'");
              std::shared_ptr<const mbfast::Model> model;
              {
                py::gil_scoped_release release;
@@ -114,7 +129,11 @@ void register_engine(py::module_& m) {
              py::gil_scoped_release release;  // packs the weights
              return std::make_unique<mbfast::Engine>(std::move(model), num_threads, device);
            }),
-           py::arg("path"), py::arg("num_threads"), py::arg("precision") = "fp32")
+           py::arg("path"), py::arg("num_threads"), py::arg("precision") = "fp32", py::arg("device") = "cpu")
+      .def_property_readonly("device", [](const mbfast::Engine& e) {
+        const mbfast::DeviceOptions& device = e.device();
+        return device.device == mbfast::Device::kCuda ? "cuda:" + std::to_string(device.index) : std::string("cpu");
+      })
       .def_property_readonly("cpu_kernel", &mbfast::Engine::cpu_kernel)
       .def_property_readonly("precision", [](const mbfast::Engine& e) {
         switch (e.device().precision) {
@@ -215,6 +234,8 @@ void register_engine(py::module_& m) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mbfast native core (private; use the mbfast package)";
   m.def("build_info", &build_info, "What this build compiled: CUDA kernels, SIMD level, compiler.");
+  m.def("cuda_device_count", &mbfast::cuda_device_count,
+        "CUDA devices usable now: 0 in a build without CUDA, without a driver or without a GPU.");
   m.attr("MODEL_FORMAT_VERSION") = mbfast::kModelFormatVersion;
   m.attr("LAYOUT_REVISION") = mbfast::kLayoutRevision;
   m.attr("STATE_FORMAT_VERSION") = mbfast::kStateFormatVersion;

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+struct CUstream_st;  // cudaStream_t, so this header needs no CUDA include
+
 namespace mbfast::ops {
 
 // The instruction set the CPU kernels of this process use: the best the CPU has, unless the environment variable
@@ -56,5 +58,14 @@ void gemm_avx512_fp32(int M, const float* A, int lda, const PackedWeights& W, fl
 void gemm_avx512_bf16(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
                       int n_end);
 }  // namespace detail
+
+// CUDA (gemm_cuda.cu), on device pointers, queued on `stream`. A, bias and C are fp32; W (K, N) row-major is fp32,
+// or bf16/fp16 (then A is rounded to W's type as it is read and products are summed in fp32 on tensor cores).
+// Not batch-order exact like gemm_bias_cpu: the GPU sums in its own order (fused multiply-adds).
+enum class GpuDtype { kFp32, kBf16, kFp16 };
+void gemm_bias_cuda(CUstream_st* stream, int M, int N, int K, const float* A, int lda, const void* W, GpuDtype dtype,
+                    const float* bias, bool relu, float* C, int ldc);
+// `count` fp32 weights -> bf16/fp16 (round to nearest even) in `out`; nothing for kFp32.
+void convert_weights_cuda(CUstream_st* stream, long long count, const float* weights, void* out, GpuDtype dtype);
 
 }  // namespace mbfast::ops

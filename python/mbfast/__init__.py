@@ -22,4 +22,4 @@ def build_info() -> dict[str, object]:
 def cuda_available() -> bool:
     """True when this build has CUDA kernels and a CUDA GPU is usable now."""
     info = _core.build_info()
-    return bool(info["cuda"]) and bool(getattr(_core, "cuda_device_count", lambda: 0)())
+    return bool(info["cuda"]) and _core.cuda_device_count() > 0

@@ -11,12 +11,15 @@ STATUS_CODES: dict[str, int]  # equals {s.name.lower(): s.value for s in mbfast.
 
 
 def build_info() -> dict[str, object]: ...
+def cuda_device_count() -> int: ...  # 0 without CUDA in the build, without a driver or without a GPU
 
 
 class Engine:
     """Model + state store. Arrays must already have the exact dtype and be C-contiguous (mbfast.Engine converts)."""
 
-    def __init__(self, path: str, num_threads: int, precision: str = "fp32") -> None: ...
+    def __init__(self, path: str, num_threads: int, precision: str = "fp32", device: str = "cpu") -> None: ...
+    @property
+    def device(self) -> str: ...  # "cpu" or "cuda:N"
     @property
     def precision(self) -> str: ...
     @property

@@ -98,7 +98,7 @@ class Engine:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, num_threads: int | None = None,
-             state: str | os.PathLike[str] | None = None, precision: str = "fp32") -> Engine:
+             state: str | os.PathLike[str] | None = None, precision: str = "fp32", device: str = "cpu") -> Engine:
         """Read a model file (and optionally a state file saved with that model).
 
         Parameters
@@ -108,13 +108,21 @@ class Engine:
         state : a file written by Engine.save_state for the same model file.
         precision : "fp32" (default; matches mbfast.reference to rtol 1e-5) or "bf16": weights and GEMM inputs
             rounded to bfloat16, sums in fp32 (AVX-512 BF16 where the CPU has it, else a slow emulation);
-            probabilities then differ from fp32 by up to ~1e-2 (docs/performance.md).
+            probabilities then differ from fp32 by up to ~1e-2 (docs/performance.md). On CUDA also "fp16"; there
+            bf16/fp16 run the GEMMs on tensor cores (docs/cuda.md).
+        device : "cpu" (default), "cuda" or "cuda:N": where the recurrent state lives and the model step runs. On
+            CUDA every object's band and central h, c stay in GPU memory; validation, window rows and the
+            obj_id -> slot map stay on the host, so results, statuses and state files are the CPU engine's
+            (probabilities within 1e-4 in fp32). See docs/cuda.md.
 
         Raises
         ------
         FileNotFoundError : the model or state file does not exist.
         ValueError : the file is corrupt, truncated, newer than this mbfast or does not match its layout.
+        RuntimeError : device="cuda" in a build without CUDA ("mbfast was built without CUDA") or without a usable
+            GPU ("no CUDA device available").
         """
+        _check_device(device)
         model_path = Path(DEFAULT_MODEL if path is None else path)
         if not model_path.is_file():
             hint = " (the default model is not trained yet; pass path=...)" if path is None else ""
@@ -123,9 +131,10 @@ class Engine:
             num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        engine = cls(_core.Engine(str(model_path), int(num_threads), precision))
+        precisions = ("fp32", "bf16") if device == "cpu" else ("fp32", "bf16", "fp16")
+        if precision not in precisions:
+            raise ValueError(f"precision on {device} must be one of {precisions}, got {precision!r}")
+        engine = cls(_core.Engine(str(model_path), int(num_threads), precision, device))
         if state is not None:
             engine.load_state(state)
         return engine
@@ -162,14 +171,19 @@ class Engine:
         return str(self._core.precision)
 
     @property
+    def device(self) -> str:
+        """"cpu" or "cuda:N": where the recurrent state lives and the model step runs (Engine.load)."""
+        return str(self._core.device)
+
+    @property
     def cpu_kernel(self) -> str:
         """The CPU GEMM kernel this engine runs: "avx512_bf16", "avx512" or "portable" (MBFAST_KERNEL forces one)."""
         return str(self._core.cpu_kernel)
 
     def __repr__(self) -> str:
         return (f"Engine({self.model_path!r}, bands={''.join(self.bands)}, classes={len(self.class_names)}, "
-                f"objects={len(self)}, num_threads={self.num_threads}, precision={self.precision}, "
-                f"cpu_kernel={self.cpu_kernel})")
+                f"objects={len(self)}, num_threads={self.num_threads}, device={self.device}, "
+                f"precision={self.precision}, cpu_kernel={self.cpu_kernel})")
 
     # -------------------------------------------------------------------------------------------------------
     def step(self, obj_ids: Iterable[int] | np.ndarray, band: Iterable[str | int] | np.ndarray,
@@ -285,6 +299,25 @@ class Engine:
         if not (sorted_labels[found] == labels).all():
             band_indices(band, self.bands, ids)  # raises naming the row
         return np.ascontiguousarray(order[found], dtype=np.int8)
+
+
+def _check_device(device: object) -> None:
+    """Refuse a device this build or machine cannot give, before the model is read."""
+    if not isinstance(device, str) or not (device in ("cpu", "cuda") or
+                                           (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device == "cpu":
+        return
+    if not _core.build_info()["cuda"]:
+        raise RuntimeError("mbfast was built without CUDA; reinstall with nvcc on the PATH to use device='cuda' "
+                           "(docs/cuda.md)")
+    count = _core.cuda_device_count()
+    if count == 0:
+        raise RuntimeError("no CUDA device available: mbfast was built with CUDA, but the CUDA driver reports no "
+                           "usable GPU (check nvidia-smi and CUDA_VISIBLE_DEVICES)")
+    index = int(device[5:]) if device.startswith("cuda:") else 0
+    if index >= count:
+        raise RuntimeError(f"CUDA device {index} not available ({count} device{'s' if count != 1 else ''})")
 
 
 def _integer_column(name: str, values: object) -> np.ndarray:
