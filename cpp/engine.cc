@@ -25,7 +25,7 @@ const char* const kStatusNames[kNumStatus] = {"predicted", "warming_up", "duplic
 namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr int kChunkRows = 64;          // rows per gathered batch: big enough for the GEMM, small for the cache
+constexpr int kChunkRows = 96;          // rows per gathered batch: 16 full 6-row GEMM tiles, all in L2
 constexpr int64_t kClassifyObjects = 16384;  // objects per classify pass (bounds its temporary state)
 // Finite but absurd values would overflow fp32 inside the model and leave NaN in an object's state for good, so
 // rows beyond these bounds are invalid. They are far outside any survey's data: MJD, JD and Unix seconds all fit.
@@ -431,7 +431,7 @@ struct PackedModel {
 };
 
 struct Workspace {
-  std::vector<float> window, band_hidden, band_cell, concat, gates, skip, layer_in, mixed, ping, pong;
+  std::vector<float> window, band_hidden, band_cell, gates, skip, layer_in, mixed, ping, pong;
   std::vector<float> central_hidden, central_cell, final, logits, target, column;
 
   static float* sized(std::vector<float>& buffer, size_t size) {
@@ -453,14 +453,9 @@ void stack_step(const PackedModel& packed, const RecurrentStack& stack, float ep
   float* skip = Workspace::sized(ws.skip, size_t(M) * H);
   float* next_in = Workspace::sized(ws.layer_in, size_t(M) * H);
   for (int layer = 0; layer < L; ++layer) {
-    const int width = in + H;
-    float* concat = Workspace::sized(ws.concat, size_t(M) * width);
-    for (int m = 0; m < M; ++m) {  // [x | h] so one GEMM computes W_ih x + W_hh h
-      std::memcpy(concat + size_t(m) * width, layer_in + size_t(m) * ld_in, sizeof(float) * in);
-      std::memcpy(concat + size_t(m) * width + in, hidden + size_t(m) * LH + size_t(layer) * H, sizeof(float) * H);
-    }
-    const Dense& dense = stack.gates[layer];
-    packed.gemm(dense, M, concat, width, gates, 4 * H);
+    // [x | h] read in place, so one GEMM computes W_ih x + W_hh h
+    const ops::GemmInput x_h{layer_in, ld_in, in, hidden + size_t(layer) * H, LH};
+    ops::gemm_bias_cpu(M, x_h, packed.of(stack.gates[layer]), gates, 4 * H);
     ops::lstm_cell_cpu(M, H, gates, 4 * H, cell + size_t(layer) * H, hidden + size_t(layer) * H, LH);
     if (layer == L - 1) break;
     if (layer == 0) {  // first residual projects the stack input to H

@@ -38,25 +38,33 @@ struct PackedWeights {
 PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bias, Precision precision,
                            CpuKernel kernel);
 
+// The GEMM input as two column blocks side by side, [A1 | A2] (M, K): the LSTM gates read [x | h] where x and h
+// live, without copying them together. Row m is A1[m, 0:k1] then A2[m, 0:K - k1]; a2 may be null when k1 = K.
+struct GemmInput {
+  const float* a1 = nullptr;
+  int lda1 = 0, k1 = 0;
+  const float* a2 = nullptr;
+  int lda2 = 0;
+};
+
 // C (M, N; row stride ldc) = A (M, K; row stride lda) @ W + bias.
 // Every C[m, n] is computed by the same float operations whatever M and wherever row m sits in A (fp32: bias[n],
 // then A[m, k] * W[k, n] added for k = 0, 1, ... in order; bf16: the same over k pairs): a row's result never
 // depends on the other rows, which is what makes Engine results independent of batch composition and thread count.
 // Faster kernels must keep this property.
 void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc);
+void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc);  // [A1 | A2] @ W + bias
 
 // The same product for columns [n_begin, n_end) only (multiples of 64 except at N), for splitting one small-M
 // product across threads; each column's result equals the one gemm_bias_cpu computes.
-void gemm_bias_columns_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
+void gemm_bias_columns_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
                            int n_end);
 
 namespace detail {  // the AVX-512 kernels (gemm_avx512_cpu.cc); callers go through gemm_bias_cpu
 constexpr int kPanel = 64;  // columns per packed panel: 4 zmm registers
 void pack_avx512(PackedWeights& W, const float* weight_t);
-void gemm_avx512_fp32(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
-                      int n_end);
-void gemm_avx512_bf16(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
-                      int n_end);
+void gemm_avx512_fp32(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
+void gemm_avx512_bf16(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
 }  // namespace detail
 
 // CUDA (gemm_cuda.cu), on device pointers, queued on `stream`. A, bias and C are fp32; W (K, N) row-major is fp32,

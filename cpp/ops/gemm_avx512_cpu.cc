@@ -37,23 +37,32 @@ MBFAST_AVX512 inline void store_tile(__m512 (&acc)[ROWS][NV], float* C, int ldc,
   }
 }
 
+// acc += rows of A (columns k_begin..k_end of the input, `a` at k_begin) times the same panel rows, k ascending
 template <int ROWS, int NV>
-MBFAST_AVX512 void tile_fp32(int K, const float* A, int lda, const float* panel, const float* bias, float* C,
-                             int ldc, int valid) {
+MBFAST_AVX512 inline void accumulate_fp32(__m512 (&acc)[ROWS][NV], int k_begin, int k_end, const float* a, int lda,
+                                          const float* panel) {
   constexpr int width = NV * kVector;
+  for (int k = k_begin; k < k_end; ++k, ++a) {
+    __m512 b[NV];
+    for (int j = 0; j < NV; ++j) b[j] = _mm512_loadu_ps(panel + static_cast<long>(k) * width + j * kVector);
+    for (int r = 0; r < ROWS; ++r) {
+      const __m512 a_value = _mm512_set1_ps(a[static_cast<long>(r) * lda]);
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(a_value, b[j], acc[r][j]);
+    }
+  }
+}
+
+// One tile of C = [A1 | A2] @ panel + bias: k over A1's k1 columns, then on over A2's K - k1.
+template <int ROWS, int NV>
+MBFAST_AVX512 void tile_fp32(int K, int k1, const float* a1, int lda1, const float* a2, int lda2, const float* panel,
+                             const float* bias, float* C, int ldc, int valid) {
   __m512 acc[ROWS][NV];
   for (int j = 0; j < NV; ++j) {
     const __m512 b = _mm512_loadu_ps(bias + j * kVector);
     for (int r = 0; r < ROWS; ++r) acc[r][j] = b;
   }
-  for (int k = 0; k < K; ++k) {
-    __m512 b[NV];
-    for (int j = 0; j < NV; ++j) b[j] = _mm512_loadu_ps(panel + static_cast<long>(k) * width + j * kVector);
-    for (int r = 0; r < ROWS; ++r) {
-      const __m512 a = _mm512_set1_ps(A[static_cast<long>(r) * lda + k]);
-      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(a, b[j], acc[r][j]);
-    }
-  }
+  accumulate_fp32<ROWS, NV>(acc, 0, k1, a1, lda1, panel);
+  if (k1 < K) accumulate_fp32<ROWS, NV>(acc, k1, K, a2, lda2, panel);
   store_tile<ROWS, NV>(acc, C, ldc, valid);
 }
 
@@ -79,25 +88,27 @@ MBFAST_AVX512_BF16 void tile_bf16(int K_pairs, const uint32_t* A, int lda, const
 }
 
 // One tile's operands; the kernels are picked from tables indexed by (rows - 1, vectors - 1).
-template <typename AValue, typename BValue>
-struct TileArgs {
-  int K, lda, ldc, valid;  // K: k steps (fp32) or k pairs (bf16)
-  const AValue* a;
-  const BValue* panel;
+struct Fp32Args {
+  int K, k1, lda1, lda2, ldc, valid;
+  const float *a1, *a2, *panel, *bias;
+  float* c;
+};
+struct Bf16Args {
+  int K_pairs, lda, ldc, valid;
+  const uint32_t* a;
+  const uint16_t* panel;
   const float* bias;
   float* c;
 };
-using Fp32Args = TileArgs<float, float>;
-using Bf16Args = TileArgs<uint32_t, uint16_t>;
 
 template <int ROWS, int NV>
 MBFAST_AVX512 void run_fp32(const Fp32Args& x) {
-  tile_fp32<ROWS, NV>(x.K, x.a, x.lda, x.panel, x.bias, x.c, x.ldc, x.valid);
+  tile_fp32<ROWS, NV>(x.K, x.k1, x.a1, x.lda1, x.a2, x.lda2, x.panel, x.bias, x.c, x.ldc, x.valid);
 }
 
 template <int ROWS, int NV>
 MBFAST_AVX512_BF16 void run_bf16(const Bf16Args& x) {
-  tile_bf16<ROWS, NV>(x.K, x.a, x.lda, x.panel, x.bias, x.c, x.ldc, x.valid);
+  tile_bf16<ROWS, NV>(x.K_pairs, x.a, x.lda, x.panel, x.bias, x.c, x.ldc, x.valid);
 }
 
 #define MBFAST_TILE_ROW(kernel, rows) {kernel<rows, 1>, kernel<rows, 2>, kernel<rows, 3>, kernel<rows, 4>}
@@ -152,33 +163,40 @@ void pack_avx512(PackedWeights& W, const float* weight_t) {
   }
 }
 
-MBFAST_AVX512 void gemm_avx512_fp32(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc,
+MBFAST_AVX512 void gemm_avx512_fp32(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc,
                                     int n_begin, int n_end) {
   const int K = W.K;
   for_each_tile(M, W, n_begin, n_end, [&](int rows, int vectors, int m, int panel, int valid) {
-    const float* a = A + static_cast<long>(m) * lda;
+    const float* a1 = A.a1 + static_cast<long>(m) * A.lda1;
+    const float* a2 = A.a2 ? A.a2 + static_cast<long>(m) * A.lda2 : nullptr;
     const float* panel_data = W.fp32.data() + size_t(panel) * kPanel * K;
     const float* bias = W.bias.data() + panel * kPanel;
     float* c = C + static_cast<long>(m) * ldc + panel * kPanel;
-    kFp32Tiles[rows - 1][vectors - 1](Fp32Args{K, lda, ldc, valid, a, panel_data, bias, c});
+    kFp32Tiles[rows - 1][vectors - 1](Fp32Args{K, A.k1, A.lda1, A.lda2, ldc, valid, a1, a2, panel_data, bias, c});
   });
 }
 
-MBFAST_AVX512_BF16 void gemm_avx512_bf16(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc,
+// count floats -> bf16 (vcvtneps2bf16: nearest even) at out[0, count)
+MBFAST_AVX512_BF16 inline void to_bf16(const float* values, int count, uint16_t* out) {
+  for (int k = 0; k < count; k += kVector) {
+    const int left = count - k;
+    const __mmask16 mask = left >= kVector ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    const __m256bh packed = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, values + k));
+    _mm256_mask_storeu_epi16(out + k, mask, (__m256i)packed);
+  }
+}
+
+MBFAST_AVX512_BF16 void gemm_avx512_bf16(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc,
                                          int n_begin, int n_end) {
   // A rounded to bf16 (vcvtneps2bf16, nearest even), rows of k pairs padded to 16 pairs
   const int K = W.K, K_pairs = (K + 1) / 2, ld_pairs = (K_pairs + kVector - 1) / kVector * kVector;
   thread_local std::vector<uint32_t> a_pairs;
   if (a_pairs.size() < size_t(M) * ld_pairs) a_pairs.resize(size_t(M) * ld_pairs);
-  for (int m = 0; m < M; ++m) {
-    const float* row = A + static_cast<long>(m) * lda;
+  for (int m = 0; m < M; ++m) {  // [A1 | A2] joined as it is converted; zero beyond K
     uint16_t* out = reinterpret_cast<uint16_t*>(a_pairs.data() + size_t(m) * ld_pairs);
-    for (int k = 0; k < 2 * ld_pairs; k += kVector) {
-      const int left = K - k;
-      const __mmask16 mask = left >= kVector ? __mmask16(0xffff) : left > 0 ? __mmask16((1u << left) - 1) : 0;
-      const __m256bh packed = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, row + k));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), (__m256i)packed);
-    }
+    to_bf16(A.a1 + static_cast<long>(m) * A.lda1, A.k1, out);
+    if (A.k1 < K) to_bf16(A.a2 + static_cast<long>(m) * A.lda2, K - A.k1, out + A.k1);
+    for (int k = K; k < 2 * ld_pairs; ++k) out[k] = 0;
   }
   for_each_tile(M, W, n_begin, n_end, [&](int rows, int vectors, int m, int panel, int valid) {
     const uint32_t* a = a_pairs.data() + size_t(m) * ld_pairs;

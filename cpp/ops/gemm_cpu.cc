@@ -96,15 +96,23 @@ float round_to_bf16(float value) {
   return value;
 }
 
-// The bf16 emulation of the portable kernel: A rounded to bf16 row by row, then the fp32 kernel on bf16-rounded
-// weights (a product of two bf16 numbers is exact in fp32, so only the additions round).
-void gemm_portable_bf16(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
-                        int n_end) {
-  thread_local std::vector<float> rounded;
-  if (rounded.size() < size_t(M) * W.K) rounded.resize(size_t(M) * W.K);
-  for (int m = 0; m < M; ++m)
-    for (int k = 0; k < W.K; ++k) rounded[size_t(m) * W.K + k] = round_to_bf16(A[static_cast<long>(m) * lda + k]);
-  gemm_portable(M, rounded.data(), W.K, W, C, ldc, n_begin, n_end);
+// The portable kernel on [A1 | A2]: copied together first (rounded to bf16 for the bf16 emulation, then the fp32
+// kernel on bf16-rounded weights: a product of two bf16 numbers is exact in fp32, so only the additions round).
+void gemm_portable_input(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
+                         int n_end) {
+  const bool bf16 = W.precision == Precision::kBf16;
+  if (!bf16 && (A.a2 == nullptr || A.k1 == W.K)) return gemm_portable(M, A.a1, A.lda1, W, C, ldc, n_begin, n_end);
+  thread_local std::vector<float> joined;
+  const int K = W.K;
+  if (joined.size() < size_t(M) * K) joined.resize(size_t(M) * K);
+  for (int m = 0; m < M; ++m) {
+    float* row = joined.data() + size_t(m) * K;
+    for (int k = 0; k < A.k1; ++k) row[k] = A.a1[static_cast<long>(m) * A.lda1 + k];
+    for (int k = A.k1; k < K; ++k) row[k] = A.a2[static_cast<long>(m) * A.lda2 + k - A.k1];
+    if (bf16)
+      for (int k = 0; k < K; ++k) row[k] = round_to_bf16(row[k]);
+  }
+  gemm_portable(M, joined.data(), K, W, C, ldc, n_begin, n_end);
 }
 
 CpuKernel detect_kernel() {
@@ -167,21 +175,20 @@ PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bia
   return W;
 }
 
-void gemm_bias_columns_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc, int n_begin,
+void gemm_bias_columns_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
                            int n_end) {
   if (M <= 0 || n_begin >= n_end) return;
-  if (W.kernel == CpuKernel::kPortable) {
-    if (W.precision == Precision::kBf16) gemm_portable_bf16(M, A, lda, W, C, ldc, n_begin, n_end);
-    else gemm_portable(M, A, lda, W, C, ldc, n_begin, n_end);
-  } else if (W.precision == Precision::kBf16) {
-    detail::gemm_avx512_bf16(M, A, lda, W, C, ldc, n_begin, n_end);
-  } else {
-    detail::gemm_avx512_fp32(M, A, lda, W, C, ldc, n_begin, n_end);
-  }
+  if (W.kernel == CpuKernel::kPortable) gemm_portable_input(M, A, W, C, ldc, n_begin, n_end);
+  else if (W.precision == Precision::kBf16) detail::gemm_avx512_bf16(M, A, W, C, ldc, n_begin, n_end);
+  else detail::gemm_avx512_fp32(M, A, W, C, ldc, n_begin, n_end);
+}
+
+void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc) {
+  gemm_bias_columns_cpu(M, A, W, C, ldc, 0, W.N);
 }
 
 void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc) {
-  gemm_bias_columns_cpu(M, A, lda, W, C, ldc, 0, W.N);
+  gemm_bias_columns_cpu(M, GemmInput{A, lda, W.K, nullptr, 0}, W, C, ldc, 0, W.N);
 }
 
 }  // namespace mbfast::ops
