@@ -487,6 +487,12 @@ void ffnn_forward(const PackedModel& packed, const Ffnn& ffnn, int M, const floa
   packed.gemm(ffnn.out, M, input, ld_in, out, ffnn.out.out);
 }
 
+// Asks for the cache lines of `count` floats at `values` without waiting for them.
+inline void prefetch(const float* values, size_t count) {
+  const char* bytes = reinterpret_cast<const char*>(values);
+  for (size_t offset = 0; offset < count * sizeof(float); offset += 64) __builtin_prefetch(bytes + offset);
+}
+
 // One band step + one central step for M tasks of the same band and wave (distinct objects).
 void run_chunk(const Model& model, const PackedModel& packed, StateStore& store, const Task* const* tasks, int M, const float* colours,
                RowOutputs outputs, Workspace& ws) {
@@ -502,11 +508,21 @@ void run_chunk(const Model& model, const PackedModel& packed, StateStore& store,
   float* window = Workspace::sized(ws.window, size_t(M) * kRowWidth);
   float* band_hidden = Workspace::sized(ws.band_hidden, M * LH);
   float* band_cell = Workspace::sized(ws.band_cell, M * LH);
+  constexpr int kAhead = 2;  // rows whose state is fetched while one is copied: slots are scattered in memory
   for (int m = 0; m < M; ++m) {
+    if (m + kAhead < M) {
+      const size_t ahead = (size_t(tasks[m + kAhead]->slot) * B + band) * LH;
+      prefetch(store.band_hidden_state.data() + ahead, LH);
+      prefetch(store.band_cell_state.data() + ahead, LH);
+    }
     const size_t state = (size_t(tasks[m]->slot) * B + band) * LH;
     std::memcpy(window + size_t(m) * kRowWidth, tasks[m]->window, sizeof(float) * kRowWidth);
     std::memcpy(band_hidden + m * LH, store.band_hidden_state.data() + state, sizeof(float) * LH);
     std::memcpy(band_cell + m * LH, store.band_cell_state.data() + state, sizeof(float) * LH);
+  }
+  for (int m = 0; m < M; ++m) {  // the central state arrives while the band stack computes
+    prefetch(store.central_hidden_state.data() + size_t(tasks[m]->slot) * LHc, LHc);
+    prefetch(store.central_cell_state.data() + size_t(tasks[m]->slot) * LHc, LHc);
   }
   stack_step(packed, model.band_stacks[band], eps, M, window, kRowWidth, band_hidden, band_cell, ws);
   for (int m = 0; m < M; ++m) {
