@@ -72,3 +72,13 @@ def test_store_bytes_include_the_recurrent_state(tmp_path: Path) -> None:
     # the store holds the recurrent state plus per-band scalars and the last outputs: more, but not much more
     assert info["recurrent_state_bytes_fp32"] < engine.state_bytes_per_object < 4 * info["recurrent_state_bytes_fp32"]
     assert "state_bytes_per_object" not in model_info(config)
+
+
+def test_engine_info_reports_the_costs_of_its_model(small_model_path) -> None:  # type: ignore[no-untyped-def]
+    from mbfast import Engine
+    from mbfast.costs import model_info
+
+    engine = Engine.load(small_model_path, num_threads=1)
+    info = engine.info()
+    assert info == model_info(engine.config, engine.state_bytes_per_object)
+    assert info["flops_per_observation"] > 0

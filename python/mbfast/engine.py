@@ -17,6 +17,7 @@ import numpy as np
 
 from mbfast import _core
 from mbfast.config import ModelConfig
+from mbfast.costs import model_info
 from mbfast.table import LightCurves, band_indices
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model.mbf"
@@ -160,6 +161,11 @@ class Engine:
     def state_bytes_per_object(self) -> int:
         """Bytes of state arrays per held object (the obj_id -> slot hash map adds roughly 40 more)."""
         return int(self._core.state_bytes_per_object)
+
+    def info(self) -> dict[str, object]:
+        """Parameter count, FLOPs per observation (band step + central step + heads) and state bytes per object,
+        so every throughput figure converts to GFLOP/s (see mbfast.costs)."""
+        return model_info(self.config, self.state_bytes_per_object)
 
     def __len__(self) -> int:
         """Number of objects with state."""
