@@ -72,3 +72,17 @@ def test_first_id_and_empty_source(source: LightCurves) -> None:
                         np.zeros(0, np.float32), np.zeros(1, np.int64), ("g",))
     with pytest.raises(ValueError, match="at least one object"):
         resample(empty, 5, seed=0)
+
+
+def test_synth_command_writes_the_requested_objects_in_chunks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow.parquet as pq
+
+    from mbfast.datasets import load_sample
+    from mbfast.synth import write_synthetic
+
+    output = tmp_path / "synth.parquet"
+    rows = write_synthetic(output, 250, seed=3, objects_per_chunk=100, source=load_sample().curves)
+    table = pq.read_table(output)
+    assert table.num_rows == rows
+    assert sorted(set(table.column("obj_id").to_pylist())) == list(range(250))
+    assert set(table.column("band").to_pylist()) <= set("ugrizy")

@@ -11,7 +11,7 @@ import sys
 
 # modules exposing register(subparsers); each adds its own sub-commands
 COMMAND_MODULES = ("mbfast.cli", "mbfast.batch", "mbfast.stream", "mbfast.model.cli", "mbfast.baseline_cli",
-                   "mbfast.bench_cli")
+                   "mbfast.bench_cli", "mbfast.synth")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
