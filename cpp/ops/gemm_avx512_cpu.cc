@@ -38,13 +38,15 @@ MBFAST_AVX512 inline void store_tile(__m512 (&acc)[ROWS][NV], float* C, int ldc,
 }
 
 // acc += rows of A (columns k_begin..k_end of the input, `a` at k_begin) times the same panel rows, k ascending
+// NV > 4: two neighbouring full panels at once (vector j in panel j / 4), more independent sums for small M.
 template <int ROWS, int NV>
 MBFAST_AVX512 inline void accumulate_fp32(__m512 (&acc)[ROWS][NV], int k_begin, int k_end, const float* a, int lda,
-                                          const float* panel) {
-  constexpr int width = NV * kVector;
+                                          const float* panel, long panel_stride) {
+  constexpr int width = std::min(NV, 4) * kVector;
   for (int k = k_begin; k < k_end; ++k, ++a) {
     __m512 b[NV];
-    for (int j = 0; j < NV; ++j) b[j] = _mm512_loadu_ps(panel + static_cast<long>(k) * width + j * kVector);
+    for (int j = 0; j < NV; ++j)
+      b[j] = _mm512_loadu_ps(panel + (j / 4) * panel_stride + static_cast<long>(k) * width + (j % 4) * kVector);
     for (int r = 0; r < ROWS; ++r) {
       const __m512 a_value = _mm512_set1_ps(a[static_cast<long>(r) * lda]);
       for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(a_value, b[j], acc[r][j]);
@@ -61,15 +63,17 @@ MBFAST_AVX512 void tile_fp32(int K, int k1, const float* a1, int lda1, const flo
     const __m512 b = _mm512_loadu_ps(bias + j * kVector);
     for (int r = 0; r < ROWS; ++r) acc[r][j] = b;
   }
-  accumulate_fp32<ROWS, NV>(acc, 0, k1, a1, lda1, panel);
-  if (k1 < K) accumulate_fp32<ROWS, NV>(acc, k1, K, a2, lda2, panel);
+  const long panel_stride = static_cast<long>(kPanel) * K;
+  accumulate_fp32<ROWS, NV>(acc, 0, k1, a1, lda1, panel, panel_stride);
+  if (k1 < K) accumulate_fp32<ROWS, NV>(acc, k1, K, a2, lda2, panel, panel_stride);
   store_tile<ROWS, NV>(acc, C, ldc, valid);
 }
 
 template <int ROWS, int NV>
 MBFAST_AVX512_BF16 void tile_bf16(int K_pairs, const uint32_t* A, int lda, const uint16_t* panel, const float* bias,
                                   float* C, int ldc, int valid) {
-  constexpr int width = NV * kVector;
+  constexpr int width = std::min(NV, 4) * kVector;
+  const long panel_stride = static_cast<long>(kPanel) * K_pairs * 2;  // NV > 4: two panels, as accumulate_fp32
   __m512 acc[ROWS][NV];
   for (int j = 0; j < NV; ++j) {
     const __m512 b = _mm512_loadu_ps(bias + j * kVector);
@@ -78,7 +82,7 @@ MBFAST_AVX512_BF16 void tile_bf16(int K_pairs, const uint32_t* A, int lda, const
   for (int k = 0; k < K_pairs; ++k) {
     __m512i b[NV];
     for (int j = 0; j < NV; ++j)
-      b[j] = _mm512_loadu_si512(panel + (static_cast<long>(k) * width + j * kVector) * 2);
+      b[j] = _mm512_loadu_si512(panel + (j / 4) * panel_stride + (static_cast<long>(k) * width + (j % 4) * kVector) * 2);
     for (int r = 0; r < ROWS; ++r) {
       const __m512i a = _mm512_set1_epi32(static_cast<int>(A[static_cast<long>(r) * lda + k]));
       for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], (__m512bh)a, (__m512bh)b[j]);
@@ -119,15 +123,26 @@ constexpr void (*kBf16Tiles[kMaxRows][4])(const Bf16Args&) = {
     MBFAST_TILE_ROW(run_bf16, 1), MBFAST_TILE_ROW(run_bf16, 2), MBFAST_TILE_ROW(run_bf16, 3),
     MBFAST_TILE_ROW(run_bf16, 4), MBFAST_TILE_ROW(run_bf16, 5), MBFAST_TILE_ROW(run_bf16, 6)};
 #undef MBFAST_TILE_ROW
+// M of 1 or 2 (streaming one object): two panels per tile, 8 or 16 independent sums instead of 4 or 8
+constexpr int kPairRows = 2;
+constexpr void (*kFp32PairTiles[kPairRows])(const Fp32Args&) = {run_fp32<1, 8>, run_fp32<2, 8>};
+constexpr void (*kBf16PairTiles[kPairRows])(const Bf16Args&) = {run_bf16<1, 8>, run_bf16<2, 8>};
 
 // Walks panels [n_begin, n_end) and row tiles of up to kMaxRows; tile(rows, vectors, m, panel, valid) runs one.
+// vectors = 8: panels `panel` and `panel + 1` together (M <= kPairRows, both full and inside the range).
 template <typename Tile>
 inline void for_each_tile(int M, const PackedWeights& W, int n_begin, int n_end, Tile&& tile) {
   const int N_padded = padded_columns(W.N);
-  for (int panel = n_begin / kPanel; panel * kPanel < n_end; ++panel) {
-    const int vectors = panel_width(N_padded, panel) / kVector;
+  for (int panel = n_begin / kPanel; panel * kPanel < n_end;) {
     const int valid = std::min(n_end, W.N) - panel * kPanel;
+    if (M <= kPairRows && valid >= 2 * kPanel && panel_width(N_padded, panel + 1) == kPanel) {
+      tile(M, 8, 0, panel, valid);
+      panel += 2;
+      continue;
+    }
+    const int vectors = panel_width(N_padded, panel) / kVector;
     for (int m = 0; m < M; m += kMaxRows) tile(std::min(kMaxRows, M - m), vectors, m, panel, valid);
+    ++panel;
   }
 }
 
@@ -172,7 +187,8 @@ MBFAST_AVX512 void gemm_avx512_fp32(int M, const GemmInput& A, const PackedWeigh
     const float* panel_data = W.fp32.data() + size_t(panel) * kPanel * K;
     const float* bias = W.bias.data() + panel * kPanel;
     float* c = C + static_cast<long>(m) * ldc + panel * kPanel;
-    kFp32Tiles[rows - 1][vectors - 1](Fp32Args{K, A.k1, A.lda1, A.lda2, ldc, valid, a1, a2, panel_data, bias, c});
+    const Fp32Args args{K, A.k1, A.lda1, A.lda2, ldc, valid, a1, a2, panel_data, bias, c};
+    (vectors == 8 ? kFp32PairTiles[rows - 1] : kFp32Tiles[rows - 1][vectors - 1])(args);
   });
 }
 
@@ -203,7 +219,8 @@ MBFAST_AVX512_BF16 void gemm_avx512_bf16(int M, const GemmInput& A, const Packed
     const uint16_t* panel_data = W.bf16.data() + size_t(panel) * kPanel * K_pairs * 2;
     const float* bias = W.bias.data() + panel * kPanel;
     float* c = C + static_cast<long>(m) * ldc + panel * kPanel;
-    kBf16Tiles[rows - 1][vectors - 1](Bf16Args{K_pairs, ld_pairs, ldc, valid, a, panel_data, bias, c});
+    const Bf16Args args{K_pairs, ld_pairs, ldc, valid, a, panel_data, bias, c};
+    (vectors == 8 ? kBf16PairTiles[rows - 1] : kBf16Tiles[rows - 1][vectors - 1])(args);
   });
 }
 
