@@ -80,3 +80,38 @@ def test_incremental_state_applies_new_nights_and_a_rerun_changes_nothing(tmp_pa
     index = {obj: row for row, obj in enumerate(whole.obj_id.tolist())}
     rows = [index[obj] for obj in night2.column("obj_id").to_pylist()]
     np.testing.assert_allclose(night2.column("prob_SNIa").to_numpy(), whole.probs[rows, 0], rtol=0, atol=1e-6)
+
+
+def test_a_crash_mid_run_leaves_no_partial_output_and_a_rerun_finishes_the_same(tmp_path: Path, small_model_path: Path,
+                                                                                sample_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker dying after some shards were saved: no output file, no temp files, state files whole; rerunning
+    the night gives what one clean run gives (shards already applied see their rows as repeats)."""
+    clean_state, crash_state = tmp_path / "clean", tmp_path / "crash"
+    clean = classify_files(sample_path, tmp_path / "clean.parquet", model=small_model_path, state_dir=clean_state,
+                           n_shards=4, progress=False)
+    original_save = Engine.save_state
+    saved: list[str] = []
+
+    def save_then_die(self: Engine, path: str) -> None:
+        original_save(self, path)
+        saved.append(str(path))
+        if len(saved) == 2:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(Engine, "save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        classify_files(sample_path, tmp_path / "crash.parquet", model=small_model_path, state_dir=crash_state,
+                       n_shards=4, progress=False)
+    assert not (tmp_path / "crash.parquet").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert len(list(crash_state.glob("*.state"))) == 2
+    monkeypatch.setattr(Engine, "save_state", original_save)
+    rerun = classify_files(sample_path, tmp_path / "crash.parquet", model=small_model_path, state_dir=crash_state,
+                           progress=False)
+    assert rerun.objects == clean.objects
+    for path in clean_state.glob("*.state"):
+        assert (crash_state / path.name).read_bytes() == path.read_bytes(), path.name
+    expected = pq.read_table(tmp_path / "clean.parquet").sort_by("obj_id")
+    got = pq.read_table(tmp_path / "crash.parquet").sort_by("obj_id")
+    np.testing.assert_array_equal(got.column("prob_SNIa").to_numpy(), expected.column("prob_SNIa").to_numpy())
