@@ -77,16 +77,19 @@ def record(benchmark, record_throughput: Callable[[int, str], None], config: obj
     benchmark.extra_info["ceiling_fraction"] = gflops / float(ceiling["gflops"])  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("batch", BATCH_SIZES)
-def test_step_mbfast(benchmark, shape, batch: int, bench_threads: int, gemm_ceiling: dict,  # noqa: ANN001
-                     record_throughput: Callable[[int, str], None]) -> None:
+def test_step_mbfast(benchmark, shape, batch: int, precision: str, bench_threads: int,  # noqa: ANN001
+                     gemm_ceiling: dict, record_throughput: Callable[[int, str], None]) -> None:
     name, path, model = shape
     benchmark.group = f"step/batch={batch}/{name}"
     rounds = StepRounds.make(model.config, batch, rounds_for(batch) + 2)
-    engine = Engine.load(path, num_threads=bench_threads)
+    engine = Engine.load(path, num_threads=bench_threads, precision=precision)
     rounds.warm(engine)
+    benchmark.extra_info["cpu_kernel"] = engine.cpu_kernel
     result = run_rounds(benchmark, lambda k: engine.step(*rounds.engine_args(k), outputs=("probs",)), batch)
-    record(benchmark, record_throughput, model.config, batch, "mbfast", gemm_ceiling)
+    label = "mbfast" if precision == "fp32" else f"mbfast-{precision}"
+    record(benchmark, record_throughput, model.config, batch, label, gemm_ceiling)
     assert (result.status == Status.PREDICTED).all()
     assert np.isfinite(result.probs).all()
 
