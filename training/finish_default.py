@@ -29,6 +29,7 @@ def main() -> None:
     options = json.loads((run_dir / "options.json").read_text())
     with np.load(run_dir / "split.npz") as split:
         sizes = {part: int(len(split[part])) for part in split.files}
+        test_obj_ids = sorted(int(obj_id) for obj_id in split["test"])  # `mbfast demo` scores these apart
     config = read_model(run_dir / "model.mbf").config
     target = DATA / "default_model.mbf"
     shutil.copyfile(run_dir / "model.mbf", target)
@@ -36,7 +37,8 @@ def main() -> None:
         "model_file": target.name,
         "file_bytes": target.stat().st_size,
         "data": "PLAsTiCC training set: SIMULATED LSST light curves (Kessler et al. 2019), ugrizy AB mag",
-        "split": {"seed": options["seed"], "fold": options["fold"], "n_folds": options["n_folds"], **sizes},
+        "split": {"seed": options["seed"], "fold": options["fold"], "n_folds": options["n_folds"], **sizes,
+                  "test_obj_ids": test_obj_ids},
         "training": {**summary, "options": options},
         "config": json.loads(config.to_json()),
         "test": {key: report[key] for key in ("n_objects", "accuracy", "macro_recall", "macro_f1",
