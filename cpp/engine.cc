@@ -53,7 +53,7 @@ void shrink(std::vector<T>& values, size_t size) {
 // StateStore
 // ---------------------------------------------------------------------------------------------------------------
 
-StateStore::StateStore(const ModelConfig& config, bool recurrent_on_host)
+StateStore::StateStore(const ModelConfig& config, bool recurrent_on_host, bool fp16_recurrent)
     : n_bands(config.n_bands()),
       band_layers(config.band_layers),
       band_hidden(config.band_hidden),
@@ -61,7 +61,27 @@ StateStore::StateStore(const ModelConfig& config, bool recurrent_on_host)
       central_hidden(config.central_hidden),
       n_classes(config.n_classes()),
       n_targets(config.n_targets()),
-      recurrent_on_host(recurrent_on_host) {}
+      recurrent_on_host(recurrent_on_host),
+      fp16_recurrent(fp16_recurrent) {}
+
+// fn(values, width) on the four h, c vectors the store keeps on the host: float or fp16, none when on a GPU.
+template <typename Store, typename Fn>
+void for_each_recurrent(Store& store, Fn&& fn) {
+  if (!store.recurrent_on_host) return;
+  const size_t band_state = size_t(store.n_bands) * store.band_layers * store.band_hidden;
+  const size_t central_state = size_t(store.central_layers) * store.central_hidden;
+  if (store.fp16_recurrent) {
+    fn(store.band_hidden_fp16, band_state);
+    fn(store.band_cell_fp16, band_state);
+    fn(store.central_hidden_fp16, central_state);
+    fn(store.central_cell_fp16, central_state);
+  } else {
+    fn(store.band_hidden_state, band_state);
+    fn(store.band_cell_state, band_state);
+    fn(store.central_hidden_state, central_state);
+    fn(store.central_cell_state, central_state);
+  }
+}
 
 int32_t StateStore::find(int64_t id) const {
   auto found = slot_of.find(id);
@@ -72,8 +92,7 @@ int32_t StateStore::add(int64_t id) {
   if (size() >= std::numeric_limits<int32_t>::max()) throw std::length_error("mbfast engine holds 2^31 objects");
   const auto slot = static_cast<int32_t>(size());
   const size_t s = static_cast<size_t>(slot) + 1;
-  const size_t B = n_bands, band_state = size_t(n_bands) * band_layers * band_hidden;
-  const size_t central_state = size_t(central_layers) * central_hidden;
+  const size_t B = n_bands;
   obj_id.push_back(id);
   grow(count, s * B, 0);
   grow(last_t, s * B, 0.0);
@@ -82,12 +101,7 @@ int32_t StateStore::add(int64_t id) {
   grow(last_err, s * B, 0.0f);
   grow(prev_log_dt, s * B, 0.0f);
   grow(prev_dmag, s * B, 0.0f);
-  if (recurrent_on_host) {
-    grow(band_hidden_state, s * band_state, 0.0f);
-    grow(band_cell_state, s * band_state, 0.0f);
-    grow(central_hidden_state, s * central_state, 0.0f);
-    grow(central_cell_state, s * central_state, 0.0f);
-  }
+  for_each_recurrent(*this, [&](auto& values, size_t width) { values.resize(s * width, 0); });
   grow(central_t, s, 0.0);
   grow(has_prediction, s, uint8_t{0});
   grow(probs, s * n_classes, kNaN);
@@ -102,8 +116,7 @@ bool StateStore::remove(int64_t id) {
   if (found == slot_of.end()) return false;
   const size_t slot = found->second, last = size() - 1;
   slot_of.erase(found);
-  const size_t B = n_bands, band_state = size_t(n_bands) * band_layers * band_hidden;
-  const size_t central_state = size_t(central_layers) * central_hidden;
+  const size_t B = n_bands;
   if (slot != last) {  // keep slots dense: the last object moves into the hole
     move_block(obj_id, 1, last, slot);
     move_block(count, B, last, slot);
@@ -113,12 +126,8 @@ bool StateStore::remove(int64_t id) {
     move_block(last_err, B, last, slot);
     move_block(prev_log_dt, B, last, slot);
     move_block(prev_dmag, B, last, slot);
-    if (recurrent_on_host) {  // otherwise the caller moves them on the device (Engine::forget)
-      move_block(band_hidden_state, band_state, last, slot);
-      move_block(band_cell_state, band_state, last, slot);
-      move_block(central_hidden_state, central_state, last, slot);
-      move_block(central_cell_state, central_state, last, slot);
-    }
+    // on a GPU the caller moves them on the device (Engine::forget)
+    for_each_recurrent(*this, [&](auto& values, size_t width) { move_block(values, width, last, slot); });
     move_block(central_t, 1, last, slot);
     move_block(has_prediction, 1, last, slot);
     move_block(probs, size_t(n_classes), last, slot);
@@ -134,12 +143,7 @@ bool StateStore::remove(int64_t id) {
   shrink(last_err, last * B);
   shrink(prev_log_dt, last * B);
   shrink(prev_dmag, last * B);
-  if (recurrent_on_host) {
-    shrink(band_hidden_state, last * band_state);
-    shrink(band_cell_state, last * band_state);
-    shrink(central_hidden_state, last * central_state);
-    shrink(central_cell_state, last * central_state);
-  }
+  for_each_recurrent(*this, [&](auto& values, size_t width) { shrink(values, last * width); });
   shrink(central_t, last);
   shrink(has_prediction, last);
   shrink(probs, last * n_classes);
@@ -150,8 +154,7 @@ bool StateStore::remove(int64_t id) {
 
 void StateStore::reserve(int64_t n_objects) {
   const auto s = static_cast<size_t>(n_objects);
-  const size_t B = n_bands, band_state = size_t(n_bands) * band_layers * band_hidden;
-  const size_t central_state = size_t(central_layers) * central_hidden;
+  const size_t B = n_bands;
   slot_of.reserve(s);
   obj_id.reserve(s);
   count.reserve(s * B);
@@ -161,12 +164,7 @@ void StateStore::reserve(int64_t n_objects) {
   last_err.reserve(s * B);
   prev_log_dt.reserve(s * B);
   prev_dmag.reserve(s * B);
-  if (recurrent_on_host) {
-    band_hidden_state.reserve(s * band_state);
-    band_cell_state.reserve(s * band_state);
-    central_hidden_state.reserve(s * central_state);
-    central_cell_state.reserve(s * central_state);
-  }
+  for_each_recurrent(*this, [&](auto& values, size_t width) { values.reserve(s * width); });
   central_t.reserve(s);
   has_prediction.reserve(s);
   probs.reserve(s * n_classes);
@@ -176,10 +174,10 @@ void StateStore::reserve(int64_t n_objects) {
 
 // equals state_file.cc object_bytes: the file stores exactly these arrays
 size_t StateStore::bytes_per_object() const {
-  const size_t B = n_bands;
+  const size_t B = n_bands, recurrent = fp16_recurrent ? sizeof(uint16_t) : sizeof(float);
   return sizeof(int64_t) + B * (sizeof(int32_t) + 2 * sizeof(double) + 4 * sizeof(float)) +
-         2 * sizeof(float) * B * band_layers * band_hidden + sizeof(double) +
-         2 * sizeof(float) * central_layers * central_hidden + 1 +
+         2 * recurrent * B * band_layers * band_hidden + sizeof(double) +
+         2 * recurrent * central_layers * central_hidden + 1 +
          sizeof(float) * (n_classes + central_hidden + n_targets);
 }
 
@@ -487,10 +485,29 @@ void ffnn_forward(const PackedModel& packed, const Ffnn& ffnn, int M, const floa
   packed.gemm(ffnn.out, M, input, ld_in, out, ffnn.out.out);
 }
 
-// Asks for the cache lines of `count` floats at `values` without waiting for them.
-inline void prefetch(const float* values, size_t count) {
-  const char* bytes = reinterpret_cast<const char*>(values);
-  for (size_t offset = 0; offset < count * sizeof(float); offset += 64) __builtin_prefetch(bytes + offset);
+// Asks for the cache lines of `size` bytes at `values` without waiting for them.
+inline void prefetch(const void* values, size_t size) {
+  const char* bytes = static_cast<const char*>(values);
+  for (size_t offset = 0; offset < size; offset += 64) __builtin_prefetch(bytes + offset);
+}
+
+// One row of a recurrent state array of the store: `count` values from element `offset` of the float array, or
+// of its fp16 twin when the store keeps 16-bit state (the other one is empty).
+void read_state(const std::vector<float>& fp32, const std::vector<uint16_t>& fp16, size_t offset, size_t count,
+                float* out) {
+  if (fp16.empty()) std::memcpy(out, fp32.data() + offset, sizeof(float) * count);
+  else ops::from_fp16_cpu(static_cast<int>(count), fp16.data() + offset, out);
+}
+
+void write_state(const float* values, size_t count, size_t offset, std::vector<float>& fp32,
+                 std::vector<uint16_t>& fp16) {
+  if (fp16.empty()) std::memcpy(fp32.data() + offset, values, sizeof(float) * count);
+  else ops::to_fp16_cpu(static_cast<int>(count), values, fp16.data() + offset);
+}
+
+void prefetch_state(const std::vector<float>& fp32, const std::vector<uint16_t>& fp16, size_t offset, size_t count) {
+  if (fp16.empty()) prefetch(fp32.data() + offset, sizeof(float) * count);
+  else prefetch(fp16.data() + offset, sizeof(uint16_t) * count);
 }
 
 // One band step + one central step for M tasks of the same band and wave (distinct objects).
@@ -512,23 +529,23 @@ void run_chunk(const Model& model, const PackedModel& packed, StateStore& store,
   for (int m = 0; m < M; ++m) {
     if (m + kAhead < M) {
       const size_t ahead = (size_t(tasks[m + kAhead]->slot) * B + band) * LH;
-      prefetch(store.band_hidden_state.data() + ahead, LH);
-      prefetch(store.band_cell_state.data() + ahead, LH);
+      prefetch_state(store.band_hidden_state, store.band_hidden_fp16, ahead, LH);
+      prefetch_state(store.band_cell_state, store.band_cell_fp16, ahead, LH);
     }
     const size_t state = (size_t(tasks[m]->slot) * B + band) * LH;
     std::memcpy(window + size_t(m) * kRowWidth, tasks[m]->window, sizeof(float) * kRowWidth);
-    std::memcpy(band_hidden + m * LH, store.band_hidden_state.data() + state, sizeof(float) * LH);
-    std::memcpy(band_cell + m * LH, store.band_cell_state.data() + state, sizeof(float) * LH);
+    read_state(store.band_hidden_state, store.band_hidden_fp16, state, LH, band_hidden + m * LH);
+    read_state(store.band_cell_state, store.band_cell_fp16, state, LH, band_cell + m * LH);
   }
   for (int m = 0; m < M; ++m) {  // the central state arrives while the band stack computes
-    prefetch(store.central_hidden_state.data() + size_t(tasks[m]->slot) * LHc, LHc);
-    prefetch(store.central_cell_state.data() + size_t(tasks[m]->slot) * LHc, LHc);
+    prefetch_state(store.central_hidden_state, store.central_hidden_fp16, size_t(tasks[m]->slot) * LHc, LHc);
+    prefetch_state(store.central_cell_state, store.central_cell_fp16, size_t(tasks[m]->slot) * LHc, LHc);
   }
   stack_step(packed, model.band_stacks[band], eps, M, window, kRowWidth, band_hidden, band_cell, ws);
   for (int m = 0; m < M; ++m) {
     const size_t state = (size_t(tasks[m]->slot) * B + band) * LH;
-    std::memcpy(store.band_hidden_state.data() + state, band_hidden + m * LH, sizeof(float) * LH);
-    std::memcpy(store.band_cell_state.data() + state, band_cell + m * LH, sizeof(float) * LH);
+    write_state(band_hidden + m * LH, LH, state, store.band_hidden_state, store.band_hidden_fp16);
+    write_state(band_cell + m * LH, LH, state, store.band_cell_state, store.band_cell_fp16);
   }
 
   // translation: the central model's mix of this band's layers (eq. 3), FFNN with ReLU, LayerNorm (§3.3)
@@ -552,14 +569,14 @@ void run_chunk(const Model& model, const PackedModel& packed, StateStore& store,
   float* central_cell = Workspace::sized(ws.central_cell, M * LHc);
   for (int m = 0; m < M; ++m) {
     const size_t state = size_t(tasks[m]->slot) * LHc;
-    std::memcpy(central_hidden + m * LHc, store.central_hidden_state.data() + state, sizeof(float) * LHc);
-    std::memcpy(central_cell + m * LHc, store.central_cell_state.data() + state, sizeof(float) * LHc);
+    read_state(store.central_hidden_state, store.central_hidden_fp16, state, LHc, central_hidden + m * LHc);
+    read_state(store.central_cell_state, store.central_cell_fp16, state, LHc, central_cell + m * LHc);
   }
   stack_step(packed, model.central, eps, M, mixed, Hc, central_hidden, central_cell, ws);
   for (int m = 0; m < M; ++m) {
     const size_t state = size_t(tasks[m]->slot) * LHc;
-    std::memcpy(store.central_hidden_state.data() + state, central_hidden + m * LHc, sizeof(float) * LHc);
-    std::memcpy(store.central_cell_state.data() + state, central_cell + m * LHc, sizeof(float) * LHc);
+    write_state(central_hidden + m * LHc, LHc, state, store.central_hidden_state, store.central_hidden_fp16);
+    write_state(central_cell + m * LHc, LHc, state, store.central_cell_state, store.central_cell_fp16);
   }
 
   // final representation [embedding, colours, multiband dt] (§3.5) -> classifier softmax, regressors
@@ -598,6 +615,46 @@ ops::Precision cpu_precision(const DeviceOptions& device) {
   if (device.precision == CudaPrecision::kFp16)
     throw std::invalid_argument("precision 'fp16' is only available on CUDA; the CPU runs 'fp32' or 'bf16'");
   return device.precision == CudaPrecision::kBf16 ? ops::Precision::kBf16 : ops::Precision::kFp32;
+}
+
+bool fp16_state(const DeviceOptions& device) {
+  if (device.state_dtype == StateDtype::kFp16 && device.device != Device::kCpu)
+    throw std::invalid_argument("state_dtype 'fp16' is only available on the CPU");
+  return device.state_dtype == StateDtype::kFp16;
+}
+
+constexpr size_t kConvertBlock = size_t{1} << 24;  // values per conversion call (they take an int count)
+
+// State files always hold float h, c (widening fp16 is exact, so a save -> load round trip changes nothing).
+StateStore with_fp32_state(const StateStore& store) {
+  StateStore wide = store;
+  wide.fp16_recurrent = false;
+  auto widen = [](std::vector<uint16_t>& half, std::vector<float>& out) {
+    out.resize(half.size());
+    for (size_t i = 0; i < half.size(); i += kConvertBlock)
+      ops::from_fp16_cpu(static_cast<int>(std::min(kConvertBlock, half.size() - i)), half.data() + i, out.data() + i);
+    std::vector<uint16_t>().swap(half);
+  };
+  widen(wide.band_hidden_fp16, wide.band_hidden_state);
+  widen(wide.band_cell_fp16, wide.band_cell_state);
+  widen(wide.central_hidden_fp16, wide.central_hidden_state);
+  widen(wide.central_cell_fp16, wide.central_cell_state);
+  return wide;
+}
+
+StateStore with_fp16_state(StateStore store) {
+  store.fp16_recurrent = true;
+  auto narrow = [](std::vector<float>& values, std::vector<uint16_t>& out) {
+    out.resize(values.size());
+    for (size_t i = 0; i < values.size(); i += kConvertBlock)
+      ops::to_fp16_cpu(static_cast<int>(std::min(kConvertBlock, values.size() - i)), values.data() + i, out.data() + i);
+    std::vector<float>().swap(values);
+  };
+  narrow(store.band_hidden_state, store.band_hidden_fp16);
+  narrow(store.band_cell_state, store.band_cell_fp16);
+  narrow(store.central_hidden_state, store.central_hidden_fp16);
+  narrow(store.central_cell_state, store.central_cell_fp16);
+  return store;
 }
 
 // The same step on a GPU (engine_cuda.cc): the call's window rows go over in (wave, band) order in one batch, the
@@ -650,7 +707,7 @@ Engine::Engine(std::shared_ptr<const Model> model, int num_threads, const Device
       cuda_(device.device == Device::kCuda ? CudaState::create(model_, device) : nullptr),
       packed_(device.device == Device::kCpu ? std::make_unique<const PackedModel>(*model_, cpu_precision(device))
                                             : nullptr),
-      store_(model_->config, device.device == Device::kCpu),
+      store_(model_->config, device.device == Device::kCpu, fp16_state(device)),
       pool_(std::max(num_threads, 1)) {
   for (int worker = 0; worker < pool_.size(); ++worker) workspaces_.push_back(std::make_unique<Workspace>());
 }
@@ -737,7 +794,7 @@ void Engine::classify(const Observations& rows, const int64_t* offsets, int64_t 
   std::unique_ptr<CudaState> cuda = cuda_ ? cuda_->empty_like() : nullptr;  // same weights, its own state
   for (int64_t first = 0; first < n_objects; first += kClassifyObjects) {
     const int64_t last = std::min(n_objects, first + kClassifyObjects);
-    StateStore store(config, cuda == nullptr);
+    StateStore store(config, cuda == nullptr, store_.fp16_recurrent);
     if (cuda) cuda->resize(0);
     Observations part = rows;
     const int64_t begin = offsets[first], end = offsets[last];
@@ -789,6 +846,7 @@ int64_t Engine::forget(const int64_t* obj_ids, int64_t n) {
 
 void Engine::save_state(const std::string& path) const {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (store_.fp16_recurrent) return write_state_file(path, with_fp32_state(store_), *model_);
   if (!cuda_) return write_state_file(path, store_, *model_);
   StateStore full = store_;  // the same file as a CPU engine writes: h, c copied back from the GPU
   cuda_->download(full);
@@ -798,6 +856,7 @@ void Engine::save_state(const std::string& path) const {
 void Engine::load_state(const std::string& path) {
   StateStore loaded = read_state_file(path, *model_);  // fully read and checked before anything is replaced
   std::lock_guard<std::mutex> lock(mutex_);
+  if (store_.fp16_recurrent) loaded = with_fp16_state(std::move(loaded));
   if (cuda_) {  // h, c go to the GPU; the host keeps the scalars only
     cuda_->upload(loaded);
     loaded.recurrent_on_host = false;

@@ -35,10 +35,15 @@ enum class Device { kCpu, kCuda };
 // Storage of the GEMM weights and inputs on a CUDA device; products are always summed in fp32.
 enum class CudaPrecision { kFp32, kBf16, kFp16 };
 
+// How band and central h, c are stored between steps (CPU only). kFp16: IEEE half, rounded after each step and
+// widened to fp32 for the next (half the state memory and traffic; outputs drift from fp32 by ~1e-3).
+enum class StateDtype { kFp32, kFp16 };
+
 struct DeviceOptions {
   Device device = Device::kCpu;
   int index = 0;  // CUDA device ordinal
-  CudaPrecision precision = CudaPrecision::kFp32;
+  CudaPrecision precision = CudaPrecision::kFp32;  // on the CPU: kFp32 or kBf16 (ops::Precision)
+  StateDtype state_dtype = StateDtype::kFp32;
 };
 
 // Version of the state file's byte layout (state_file.cc); mirrored by mbfast/engine.py STATE_FORMAT_VERSION.
@@ -82,7 +87,8 @@ struct ObjectOutputs {
 // gather the rows it needs. Slots stay dense: forgetting an object moves the last slot into its place.
 struct StateStore {
   // recurrent_on_host = false: band/central h and c are held by a CudaState, and those four vectors stay empty.
-  explicit StateStore(const ModelConfig& config, bool recurrent_on_host = true);
+  // fp16_recurrent: h and c live in the *_fp16 vectors instead of the float ones (StateDtype::kFp16).
+  explicit StateStore(const ModelConfig& config, bool recurrent_on_host = true, bool fp16_recurrent = false);
 
   int64_t size() const { return static_cast<int64_t>(obj_id.size()); }
   int32_t find(int64_t id) const;  // slot, or -1
@@ -93,6 +99,7 @@ struct StateStore {
 
   int n_bands, band_layers, band_hidden, central_layers, central_hidden, n_classes, n_targets;
   bool recurrent_on_host;
+  bool fp16_recurrent;
   std::unordered_map<int64_t, int32_t> slot_of;
   std::vector<int64_t> obj_id;          // (S,)
   // per object and band
@@ -113,6 +120,8 @@ struct StateStore {
   std::vector<float> probs;             // (S, C) after the last window row
   std::vector<float> embedding;         // (S, Hc)
   std::vector<float> regression;        // (S, T)
+  // StateDtype::kFp16 only, in place of the four float h, c vectors above (same shapes)
+  std::vector<uint16_t> band_hidden_fp16, band_cell_fp16, central_hidden_fp16, central_cell_fp16;
 };
 
 struct Workspace;  // per-thread scratch buffers, engine.cc

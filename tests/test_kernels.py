@@ -1,10 +1,12 @@
 """CPU kernels (cpp/ops/gemm*.cc, lstm_cell_cpu.cc): every kernel this CPU can run against mbfast.reference, and
-the same exactness as tests/test_engine.py (stream == one row at a time == classify) inside each kernel.
+the same exactness as tests/test_engine.py (stream == one row at a time == classify) inside each kernel, and
+16-bit recurrent state (state_dtype="fp16").
 
 The kernel is chosen once per process (cpuid, or MBFAST_KERNEL=portable|avx512|avx512_bf16 forcing a lower one),
 so each forced kernel runs in a child process that writes its outputs to a file. Tolerances against the float64
 reference: fp32 rtol 1e-5, atol 1e-6 (as tests/test_engine.py); bf16 probabilities atol 2e-2 (weights and GEMM
-inputs keep 8 significant bits), embedding and regression only checked for finiteness.
+inputs keep 8 significant bits), embedding and regression only checked for finiteness; fp16 state probabilities
+atol 5e-3.
 """
 from __future__ import annotations
 
@@ -39,16 +41,16 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_random_model(tmp_path_factory.mktemp("kernels") / "wide.mbf", config)
 
 
-def stream_outputs(model_path: str, precision: str, out_path: str) -> None:
+def stream_outputs(model_path: str, precision: str, out_path: str, state_dtype: str = "fp32") -> None:
     """Child process body: the sample in time order as one call (2 threads), one row per call (1 thread), and
     classify, saved to `out_path` with the kernel that ran."""
     curves = plasticc_sample()
     rows = time_ordered_rows(curves)
     columns = lambda part: (curves.obj_id[part], curves.band[part], curves.t[part], curves.mag[part],  # noqa: E731
                             curves.err[part])
-    whole = Engine.load(model_path, num_threads=2, precision=precision)
+    whole = Engine.load(model_path, num_threads=2, precision=precision, state_dtype=state_dtype)
     batch = whole.step(*columns(rows), outputs=OUTPUTS)
-    single = Engine.load(model_path, num_threads=1, precision=precision)
+    single = Engine.load(model_path, num_threads=1, precision=precision, state_dtype=state_dtype)
     parts = [single.step(*columns(rows[i:i + 1]), outputs=OUTPUTS) for i in range(len(rows))]
     table = whole.classify(curves)
     current = single.predict(curves.object_ids)
@@ -58,10 +60,11 @@ def stream_outputs(model_path: str, precision: str, out_path: str) -> None:
              table_probs=table.probs, current_probs=current.probs)
 
 
-def run_with_kernel(kernel: str, model_path: Path, precision: str, tmp_path: Path) -> dict[str, np.ndarray]:
-    out_path = tmp_path / f"{kernel}_{precision}.npz"
+def run_with_kernel(kernel: str, model_path: Path, precision: str, tmp_path: Path,
+                    state_dtype: str = "fp32") -> dict[str, np.ndarray]:
+    out_path = tmp_path / f"{kernel}_{precision}_{state_dtype}.npz"
     code = ("import sys; from tests.test_kernels import stream_outputs; "
-            f"stream_outputs({str(model_path)!r}, {precision!r}, {str(out_path)!r})")
+            f"stream_outputs({str(model_path)!r}, {precision!r}, {str(out_path)!r}, {state_dtype!r})")
     env = dict(os.environ, MBFAST_KERNEL=kernel)
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
     with np.load(out_path) as saved:
@@ -122,6 +125,41 @@ def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, preci
         assert all(np.isfinite(got[name][predicted]).all() for name in OUTPUTS)
 
 
+@pytest.mark.parametrize("kernel", ["portable", "avx512"])
+def test_fp16_state_is_exact_across_batches_and_close_to_reference(kernel: str, model_path: Path,
+                                                                    tmp_path: Path) -> None:
+    if kernel not in supported_kernels():
+        pytest.skip(f"this CPU has no {kernel}")
+    got = run_with_kernel(kernel, model_path, "fp32", tmp_path, state_dtype="fp16")
+    for name in OUTPUTS:
+        np.testing.assert_array_equal(got[f"single_{name}"], got[name], err_msg=name)
+    np.testing.assert_array_equal(got["table_probs"], got["current_probs"])
+    want = reference_outputs(model_path, got["status"])
+    predicted = got["status"] == Status.PREDICTED
+    max_diff = {name: float(np.abs(got[name][predicted] - want[name][predicted]).max()) for name in OUTPUTS}
+    print(f"{kernel} fp16 state: maxdiff vs reference {max_diff}")
+    np.testing.assert_allclose(got["probs"][predicted], want["probs"][predicted], rtol=0, atol=5e-3)
+
+
+def test_fp16_state_save_load_continues_exactly(model_path: Path, tmp_path: Path) -> None:
+    curves = plasticc_sample()
+    rows = time_ordered_rows(curves)
+    first, rest = rows[:len(rows) // 2], rows[len(rows) // 2:]
+    columns = lambda part: (curves.obj_id[part], curves.band[part], curves.t[part], curves.mag[part],  # noqa: E731
+                            curves.err[part])
+    straight = Engine.load(model_path, num_threads=1, state_dtype="fp16")
+    straight.step(*columns(first))
+    expected = straight.step(*columns(rest)).probs
+    halted = Engine.load(model_path, num_threads=1, state_dtype="fp16")
+    halted.step(*columns(first))
+    halted.save_state(tmp_path / "half.mbs")
+    resumed = Engine.load(model_path, num_threads=1, state_dtype="fp16", state=tmp_path / "half.mbs")
+    np.testing.assert_array_equal(resumed.step(*columns(rest)).probs, expected)
+    wide = Engine.load(model_path, num_threads=1, state=tmp_path / "half.mbs")  # fp32 engine reads the same file
+    assert len(wide) == len(halted)
+    assert straight.state_bytes_per_object < Engine.load(model_path).state_bytes_per_object
+
+
 def test_unknown_or_unsupported_kernel_is_refused() -> None:
     code = "import mbfast; mbfast.build_info()"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, MBFAST_KERNEL="sse9"),
@@ -134,3 +172,6 @@ def test_precision_is_checked(model_path: Path) -> None:
         Engine.load(model_path, precision="fp16")
     engine = Engine.load(model_path, precision="bf16")
     assert engine.precision == "bf16" and "precision=bf16" in repr(engine)
+    with pytest.raises(ValueError, match="state_dtype must be 'fp32' or 'fp16'"):
+        Engine.load(model_path, state_dtype="bf16")
+    assert Engine.load(model_path, state_dtype="fp16").state_dtype == "fp16"

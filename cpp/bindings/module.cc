@@ -113,13 +113,16 @@ mbfast::Device device_kind(const std::string& name, int& index) {
 void register_engine(py::module_& m) {
   py::class_<mbfast::Engine>(m, "Engine")
       .def(py::init([](const std::string& path, int num_threads, const std::string& precision,
-                       const std::string& device_name) {
+                       const std::string& device_name, const std::string& state_dtype) {
              mbfast::DeviceOptions device;
              device.device = device_kind(device_name, device.index);
              if (precision == "bf16") device.precision = mbfast::CudaPrecision::kBf16;
              else if (precision == "fp16") device.precision = mbfast::CudaPrecision::kFp16;
              else if (precision != "fp32")
                throw std::invalid_argument("precision must be 'fp32', 'bf16' or 'fp16', got '" + precision + "'");
+             if (state_dtype == "fp16") device.state_dtype = mbfast::StateDtype::kFp16;
+             else if (state_dtype != "fp32")
+               throw std::invalid_argument("state_dtype must be 'fp32' or 'fp16', got '" + state_dtype + "'");
              std::shared_ptr<const mbfast::Model> model;
              {
                py::gil_scoped_release release;
@@ -129,7 +132,11 @@ void register_engine(py::module_& m) {
              py::gil_scoped_release release;  // packs the weights
              return std::make_unique<mbfast::Engine>(std::move(model), num_threads, device);
            }),
-           py::arg("path"), py::arg("num_threads"), py::arg("precision") = "fp32", py::arg("device") = "cpu")
+           py::arg("path"), py::arg("num_threads"), py::arg("precision") = "fp32", py::arg("device") = "cpu",
+           py::arg("state_dtype") = "fp32")
+      .def_property_readonly("state_dtype", [](const mbfast::Engine& e) {
+        return e.device().state_dtype == mbfast::StateDtype::kFp16 ? "fp16" : "fp32";
+      })
       .def_property_readonly("device", [](const mbfast::Engine& e) {
         const mbfast::DeviceOptions& device = e.device();
         return device.device == mbfast::Device::kCuda ? "cuda:" + std::to_string(device.index) : std::string("cpu");

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "ops/gemm.h"
 
@@ -62,7 +64,81 @@ MBFAST_AVX512 void layer_norm_avx512(int M, int H, const float* x, int ld, const
   }
 }
 
+// IEEE binary16 by hand (the portable kernel; the AVX-512 one uses vcvtps2ph / vcvtph2ps with the same rounding).
+uint16_t to_fp16_scalar(float value) {
+  value = std::min(std::max(value, -65504.0f), 65504.0f);  // NaN passes through both
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) return sign | 0x7e00u;  // NaN
+  const int exponent = static_cast<int>(magnitude >> 23) - 127;
+  if (exponent < -25) return sign;  // rounds to 0
+  uint32_t mantissa = (magnitude & 0x7fffffu) | 0x800000u;
+  int shift = 13;  // 24-bit significand -> 11 bits
+  int half_exponent = exponent + 15;
+  if (half_exponent <= 0) {  // subnormal half
+    shift += 1 - half_exponent;
+    half_exponent = 0;
+  }
+  const uint32_t rest = mantissa & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+  mantissa >>= shift;
+  if (rest > halfway || (rest == halfway && (mantissa & 1u))) ++mantissa;  // nearest even; a carry bumps the exponent
+  const uint32_t out = half_exponent == 0 ? mantissa : (uint32_t(half_exponent) << 10) + (mantissa - 0x400u);
+  return sign | static_cast<uint16_t>(out);
+}
+
+float from_fp16_scalar(uint16_t half) {
+  const uint32_t sign = uint32_t(half & 0x8000u) << 16, exponent = (half >> 10) & 0x1fu, mantissa = half & 0x3ffu;
+  float value;
+  if (exponent == 0) {
+    value = std::ldexp(static_cast<float>(mantissa), -24);  // zero or subnormal, exact
+  } else if (exponent == 31) {
+    value = mantissa ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  } else {
+    const uint32_t bits = ((exponent + 112) << 23) | (mantissa << 13);
+    std::memcpy(&value, &bits, sizeof(value));
+  }
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  bits |= sign;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+MBFAST_AVX512 void to_fp16_avx512(int n, const float* x, uint16_t* y) {
+  const __m512 low = _mm512_set1_ps(-65504.0f), high = _mm512_set1_ps(65504.0f);
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __m512 clamped = _mm512_max_ps(low, _mm512_min_ps(high, _mm512_maskz_loadu_ps(mask, x + i)));
+    _mm256_mask_storeu_epi16(y + i, mask, _mm512_cvtps_ph(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
+
+MBFAST_AVX512 void from_fp16_avx512(int n, const uint16_t* x, float* y) {
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, mask, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, x + i)));
+  }
+}
+
 }  // namespace
+
+void to_fp16_cpu(int n, const float* x, uint16_t* y) {
+  if (cpu_kernel() == CpuKernel::kPortable) {
+    for (int i = 0; i < n; ++i) y[i] = to_fp16_scalar(x[i]);
+  } else {
+    to_fp16_avx512(n, x, y);
+  }
+}
+
+void from_fp16_cpu(int n, const uint16_t* x, float* y) {
+  if (cpu_kernel() == CpuKernel::kPortable) {
+    for (int i = 0; i < n; ++i) y[i] = from_fp16_scalar(x[i]);
+  } else {
+    from_fp16_avx512(n, x, y);
+  }
+}
 
 void layer_norm_cpu(int M, int H, const float* x, int ld, const float* weight, const float* bias, float eps, float* y,
                     int ld_out) {

@@ -17,7 +17,10 @@ def cuda_device_count() -> int: ...  # 0 without CUDA in the build, without a dr
 class Engine:
     """Model + state store. Arrays must already have the exact dtype and be C-contiguous (mbfast.Engine converts)."""
 
-    def __init__(self, path: str, num_threads: int, precision: str = "fp32", device: str = "cpu") -> None: ...
+    def __init__(self, path: str, num_threads: int, precision: str = "fp32", device: str = "cpu",
+                 state_dtype: str = "fp32") -> None: ...
+    @property
+    def state_dtype(self) -> str: ...
     @property
     def device(self) -> str: ...  # "cpu" or "cuda:N"
     @property
