@@ -141,3 +141,75 @@ def test_train_concat_runs_and_keeps_the_best_epoch() -> None:
                               batch_size=6, seed=0)
     assert 1 <= log.best_epoch <= log.epochs <= 2 and len(log.history) == log.epochs
     assert not model.training
+
+
+def write_run(run_dir, object_ids, split, fold: int, n_folds: int = 3, n_skip: int = 2) -> None:
+    """A finished-run folder as the trainer leaves it: options.json, config.json, split.npz, model and summary."""
+    import json
+
+    train, val, test = split
+    run_dir.mkdir()
+    np.savez(run_dir / "split.npz", train=object_ids[train], val=object_ids[val], test=object_ids[test])
+    (run_dir / "options.json").write_text(json.dumps({"dataset": "toy", "seed": 0, "n_folds": n_folds,
+                                                      "fold": fold}))
+    (run_dir / "config.json").write_text(json.dumps({"n_skip": n_skip, "regression_targets": [{"name": "z"}]}))
+    (run_dir / "model.mbf").write_bytes(b"")
+    (run_dir / "summary.json").write_text("{}")
+
+
+def toy_split_data():
+    labels = np.repeat([0, 1, 2], [40, 25, 10])
+    object_ids = 1000 + 7 * np.arange(len(labels))
+    usable = np.ones(len(labels), dtype=bool)
+    usable[3] = False
+    return labels, object_ids, usable
+
+
+def test_reused_run_with_the_reports_split_is_accepted(tmp_path) -> None:
+    from mbfast.model.data import stratified_split
+    from training.baselines.report import ReportOptions, check_run_split, reused_runs
+
+    labels, object_ids, usable = toy_split_data()
+    for fold in (0, 2):
+        write_run(tmp_path / f"fold{fold}", object_ids, stratified_split(labels, usable, 0, 3, fold), fold)
+    check_run_split(tmp_path / "fold2", object_ids, *stratified_split(labels, usable, 0, 3, 2))
+    options = ReportOptions(data="toy", n_folds=3, multi_runs=(str(tmp_path / "fold2"), str(tmp_path / "fold0")))
+    runs = reused_runs(options, object_ids, labels, usable)
+    assert sorted(runs) == [0, 2] and runs[2].name == "fold2"
+
+
+def test_reused_run_with_another_split_is_refused(tmp_path) -> None:
+    from mbfast.model.data import stratified_split
+    from training.baselines.report import ReportOptions, check_run_split, reused_runs
+
+    labels, object_ids, usable = toy_split_data()
+    ours = stratified_split(labels, usable, 0, 3, 0)
+    # another fold: same test set, other train/val
+    write_run(tmp_path / "other_fold", object_ids, stratified_split(labels, usable, 0, 3, 1), fold=0)
+    with pytest.raises(ValueError, match="its train set"):
+        check_run_split(tmp_path / "other_fold", object_ids, *ours)
+    # another seed: another test set
+    write_run(tmp_path / "other_seed", object_ids, stratified_split(labels, usable, 1, 3, 0), fold=0)
+    with pytest.raises(ValueError, match="its test set"):
+        check_run_split(tmp_path / "other_seed", object_ids, *ours)
+    # reused_runs reads the fold from options.json and still compares the objects
+    with pytest.raises(ValueError, match="is not the report's"):
+        reused_runs(ReportOptions(data="toy", n_folds=3, multi_runs=(str(tmp_path / "other_fold"),)),
+                    object_ids, labels, usable)
+    # a run of another k is refused before its split is read
+    write_run(tmp_path / "seven", object_ids, stratified_split(labels, usable, 0, 7, 0), fold=0, n_folds=7)
+    with pytest.raises(ValueError, match="n_folds 7 != report's 3"):
+        reused_runs(ReportOptions(data="toy", n_folds=3, multi_runs=(str(tmp_path / "seven"),)),
+                    object_ids, labels, usable)
+    with pytest.raises(ValueError, match="no split.npz"):
+        check_run_split(tmp_path, object_ids, *ours)
+
+
+def test_train_concat_says_why_it_stopped() -> None:
+    config, inputs, labels = tiny_concat_data()
+    _, log = train_concat(config, inputs, labels, train=np.arange(6), val=np.arange(6), epochs=2, batch_size=6,
+                          seed=0)
+    assert log.stopped in ("epoch cap 2 reached", "early stopping: no improvement for 5 epochs")
+    _, log = train_concat(config, inputs, labels, train=np.arange(6), val=np.arange(6), epochs=50, batch_size=6,
+                          seed=0, max_seconds=0.0)
+    assert log.epochs == 1 and log.stopped.startswith("time budget")

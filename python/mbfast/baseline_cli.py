@@ -16,15 +16,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--data", choices=("plasticc", "yse"), required=True,
                         help="plasticc: simulated LSST; yse: real YSE DR1 spectroscopic subset")
     report.add_argument("--out", required=True, help="output folder (report.md, metrics.json, PNGs, cache/)")
-    report.add_argument("--folds", type=int, default=3, help="train/validation splits sharing one test set")
+    report.add_argument("--n-folds", type=int, default=3,
+                        help="the split's k: k train/validation splits sharing one test set (the recipe uses 7)")
+    report.add_argument("--folds", type=int, nargs="+", default=None,
+                        help="which folds to run (default: all k, or the folds of --multi-runs)")
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--max-per-class", type=int, default=500, help="class cap of the BRF training set")
-    report.add_argument("--trees", type=int, nargs="+", default=[100, 250, 500], help="BRF grid (fold 0)")
+    report.add_argument("--trees", type=int, nargs="+", default=[100, 250, 500], help="BRF grid (first fold)")
     report.add_argument("--regression-trees", type=int, nargs="+", default=[100, 250], help="RF regressor grid")
-    report.add_argument("--neural-minutes", type=float, default=2.0, help="training budget per neural model and fold")
-    report.add_argument("--batch-size", type=int, default=128)
-    report.add_argument("--steps-wait", type=int, default=40, help="band-only batches before the central model")
-    report.add_argument("--jobs", type=int, default=2, help="threads for forests and torch")
+    report.add_argument("--multi-runs", nargs="+", default=[], metavar="RUN_DIR",
+                        help="finished MTL runs of training/train_default.py to reuse (one per fold; their "
+                             "split.npz must be the report's fold, else the command stops)")
+    report.add_argument("--multi-minutes", type=float, default=15.0, help="Multi's budget per fold")
+    report.add_argument("--mtl-minutes", type=float, default=15.0, help="MTL's budget per fold when trained here")
+    report.add_argument("--base-minutes", type=float, default=10.0, help="Base's budget per fold")
+    report.add_argument("--base-patience", type=int, default=10, help="Base: epochs without improvement")
+    report.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    report.add_argument("--steps-wait", type=int, default=None,
+                        help="band-only batches before the central model (default: the recipe's)")
+    report.add_argument("--jobs", type=int, default=1, help="threads for forests and torch")
     report.add_argument("--methods", nargs="+", default=["BRF", "BRF_all", "Base", "Multi", "MTL"],
                         choices=["BRF", "BRF_all", "Base", "Multi", "MTL"])
     report.set_defaults(run=run_report_command)
@@ -37,9 +47,13 @@ def run_report_command(args: argparse.Namespace) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
         from training.baselines.report import ReportOptions, run_report
 
-    options = ReportOptions(data=args.data, n_folds=args.folds, seed=args.seed, max_per_class=args.max_per_class,
-                            trees=tuple(args.trees), regression_trees=tuple(args.regression_trees),
-                            neural_minutes=args.neural_minutes, batch_size=args.batch_size,
-                            steps_wait=args.steps_wait, n_jobs=args.jobs, methods=tuple(args.methods))
+    options = ReportOptions(data=args.data, n_folds=args.n_folds,
+                            folds=None if args.folds is None else tuple(args.folds), seed=args.seed,
+                            max_per_class=args.max_per_class, trees=tuple(args.trees),
+                            regression_trees=tuple(args.regression_trees), multi_runs=tuple(args.multi_runs),
+                            multi_minutes=args.multi_minutes, mtl_minutes=args.mtl_minutes,
+                            base_minutes=args.base_minutes, base_patience=args.base_patience,
+                            batch_size=args.batch_size, steps_wait=args.steps_wait, n_jobs=args.jobs,
+                            methods=tuple(args.methods))
     run_report(options, args.out, log=lambda line: print(line, flush=True))
     return 0

@@ -63,6 +63,7 @@ class TrainLog:
     best_epoch: int = 0
     best_val_recall: float = 0.0
     seconds: float = 0.0
+    stopped: str = ""           # why training ended: early stopping, the time budget or the epoch cap
     history: list = field(default_factory=list)  # (epoch, train loss, val macro recall)
 
 
@@ -122,8 +123,14 @@ def train_concat(config: ModelConfig, inputs: ModelInputs, labels: np.ndarray, t
             best_state = copy.deepcopy(model.state_dict())
         else:
             since_best += 1
-        if since_best >= patience or (max_seconds is not None and time.perf_counter() - start > max_seconds):
+        if since_best >= patience:
+            log.stopped = f"early stopping: no improvement for {patience} epochs"
             break
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            log.stopped = f"time budget of {max_seconds / 60:.3g} min reached"
+            break
+    else:
+        log.stopped = f"epoch cap {epochs} reached"
     log.seconds = time.perf_counter() - start
     model.load_state_dict(best_state)
     return model.eval(), log

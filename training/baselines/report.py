@@ -1,11 +1,16 @@
 """`mbfast report`: the paper's comparison (§5, Tables 5-10) on one data set. Every method is trained and tested on
 the same stratified folds (mbfast.model.data.stratified_split: one shared test set, k train/validation splits):
 BRF (class-capped training set), BRF_all (uncapped), the concatenation baseline (Base), the multiband model
-(Multi) and the multi-task model with the regression target (MTL), plus a random-forest regressor.
+(Multi, classification only) and the multi-task model with the regression targets (MTL), plus a random-forest
+regressor.
+
+Multi and MTL follow the recipe of the shipped model (training/train_default.py: CONFIG, OPTIONS) with a wall-clock
+budget per fold. MTL may instead reuse finished runs of that recipe (`multi_runs`): each run's split.npz must be
+the report's fold (check_run_split), so nothing is retrained and nothing is compared on different objects.
 
 Writes report.md, metrics.json and one confusion-matrix PNG per method (median over folds, with the 25th-75th
 percentile range where there are several folds). A small-budget run, not the paper's: short tree grid chosen on
-fold 0 only, neural models stopped by a wall-clock budget per fold.
+the first fold only, neural models stopped by early stopping or by a wall-clock budget (metrics.json says which).
 """
 from __future__ import annotations
 
@@ -27,26 +32,30 @@ SIMULATED = {"plasticc": "SIMULATED (PLAsTiCC, LSST ugrizy)", "yse": "REAL (YSE 
 @dataclass(frozen=True)
 class ReportOptions:
     data: str = "plasticc"
-    n_folds: int = 3
+    n_folds: int = 3                     # the split's k: validation chunk f of k + 1 (stratified_split)
+    folds: tuple[int, ...] | None = None  # which folds to run (None: all k; with multi_runs: the runs' folds)
     seed: int = 0
     max_per_class: int | None = 500      # the capped training set of BRF (BRF_all has no cap)
     trees: tuple[int, ...] = (100, 250, 500)
     regression_trees: tuple[int, ...] = (100, 250)
-    neural_minutes: float = 2.0          # per model and fold (Base, Multi, MTL)
-    concat_epochs: int = 30
-    batch_size: int = 128
-    steps_wait: int = 40                 # band-only batches before the multiband central model starts (§3.6)
-    band_hidden: int = 64
-    n_skip: int = 2
-    n_jobs: int = 2
+    multi_minutes: float = 15.0          # Multi's wall-clock budget per fold (early stopping may end it sooner)
+    mtl_minutes: float = 15.0            # MTL's, when it is trained here (not reused)
+    base_minutes: float = 10.0           # Base's, checked after each epoch
+    base_epochs: int = 500               # Base's epoch cap (the budget or patience normally ends it first)
+    base_patience: int = 10              # Base: epochs without a better validation macro recall
+    batch_size: int | None = None        # None: the recipe's (training/train_default.py)
+    steps_wait: int | None = None        # None: the recipe's band-only batches before the central model (§3.6)
+    n_skip: int = 2                      # the recipe's
+    n_jobs: int = 1                      # threads for forests and torch
     methods: tuple[str, ...] = ("BRF", "BRF_all", "Base", "Multi", "MTL")
+    multi_runs: tuple[str, ...] = ()     # finished MTL runs of the recipe to reuse, one per fold
     cost_objects: int = 300              # test objects timed for the per-object cost
 
 
 @dataclass
 class MethodResult:
     predictions: list = field(default_factory=list)   # per fold: int64 (K_test,) predicted class
-    cost_us: list = field(default_factory=list)       # per fold: µs per object
+    cost_us: list = field(default_factory=list)       # per fold: {"model": µs per object, ...}
     notes: list = field(default_factory=list)
 
 
@@ -111,23 +120,78 @@ def feature_cost_us(labelled: LabelledSet, objects: np.ndarray) -> float:
 # Methods
 # ------------------------------------------------------------------------------------------------------------
 
-def train_multiband(data: TrainingData, options: ReportOptions, fold: int, run_dir: Path, with_targets: bool):
-    """Multi (classification only) or MTL (with the data set's regression targets) with the project trainer,
-    on this report's fold: the trainer is given the same usable mask, seed and n_folds, so its split is ours."""
-    from mbfast.model.export import load_torch_model
-    from mbfast.model.training import TrainOptions, train
+def recipe(options: ReportOptions, fold: int, minutes: float, with_targets: bool):
+    """(config overrides, TrainOptions) of training/train_default.py on this report's fold, budget and data."""
+    from mbfast.model.training import TrainOptions
+    from training.train_default import CONFIG, OPTIONS
+
+    raw = {**OPTIONS.__dict__, "dataset": options.data, "n_folds": options.n_folds, "fold": fold,
+           "seed": options.seed, "max_minutes": minutes, "device": "cpu", "targets": None if with_targets else ()}
+    if options.batch_size is not None:
+        raw["batch_size"] = options.batch_size
+    if options.steps_wait is not None:
+        raw["steps_wait"] = options.steps_wait
+    return {**CONFIG, "n_skip": options.n_skip}, TrainOptions.from_dict(raw)
+
+
+def train_multiband(data: TrainingData, options: ReportOptions, fold: int, run_dir: Path, with_targets: bool,
+                    minutes: float) -> Path:
+    """Multi (classification only) or MTL (with the data set's regression targets): the recipe, trained on
+    this report's fold (same usable mask, seed and n_folds, so the trainer's split is ours). Returns model.mbf."""
+    from mbfast.model.training import train
 
     if not with_targets:
         data = TrainingData(data.inputs, data.labels, data.class_names, data.bands, (),
                             np.zeros((len(data.labels), 0)), data.usable)
-    train_options = TrainOptions(dataset=options.data, batch_size=options.batch_size, steps_wait=options.steps_wait,
-                                 max_minutes=options.neural_minutes, n_folds=options.n_folds, fold=fold,
-                                 seed=options.seed, device="cpu", patience=20)
-    overrides = dict(band_hidden=options.band_hidden, central_hidden=options.band_hidden, n_skip=options.n_skip)
-    path = train(run_dir, overrides, train_options, progress=False, data=data)
-    with np.load(run_dir / "split.npz") as split:
-        test_ids = split["test"]
-    return load_torch_model(path), test_ids
+    overrides, train_options = recipe(options, fold, minutes, with_targets)
+    return train(run_dir, overrides, train_options, progress=False, data=data)
+
+
+def check_run_split(run_dir: str | Path, object_ids: np.ndarray, train: np.ndarray, val: np.ndarray,
+                    test: np.ndarray) -> None:
+    """Raise ValueError unless run_dir/split.npz holds exactly the obj_ids of this fold's train, val and test.
+
+    object_ids: int64 (K,) of the report's inputs; train, val, test: indices into them (stratified_split).
+    """
+    path = Path(run_dir) / "split.npz"
+    if not path.is_file():
+        raise ValueError(f"{run_dir}: no split.npz (not a finished training run)")
+    with np.load(path) as split:
+        stored = {part: np.sort(split[part]) for part in ("train", "val", "test")}
+    for part, indices in (("test", test), ("train", train), ("val", val)):
+        ours = np.sort(object_ids[indices])
+        if not np.array_equal(stored[part], ours):
+            common = len(np.intersect1d(stored[part], ours))
+            raise ValueError(
+                f"{run_dir}: its {part} set ({len(stored[part])} objects) is not the report's ({len(ours)} objects, "
+                f"{common} in common); train the run with the report's data, seed and n_folds, or pass the report "
+                f"the run's (see {Path(run_dir) / 'options.json'})")
+
+
+def reused_runs(options: ReportOptions, object_ids: np.ndarray, labels: np.ndarray, usable: np.ndarray
+                ) -> dict[int, Path]:
+    """fold -> run folder of each options.multi_runs entry, after checking data, recipe, split and model file."""
+    runs: dict[int, Path] = {}
+    for run in map(Path, options.multi_runs):
+        run_options = json.loads((run / "options.json").read_text())
+        config = json.loads((run / "config.json").read_text())
+        problems = [f"{name} {run_options[name]!r} != report's {ours!r}" for name, ours in
+                    (("dataset", options.data), ("seed", options.seed), ("n_folds", options.n_folds))
+                    if run_options[name] != ours]
+        if config["n_skip"] != options.n_skip:
+            problems.append(f"n_skip {config['n_skip']} != report's {options.n_skip}")
+        if not config["regression_targets"]:
+            problems.append("no regression target (not an MTL run)")
+        if not (run / "model.mbf").is_file() or not (run / "summary.json").is_file():
+            problems.append("no model.mbf / summary.json (still training?)")
+        if problems:
+            raise ValueError(f"{run}: cannot stand in for MTL: " + "; ".join(problems))
+        fold = int(run_options["fold"])
+        if fold in runs:
+            raise ValueError(f"{run} and {runs[fold]} are both fold {fold}")
+        check_run_split(run, object_ids, *stratified_split(labels, usable, options.seed, options.n_folds, fold))
+        runs[fold] = run
+    return runs
 
 
 def neural_cost_us(predict_fn, objects: np.ndarray) -> float:
@@ -145,18 +209,43 @@ def neural_cost_us(predict_fn, objects: np.ndarray) -> float:
         torch.set_num_threads(threads)
 
 
+def engine_cost_us(model_path: Path, labelled: LabelledSet, objects: np.ndarray) -> dict[str, float]:
+    """The C++ engine on one thread, µs per object: `classify` (whole light curve from a fresh state, inputs
+    included) and `step` (one new observation, the last of each object, onto the state of all earlier ones)."""
+    from mbfast import Engine
+
+    curves = labelled.curves.select(objects)
+    engine = Engine.load(model_path, num_threads=1)
+    engine.classify(curves)  # warm up
+    start = time.perf_counter()
+    engine.classify(curves)
+    classify = (time.perf_counter() - start) / len(objects) * 1e6
+    # rows in (object, t, band) order; each object's last row is held back and timed as one step
+    order = np.lexsort((curves.band, curves.t, curves.obj_id))
+    obj_id, band, t, mag, err = (column[order] for column in (curves.obj_id, curves.band, curves.t, curves.mag,
+                                                               curves.err))
+    last = np.r_[obj_id[1:] != obj_id[:-1], True]
+    earlier = ~last
+    engine.step(obj_id[earlier], band[earlier], t[earlier], mag[earlier], err[earlier], errors="skip")
+    start = time.perf_counter()
+    engine.step(obj_id[last], band[last], t[last], mag[last], err[last], errors="skip")
+    step = (time.perf_counter() - start) / int(last.sum()) * 1e6
+    return {"model": classify, "step": step}
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The run
 # ------------------------------------------------------------------------------------------------------------
 
 def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
-    """Train and evaluate every method on options.n_folds folds; write report.md, metrics.json and PNGs."""
+    """Train and evaluate every method on the chosen folds; write report.md, metrics.json and PNGs."""
     import torch
 
+    from mbfast.config import ModelConfig
+    from mbfast.model.export import load_torch_model
     from mbfast.model.training import predict
     from training.baselines.brf import fit_brf, fit_rf_regressor, predict_cost_us
     from training.baselines.concat import predict_logits, train_concat
-    from mbfast.config import ModelConfig
 
     torch.set_num_threads(options.n_jobs)
     out_dir = Path(out_dir)
@@ -164,16 +253,21 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     started = time.perf_counter()
     labelled = load_labelled(options.data)
     inputs = preprocess_cached(labelled, out_dir / "cache" / f"inputs_nskip{options.n_skip}.npz", options.n_skip)
-    features = features_cached(labelled, out_dir / "cache" / "features.npz")
     labels, class_names = labelled.labels, tuple(labelled.class_names)
     n_classes = len(class_names)
     target_names = tuple(labelled.targets)
     targets = np.stack([labelled.targets[name] for name in target_names], axis=1)  # (K, G)
     # objects the neural models can classify (>= 1 window row) and that are labelled: the same for every method
     usable = (inputs.n_rows > 0) & (labels >= 0)
+    runs = reused_runs(options, inputs.object_ids, labels, usable) if "MTL" in options.methods else {}
+    folds = tuple(sorted(runs)) if runs else (options.folds or tuple(range(options.n_folds)))
+    if runs and options.folds is not None and tuple(sorted(options.folds)) != folds:
+        raise ValueError(f"folds {options.folds} but the reused MTL runs are folds {folds}")
+    features = features_cached(labelled, out_dir / "cache" / "features.npz")
     data = TrainingData(inputs, labels, class_names, tuple(labelled.curves.bands), target_names, targets, usable)
     log(f"{options.data}: {labelled.curves.n_objects} objects, {int(usable.sum())} usable, "
-        f"{features.values.shape[1]} features; {time.perf_counter() - started:.0f} s")
+        f"{features.values.shape[1]} features; folds {folds} of {options.n_folds}; reused MTL runs "
+        f"{[str(runs[f]) for f in folds] if runs else 'none'}; {time.perf_counter() - started:.0f} s")
 
     results = {method: MethodResult() for method in options.methods}
     regression: dict[str, dict[str, list]] = {"RF": {name: [] for name in target_names},
@@ -182,7 +276,7 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     grid_scores: dict[str, dict] = {}
     training_logs: dict[str, list] = {"Base": [], "Multi": [], "MTL": []}
     test_reference = None
-    for fold in range(options.n_folds):
+    for fold in folds:
         train, val, test = stratified_split(labels, usable, options.seed, options.n_folds, fold)
         test_reference = test if test_reference is None else test_reference
         assert np.array_equal(test, test_reference), "folds must share the test set"
@@ -201,7 +295,7 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
                 chosen_trees[method], grid_scores[method] = fitted.n_trees, fitted.grid_scores
             fitted.model.set_params(n_jobs=1)
             results[method].predictions.append(fitted.model.predict(features.values[test]))
-            results[method].cost_us.append(predict_cost_us(fitted.model, features.values[timed]))
+            results[method].cost_us.append({"model": predict_cost_us(fitted.model, features.values[timed])})
             log(f"  {method}: {fitted.n_trees} trees, macro recall "
                 f"{metrics.macro_recall(metrics.confusion_matrix(labels[test], results[method].predictions[-1], n_classes)):.3f}"
                 f"; {time.perf_counter() - started:.0f} s")
@@ -220,36 +314,46 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
             log(f"  RF {name}: {fitted.n_trees} trees, R2 {regression['RF'][name][-1]['r2']:.3f}")
 
         if "Base" in results:
-            config = ModelConfig(survey=options.data, bands=data.bands, class_names=class_names,
-                                 band_hidden=options.band_hidden, n_skip=options.n_skip)
-            model, train_log = train_concat(config, inputs, labels, train, val, epochs=options.concat_epochs,
-                                            batch_size=options.batch_size, seed=options.seed + fold,
-                                            max_seconds=60 * options.neural_minutes)
+            overrides, train_options = recipe(options, fold, options.base_minutes, False)
+            config = ModelConfig(survey=options.data, bands=data.bands, class_names=class_names, **overrides)
+            model, train_log = train_concat(config, inputs, labels, train, val, epochs=options.base_epochs,
+                                            batch_size=train_options.batch_size, seed=options.seed + fold,
+                                            patience=options.base_patience, max_seconds=60 * options.base_minutes)
             training_logs["Base"].append({"epochs": train_log.epochs, "best_epoch": train_log.best_epoch,
-                                          "seconds": train_log.seconds})
+                                          "training_minutes": train_log.seconds / 60, "stopped": train_log.stopped,
+                                          "best_val_macro_recall": train_log.best_val_recall})
             results["Base"].predictions.append(predict_logits(model, inputs, test).argmax(axis=1))
-            results["Base"].cost_us.append(neural_cost_us(lambda objects: predict_logits(model, inputs, objects),
-                                                          timed))
-            log(f"  Base: {train_log.epochs} epochs (best {train_log.best_epoch}); "
+            results["Base"].cost_us.append({"model": neural_cost_us(
+                lambda objects: predict_logits(model, inputs, objects), timed)})
+            log(f"  Base: {train_log.epochs} epochs (best {train_log.best_epoch}, {train_log.stopped}); "
                 f"{time.perf_counter() - started:.0f} s")
 
         for method, with_targets in (("Multi", False), ("MTL", True)):
             if method not in results:
                 continue
-            model, test_ids = train_multiband(data, options, fold, out_dir / "runs" / f"{method}_fold{fold}",
-                                              with_targets)
-            if not np.array_equal(test_ids, inputs.object_ids[test]):
-                raise RuntimeError(f"{method}: the trainer's test set differs from the report's")
-            summary = json.loads((out_dir / "runs" / f"{method}_fold{fold}" / "summary.json").read_text())
+            if method == "MTL" and runs:
+                run_dir = runs[fold]
+                model_path = run_dir / "model.mbf"
+            else:
+                run_dir = out_dir / "runs" / f"{method}_fold{fold}"
+                minutes = options.multi_minutes if method == "Multi" else options.mtl_minutes
+                model_path = train_multiband(data, options, fold, run_dir, with_targets, minutes)
+                check_run_split(run_dir, inputs.object_ids, train, val, test)
+            summary = json.loads((run_dir / "summary.json").read_text())
+            summary["run"] = str(run_dir)
+            summary["reused"] = method == "MTL" and bool(runs)
             training_logs[method].append(summary)
+            model = load_torch_model(model_path)
             predictions = predict(model, inputs, test)
             results[method].predictions.append(predictions.final_probs.argmax(axis=1))
-            results[method].cost_us.append(neural_cost_us(lambda objects: predict(model, inputs, objects), timed))
+            results[method].cost_us.append(engine_cost_us(model_path, labelled, timed))
             if with_targets:
+                names = [target.name for target in model.config.regression_targets]
                 for index, name in enumerate(target_names):
-                    regression["MTL"][name].append(
-                        metrics.regression_metrics(targets[test, index], predictions.regression[:, index]))
-            log(f"  {method}: {summary['epochs']} epochs (best {summary['best_epoch']}, {summary['stopped']}); "
+                    regression["MTL"][name].append(metrics.regression_metrics(
+                        targets[test, index], predictions.regression[:, names.index(name)]))
+            log(f"  {method}: {summary['epochs']} epochs (best {summary['best_epoch']}, {summary['stopped']}, "
+                f"{summary['training_minutes']:.1f} min){' reused ' + str(run_dir) if summary['reused'] else ''}; "
                 f"{time.perf_counter() - started:.0f} s")
 
     test = test_reference
@@ -257,7 +361,7 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
         labelled, timed, options.n_skip)}
     summary = summarise(results, regression, labels[test], class_names, input_costs)
     summary.update(data=options.data, provenance=SIMULATED[options.data], options=_jsonable(vars(options)),
-                   n_test=int(len(test)), trees=chosen_trees, grid_scores=_jsonable(grid_scores),
+                   folds=list(folds), n_test=int(len(test)), trees=chosen_trees, grid_scores=_jsonable(grid_scores),
                    training=training_logs, wall_minutes=(time.perf_counter() - started) / 60)
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=1))
     for method, result in results.items():
@@ -295,9 +399,18 @@ def summarise(results: dict[str, MethodResult], regression: dict, true: np.ndarr
             "macro_f1": quartiles([metrics.macro_f1(m) for m in matrices]),
             "per_class_f1_median": dict(zip(class_names, map(float, np.median(per_class, axis=0)))),
         }
-        model_cost = float(np.median(result.cost_us))
-        extra = input_costs["features"] if method.startswith("BRF") else input_costs["preprocess"]
-        out["cost_us"][method] = {"inputs": extra, "model": model_cost, "total": extra + model_cost}
+        model_cost = float(np.median([cost["model"] for cost in result.cost_us]))
+        if method.startswith("BRF"):    # features of the whole curve, then the forest
+            extra, how = input_costs["features"], "light-curve features + forest predict_proba"
+        elif method == "Base":          # mbfast.preprocess of the whole curve, then the PyTorch forward
+            extra, how = input_costs["preprocess"], "mbfast.preprocess + PyTorch forward"
+        else:                           # Engine.classify preprocesses inside
+            extra, how = 0.0, "Engine.classify (preprocessing inside)"
+        total = extra + model_cost
+        # a new observation: the forest and Base recompute the whole curve; the engine applies one step
+        steps = [cost["step"] for cost in result.cost_us if "step" in cost]
+        out["cost_us"][method] = {"inputs": extra, "model": model_cost, "total": total, "how": how,
+                                  "new_observation": float(np.median(steps)) if steps else total}
     for method, by_target in regression.items():
         for name, folds in by_target.items():
             if folds:
@@ -335,18 +448,25 @@ def plot_confusion(true: np.ndarray, predictions: list, class_names: tuple[str, 
     ax.set_ylabel("true")
     ax.set_title(f"{method}: recall-normalised, median of {len(predictions)} folds")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
 def markdown(summary: dict, class_names: tuple[str, ...], true: np.ndarray) -> str:
     methods = list(summary["classification"])
     options = summary["options"]
+    training = "; ".join(
+        f"{method}: " + ", ".join(f"{entry['training_minutes']:.1f} min / {entry['epochs']} epochs "
+                                  f"({'early-stopped' if entry['stopped'].startswith('early') else entry['stopped']})"
+                                  for entry in entries)
+        for method, entries in summary["training"].items() if entries)
     lines = [f"# Baselines vs multiband model: {summary['data']}", "",
-             f"Data: **{summary['provenance']}**. {summary['n_test']} test objects shared by "
-             f"{options['n_folds']} folds (seed {options['seed']}); medians over folds, [25th-75th percentile].",
-             f"Trees chosen on fold 0: {summary['trees']}. Neural models: {options['neural_minutes']} min of CPU "
-             f"training per model and fold (not converged; see `training` in metrics.json). "
+             f"Data: **{summary['provenance']}**. {summary['n_test']} test objects shared by folds "
+             f"{summary['folds']} of {options['n_folds']} (seed {options['seed']}); medians over folds, "
+             f"[25th-75th percentile].",
+             f"Trees chosen on the first fold: {summary['trees']}. Budgets per fold: Multi {options['multi_minutes']} "
+             f"min, MTL {options['mtl_minutes']} min (unless reused: {options['multi_runs'] or 'none'}), Base "
+             f"{options['base_minutes']} min. Training per fold: {training}. "
              f"Wall time {summary['wall_minutes']:.1f} min.", "",
              "## Macro recall and F1", "", "| Method | macro recall | macro F1 |", "|---|---|---|"]
     for method in methods:
@@ -365,11 +485,13 @@ def markdown(summary: dict, class_names: tuple[str, ...], true: np.ndarray) -> s
                 lines.append(f"| {name} | {model} | {_q(entry['r2'])} | {_q(entry['rmse'])} | "
                              f"{_q(entry['mape'], 1)} |")
     lines += ["", "## Per-object cost (µs, one thread)", "",
-              "Inputs: light-curve feature extraction (forests) or mbfast.preprocess (neural models), whole light "
-              "curve. Model: forest predict_proba / PyTorch forward on a batch of test objects, per object.", "",
-              "| Method | inputs | model | total |", "|---|---|---|---|"]
+              "Whole curve: inputs (light-curve features or mbfast.preprocess) + model, per object, on a batch of "
+              "test objects. New observation: what it costs to update one object's class after one more "
+              "observation (forests and Base recompute the whole curve; the engine applies one Engine.step).", "",
+              "| Method | how | inputs | model | whole curve | new observation |", "|---|---|---|---|---|---|"]
     for method, cost in summary["cost_us"].items():
-        lines.append(f"| {method} | {cost['inputs']:.0f} | {cost['model']:.0f} | {cost['total']:.0f} |")
+        lines.append(f"| {method} | {cost['how']} | {cost['inputs']:.0f} | {cost['model']:.0f} | "
+                     f"{cost['total']:.0f} | {cost['new_observation']:.0f} |")
     lines += ["", "Confusion matrices: " + ", ".join(f"[{m}](confusion_{m}.png)" for m in methods), ""]
     return "\n".join(lines)
 
