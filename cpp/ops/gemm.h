@@ -21,7 +21,6 @@ const char* kernel_name(CpuKernel kernel);  // "portable", "avx512", "avx512_bf1
 // Storage and arithmetic of the weights. kBf16: weights and the GEMM inputs rounded to bfloat16, products summed
 // in fp32 (vdpbf16ps where the CPU has it, an emulation in the portable kernel); everything else stays fp32.
 enum class Precision { kFp32, kBf16 };
-const char* precision_name(Precision precision);  // "fp32", "bf16"
 
 // W (K, N) and its bias laid out for one kernel and precision (pack_weights); kernels read nothing else.
 struct PackedWeights {
@@ -31,7 +30,6 @@ struct PackedWeights {
   std::vector<float> bias;        // (N rounded up to 16,) zero padded
   std::vector<float> fp32;        // portable: (K, N) row-major; avx512: column panels, each (K, width)
   std::vector<uint16_t> bf16;     // avx512_bf16: column panels, each (K / 2 rounded up, width, 2): k pairs
-  size_t bytes() const { return fp32.size() * sizeof(float) + bf16.size() * sizeof(uint16_t); }
 };
 
 // weight_t (K, N) row-major and bias (N,) -> the layout `kernel` reads for `precision`.
@@ -55,12 +53,8 @@ struct GemmInput {
 void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc);
 void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc);  // [A1 | A2] @ W + bias
 
-// The same product for columns [n_begin, n_end) only (multiples of 64 except at N), for splitting one small-M
-// product across threads; each column's result equals the one gemm_bias_cpu computes.
-void gemm_bias_columns_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
-                           int n_end);
-
 namespace detail {  // the AVX-512 kernels (gemm_avx512_cpu.cc); callers go through gemm_bias_cpu
+// Both compute columns [n_begin, n_end) of C (n_begin a multiple of kPanel); each column as gemm_bias_cpu would.
 constexpr int kPanel = 64;  // columns per packed panel: 4 zmm registers
 void pack_avx512(PackedWeights& W, const float* weight_t);
 void gemm_avx512_fp32(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
