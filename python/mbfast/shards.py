@@ -64,8 +64,7 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...], checks: RowChecks) -> C
     obj_column = chunk.column("obj_id")
     mark(np.asarray(pc.is_null(obj_column).to_numpy(zero_copy_only=False), dtype=bool), "obj_id missing")
     obj_id = np.asarray(pc.fill_null(obj_column, 0).to_numpy(zero_copy_only=False)).astype(np.int64)
-    band_raw = np.asarray(chunk.column("band").to_numpy(zero_copy_only=False))
-    band = _band_codes(band_raw, bands)
+    band = _band_codes(chunk.column("band"), bands)
     mark(band < 0, "unknown band")
     values = {}
     for name in ("t", "mag", "err"):
@@ -84,20 +83,20 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...], checks: RowChecks) -> C
                       values["err"][keep])
 
 
-def _band_codes(band_raw: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
-    """Labels or integer indices -> index into `bands`; -1 for unknown (counted by the caller)."""
-    if np.issubdtype(band_raw.dtype, np.integer):
-        codes = band_raw.astype(np.int64)
+def _band_codes(band: pa.ChunkedArray, bands: tuple[str, ...]) -> np.ndarray:
+    """Labels or integer indices -> index into `bands`; -1 for unknown or missing (counted by the caller).
+    Labels are matched in Arrow, never as Python strings (a million str objects per chunk fragments the heap)."""
+    if pa.types.is_integer(band.type):
+        codes = np.asarray(pc.fill_null(band, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
         return np.where((codes >= 0) & (codes < len(bands)), codes, -1)
-    labels = np.array([str(value) for value in band_raw]) if band_raw.dtype == object else band_raw.astype(str)
-    codes = np.full(len(labels), -1, dtype=np.int64)
-    for index, label in enumerate(bands):
-        codes[labels == label] = index
-    return codes
+    labels = pc.cast(band, pa.string())
+    codes = pc.fill_null(pc.index_in(labels, value_set=pa.array(bands, pa.string())), -1)
+    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 class ShardSpiller:
-    """Appends clean rows to one Parquet file per shard under `directory`."""
+    """Appends clean rows to one folder of Parquet parts per shard under `directory` (one part per chunk: no
+    long-lived writers, whose buffers grow with the number of shards)."""
 
     SCHEMA = pa.schema([("obj_id", pa.int64()), ("band", pa.int8()), ("t", pa.float64()), ("mag", pa.float64()),
                         ("err", pa.float64())])
@@ -105,11 +104,11 @@ class ShardSpiller:
     def __init__(self, directory: Path, n_shards: int) -> None:
         self.directory = directory
         self.n_shards = n_shards
-        self.writers: dict[int, pq.ParquetWriter] = {}
+        self.parts: dict[int, int] = {}
         directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, shard: int) -> Path:
-        return self.directory / f"shard-{shard:05d}.parquet"
+        return self.directory / f"shard-{shard:05d}"
 
     def add(self, chunk: CleanChunk) -> None:
         shards = shard_of(chunk.obj_id, self.n_shards)
@@ -121,19 +120,18 @@ class ShardSpiller:
                 continue
             table = pa.table([chunk.obj_id[rows], chunk.band[rows], chunk.t[rows], chunk.mag[rows], chunk.err[rows]],
                              schema=self.SCHEMA)
-            if shard not in self.writers:
-                self.writers[shard] = pq.ParquetWriter(self.path(shard), self.SCHEMA)
-            self.writers[shard].write_table(table)
+            part = self.parts.get(shard, 0)
+            self.path(shard).mkdir(exist_ok=True)
+            pq.write_table(table, self.path(shard) / f"part-{part:06d}.parquet")
+            self.parts[shard] = part + 1
 
     def close(self) -> list[int]:
-        """Close every file; returns the shards that received rows, in order."""
-        for writer in self.writers.values():
-            writer.close()
-        return sorted(self.writers)
+        """The shards that received rows, in order."""
+        return sorted(self.parts)
 
 
 def read_shard(path: Path) -> CleanChunk:
-    table = pq.read_table(path)
+    table = pq.read_table(path, schema=ShardSpiller.SCHEMA)
     return CleanChunk(*(table.column(name).to_numpy() for name in ("obj_id", "band", "t", "mag", "err")))
 
 

@@ -79,8 +79,10 @@ def iter_chunks(source: Source, chunk_rows: int = 1_000_000) -> Iterator[pa.Tabl
                 yield from _split(flatten(pa.Table.from_batches([batch]), source.columns, path), chunk_rows)
         else:
             dataset = ds.dataset(path, format="parquet")
-            for batch in dataset.to_batches(batch_size=max(1, chunk_rows // 64) if _is_nested(dataset.schema)
-                                            else chunk_rows):
+            # no read-ahead: memory stays near one chunk plus one row group, whatever the file size
+            batches = dataset.to_batches(batch_size=max(1, chunk_rows // 64) if _is_nested(dataset.schema)
+                                         else chunk_rows, batch_readahead=0, fragment_readahead=0)
+            for batch in batches:
                 yield from _split(flatten(pa.Table.from_batches([batch]), source.columns, path), chunk_rows)
 
 
