@@ -36,8 +36,9 @@ def supported_kernels() -> list[str]:
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # widths that cross the 64-column panels and leave ragged 16-column vectors: 4H = 80, 4Hc = 160, K odd
-    config = small_config(band_hidden=20, central_hidden=40, classifier_hidden=70, regression_hidden=33)
+    # widths that cross the 64-column panels and leave ragged 16-column vectors (4H = 84, 4Hc = 164), odd K and
+    # [x | h] blocks that split a bf16 k pair (x of 21 or 41 values)
+    config = small_config(band_hidden=21, central_hidden=41, classifier_hidden=70, regression_hidden=33)
     return write_random_model(tmp_path_factory.mktemp("kernels") / "wide.mbf", config)
 
 
@@ -123,6 +124,28 @@ def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, preci
     else:
         np.testing.assert_allclose(got["probs"][predicted], want["probs"][predicted], rtol=0, atol=2e-2)
         assert all(np.isfinite(got[name][predicted]).all() for name in OUTPUTS)
+
+
+def test_native_bf16_equals_the_portable_emulation_to_rounding(model_path: Path, tmp_path: Path) -> None:
+    # The same bf16 operands on both sides, only the order of the fp32 additions differs: on each object's first
+    # window row (fresh state) the two agree to fp32 rounding, so a wrong k-pair layout or a misplaced [x | h]
+    # block would show. Later rows drift further: a last-bit difference can flip a bf16 rounding of the state.
+    if "avx512_bf16" not in supported_kernels():
+        pytest.skip("this CPU has no avx512_bf16")
+    native = run_with_kernel("avx512_bf16", model_path, "bf16", tmp_path)
+    emulated = run_with_kernel("portable", model_path, "bf16", tmp_path)
+    predicted = native["status"] == Status.PREDICTED
+    curves = plasticc_sample()
+    stream_obj = curves.obj_id[time_ordered_rows(curves)]
+    first = np.zeros(len(predicted), dtype=bool)
+    first[np.flatnonzero(predicted)[np.unique(stream_obj[predicted], return_index=True)[1]]] = True
+    for name in OUTPUTS:
+        diff = np.abs(native[name] - emulated[name])
+        print(f"bf16 native vs emulation, {name}: maxdiff first rows {diff[first].max():.2e}, "
+              f"all rows {diff[predicted].max():.2e}")
+        np.testing.assert_allclose(native[name][first], emulated[name][first], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(native[name][predicted], emulated[name][predicted], rtol=0, atol=2e-2,
+                                   err_msg=name)
 
 
 @pytest.mark.parametrize("kernel", ["portable", "avx512"])
