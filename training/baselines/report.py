@@ -8,9 +8,9 @@ Multi and MTL follow the recipe of the shipped model (training/train_default.py:
 budget per fold. MTL may instead reuse finished runs of that recipe (`multi_runs`): each run's split.npz must be
 the report's fold (check_run_split), so nothing is retrained and nothing is compared on different objects.
 
-Writes report.md, metrics.json and one confusion-matrix PNG per method (median over folds, with the 25th-75th
-percentile range where there are several folds). A small-budget run, not the paper's: short tree grid chosen on
-the first fold only, neural models stopped by early stopping or by a wall-clock budget (metrics.json says which).
+Writes report.md, metrics.json, predictions.npz and one confusion-matrix PNG per method (median over folds, with the
+25th-75th percentile range where there are several folds). A small-budget run, not the paper's: short tree grid
+chosen on the first fold only, neural models stopped by early stopping or by a wall-clock budget (metrics.json says which).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from mbfast.inputs import ModelInputs
 from mbfast.model import metrics
 from mbfast.model.data import TrainingData, cap_per_class, load_inputs, save_inputs, stratified_split
 
-SIMULATED = {"plasticc": "SIMULATED (PLAsTiCC, LSST ugrizy)", "yse": "REAL (YSE DR1 spectroscopic subset, PS1 griz + ZTF gr)"}
+SIMULATED = {"plasticc": "SIMULATED (PLAsTiCC, LSST ugrizy)",
+             "yse": "REAL (YSE DR1 spectroscopic subset, PS1 griz + ZTF gr)"}
 
 
 @dataclass(frozen=True)
@@ -296,9 +297,9 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
             fitted.model.set_params(n_jobs=1)
             results[method].predictions.append(fitted.model.predict(features.values[test]))
             results[method].cost_us.append({"model": predict_cost_us(fitted.model, features.values[timed])})
-            log(f"  {method}: {fitted.n_trees} trees, macro recall "
-                f"{metrics.macro_recall(metrics.confusion_matrix(labels[test], results[method].predictions[-1], n_classes)):.3f}"
-                f"; {time.perf_counter() - started:.0f} s")
+            matrix = metrics.confusion_matrix(labels[test], results[method].predictions[-1], n_classes)
+            log(f"  {method}: {fitted.n_trees} trees, macro recall {metrics.macro_recall(matrix):.3f}; "
+                f"{time.perf_counter() - started:.0f} s")
 
         for index, name in enumerate(target_names):  # RF regressor on the capped set (§5.1)
             known = capped[np.isfinite(targets[capped, index])]
@@ -364,6 +365,9 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
                    folds=list(folds), n_test=int(len(test)), trees=chosen_trees, grid_scores=_jsonable(grid_scores),
                    training=training_logs, wall_minutes=(time.perf_counter() - started) / 60)
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=1))
+    # what the tables and figures are computed from: test obj_ids, true labels, each method's per-fold predictions
+    np.savez(out_dir / "predictions.npz", obj_id=inputs.object_ids[test], true=labels[test],
+             **{method: np.array(result.predictions) for method, result in results.items()})
     for method, result in results.items():
         plot_confusion(labels[test], result.predictions, class_names, method,
                        out_dir / f"confusion_{method}.png")
@@ -440,7 +444,7 @@ def plot_confusion(true: np.ndarray, predictions: list, class_names: tuple[str, 
             text = f"{median[i, j]:.2f}"
             if len(predictions) > 1 and (q75[i, j] > 0 or median[i, j] > 0):
                 text += f"\n[{q25[i, j]:.2f}-{q75[i, j]:.2f}]"
-            ax.text(j, i, text, ha="center", va="center", fontsize=5.5,
+            ax.text(j, i, text, ha="center", va="center", fontsize=max(5.5, 12 - 0.5 * n_classes),
                     color="white" if median[i, j] > 0.5 else "black")
     ax.set_xticks(range(n_classes), class_names, rotation=90)
     ax.set_yticks(range(n_classes), class_names)
@@ -448,7 +452,7 @@ def plot_confusion(true: np.ndarray, predictions: list, class_names: tuple[str, 
     ax.set_ylabel("true")
     ax.set_title(f"{method}: recall-normalised, median of {len(predictions)} folds")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
