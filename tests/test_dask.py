@@ -24,7 +24,7 @@ def test_two_worker_local_cluster_equals_the_single_process_run(tmp_path: Path, 
     expected = pq.read_table(single).sort_by("obj_id")
     got = pq.read_table(distributed).sort_by("obj_id")
     assert summary.objects == expected.num_rows == got.num_rows
-    assert summary.observations == pq.ParquetFile(source).metadata.num_rows
+    assert summary.observations == summary.applied == pq.ParquetFile(source).metadata.num_rows
     for name in expected.column_names:
         np.testing.assert_array_equal(got.column(name).to_numpy(zero_copy_only=False),
                                       expected.column(name).to_numpy(zero_copy_only=False), err_msg=name)

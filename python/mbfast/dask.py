@@ -101,10 +101,14 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
         if output.exists():
             shutil.rmtree(output) if output.is_dir() else output.unlink()
         os.replace(temp, output)
-        written = dd.read_parquet(os.fspath(output))
-        summary = BatchSummary(objects=int(len(written)), observations=int(rejected.get("rows_in", 0)))
+        written = dd.read_parquet(os.fspath(output), columns=[f"n_obs_{band}" for band in engine.bands]).compute()
+        rows_in = int(rejected.get("rows_in", 0))
+        applied = int(written.to_numpy().sum())
+        summary = BatchSummary(objects=len(written), observations=rows_in, applied=applied)
         summary.rejected = {reason: int(count) for reason, count in rejected.items()
                             if reason != "rows_in" and count}
+        duplicates = rows_in - sum(summary.rejected.values()) - applied
+        summary.skipped = {"duplicate": duplicates} if state_dir is None else {"duplicate or late": duplicates}
     finally:
         client.close()
         if cluster is not None:
