@@ -3,26 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from mbfast.bench_cli import random_weights as random_tensors
 from mbfast.config import ModelConfig, RegressionTarget
-from mbfast.layout import weight_layout
 from mbfast.modelfile import write_model
-
-
-def random_tensors(config: ModelConfig, seed: int = 0, scale: float = 0.3) -> dict[str, np.ndarray]:
-    """Weights for `config` with non-trivial BatchNorm running statistics."""
-    rng = np.random.default_rng(seed)
-    tensors = {}
-    for name, shape in weight_layout(config):
-        if name.endswith("running_var"):
-            tensors[name] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
-        elif name.endswith("running_mean"):
-            tensors[name] = rng.normal(0.0, 0.5, shape).astype(np.float32)
-        else:
-            tensors[name] = rng.normal(0.0, scale, shape).astype(np.float32)
-    return tensors
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ ZTF_CONFIG = ModelConfig(survey="ztf", bands=("g", "r"), class_names=tuple(f"cla
 
 
 def random_weights(config: ModelConfig, seed: int = 0, scale: float = 0.3) -> dict[str, np.ndarray]:
-    """Random weights for `config` with non-trivial BatchNorm statistics (tests/conftest.py random_tensors'
-    recipe): timing does not depend on the values, only on the shapes."""
+    """Random weights for `config` with non-trivial BatchNorm running statistics: what the benchmarks time (the
+    values do not matter, only the shapes) and what the tests check parity on (tests/conftest.py)."""
     rng = np.random.default_rng(seed)
     tensors = {}
     for name, shape in weight_layout(config):
