@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from collections.abc import Iterator
+
 import pytest
 
 from mbfast.bench_cli import random_weights as random_tensors
@@ -24,3 +26,14 @@ def small_model_path(tmp_path: Path, small_config: ModelConfig) -> Path:
     path = tmp_path / "small.mbf"
     write_model(path, small_config, random_tensors(small_config))
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny torch models: one thread is fastest, and several spin-wait badly on a shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -22,13 +22,7 @@ from mbfast.modelfile import ModelFileError, read_model, write_model  # noqa: E4
 from mbfast.reference import ReferenceModel, preprocess_reference  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: one thread is fastest, and several spin-wait badly on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 RTOL, ATOL = 1e-5, 1e-6

@@ -14,13 +14,7 @@ from mbfast.model.multiband import MultibandModel  # noqa: E402
 from mbfast.reference import preprocess_reference  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: one thread is fastest, and several spin-wait badly on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(bands: tuple[str, ...] = ("u", "g", "r", "i", "z", "y"), n_classes: int = 14) -> ModelConfig:

@@ -24,13 +24,7 @@ from mbfast.modelfile import read_model  # noqa: E402
 from mbfast.reference import preprocess_reference  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: one thread is fastest, and several spin-wait badly on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(band_hidden=6, band_layers=2, central_hidden=5, central_layers=2, translation_layers=2,
