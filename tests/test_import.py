@@ -19,3 +19,12 @@ def test_build_info_names_what_was_compiled() -> None:
     assert isinstance(info["cuda"], bool)
     assert info["simd"] in {"avx512_bf16", "avx512", "avx2", "sse2", "portable"}
     assert mbfast.cuda_available() in (True, False)
+
+
+def test_the_command_line_registers_without_optional_dependencies() -> None:
+    """`pip install mbfast` (no extras) must run `mbfast demo`: registering every sub-command imports no torch,
+    fastavro, dask or light-curve."""
+    code = ("import sys; from mbfast.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'fastavro', 'dask', 'light_curve', 'cramjam') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -16,9 +16,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import fastavro
 
 MAGIC = b"Obj\x01"
+
+
+def _fastavro() -> Any:
+    """fastavro is optional (mbfast[alerts]): Parquet alerts and the rest of mbfast work without it."""
+    try:
+        import fastavro
+    except ImportError:
+        raise ValueError("reading Avro alert packets needs fastavro: pip install 'mbfast[alerts]'") from None
+    return fastavro
 SYNC_SIZE = 16
 
 
@@ -151,6 +159,7 @@ class Container:
 
     def packets(self, keep: frozenset[str] | None = None) -> Iterator[Packet]:
         """Decode every record; a bad block yields one error Packet per record it held, then reading resyncs."""
+        fastavro = _fastavro()
         decompress = _decompressor(self.codec)
         writer = fastavro.parse_schema(self.schema)
         reader = fastavro.parse_schema(project_schema(self.schema, keep)) if keep is not None else writer
@@ -191,6 +200,7 @@ class Container:
     @staticmethod
     def _decode_block(raw: bytes, count: int, first: int, block_start: int, decompress: Callable[[bytes], bytes],
                       writer: Any, reader: Any) -> Iterator[Packet]:
+        fastavro = _fastavro()
         try:
             stream = io.BytesIO(decompress(raw))
         except Exception as exc:  # any codec failure means the block is unreadable
