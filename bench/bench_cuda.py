@@ -9,31 +9,16 @@ them in and the probabilities out. Skips without a CUDA GPU (torch's part also w
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mbfast
-from mbfast.bench_cli import ZTF_CONFIG, StepRounds, random_weights, rounds_for
-from mbfast.engine import DEFAULT_MODEL, Engine, Status
-from mbfast.modelfile import ModelFile, read_model, write_model
+from mbfast.bench_cli import StepRounds, rounds_for
+from mbfast.engine import Engine, Status
 
 pytestmark = pytest.mark.skipif(not mbfast.cuda_available(), reason="needs a CUDA GPU")
 BATCHES = (1_000, 10_000, 100_000, 1_000_000)
-SHAPES = ("ztf", "default")
-
-
-@pytest.fixture(scope="module", params=SHAPES)
-def shape(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, ModelFile]:
-    if request.param == "default":
-        if not DEFAULT_MODEL.is_file():
-            pytest.skip(f"shape 'default': no shipped model at {DEFAULT_MODEL}")
-        path = DEFAULT_MODEL
-    else:
-        path = tmp_path_factory.mktemp("ztf") / "ztf.mbf"
-        write_model(path, ZTF_CONFIG, random_weights(ZTF_CONFIG))
-    return request.param, path, read_model(path)
 
 
 def run_rounds(benchmark, call: Callable[[int], object], batch: int) -> object:  # noqa: ANN001 (fixture)

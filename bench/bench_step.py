@@ -16,24 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mbfast.bench_cli import BATCH_SIZES, ZTF_CONFIG, StepRounds, random_weights, rounds_for
+from mbfast.bench_cli import BATCH_SIZES, StepRounds, rounds_for
 from mbfast.costs import model_info
-from mbfast.engine import DEFAULT_MODEL, Engine, Status
-from mbfast.modelfile import ModelFile, read_model, write_model
+from mbfast.engine import Engine, Status
+from mbfast.modelfile import ModelFile
 
-SHAPES = ("ztf", "default")
-
-
-@pytest.fixture(scope="module", params=SHAPES)
-def shape(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, ModelFile]:
-    if request.param == "default":
-        if not DEFAULT_MODEL.is_file():
-            pytest.skip(f"shape 'default': no shipped model at {DEFAULT_MODEL} (not trained yet)")
-        path = DEFAULT_MODEL
-    else:
-        path = tmp_path_factory.mktemp("ztf") / "ztf.mbf"
-        write_model(path, ZTF_CONFIG, random_weights(ZTF_CONFIG))
-    return request.param, path, read_model(path)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from mbfast.bench_cli import ZTF_CONFIG, random_weights
 from mbfast.datasets import load_plasticc
+from mbfast.engine import DEFAULT_MODEL
+from mbfast.modelfile import ModelFile, read_model, write_model
 from mbfast.synth import resample
 from mbfast.table import LightCurves
 
@@ -43,6 +46,18 @@ def synthetic(source: LightCurves, n_obs: int, seed: int) -> LightCurves:
     """About `n_obs` observations resampled from `source` (whole objects, so within one object of n_obs)."""
     mean_length = len(source) / source.n_objects
     return resample(source, max(1, round(n_obs / mean_length)), seed)
+
+
+@pytest.fixture(scope="module", params=("ztf", "default"))
+def shape(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, ModelFile]:
+    """The two model shapes of the step benchmarks: the paper's ZTF configuration with random weights, and the
+    shipped default model."""
+    if request.param == "default":
+        path = DEFAULT_MODEL
+    else:
+        path = tmp_path_factory.mktemp("ztf") / "ztf.mbf"
+        write_model(path, ZTF_CONFIG, random_weights(ZTF_CONFIG))
+    return request.param, path, read_model(path)
 
 
 @pytest.fixture(scope="session")

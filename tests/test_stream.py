@@ -139,6 +139,7 @@ def test_replaying_the_same_alerts_again_changes_nothing(tmp_path: Path) -> None
     state = tmp_path / "state"
     engine = ztf_engine()
     first = replay(ZTF_FILES, engine, state_dir=state)
+    assert first.step_counts["predicted"] > 0
     saved = (state / "engine-000001.state").read_bytes()
     again = replay(ZTF_FILES, engine, state_dir=state, skip_done=False)
     assert (state / "engine-000002.state").read_bytes() == saved
