@@ -347,3 +347,14 @@ def test_cli_stream_writes_scores_and_state(tmp_path: Path, capsys: pytest.Captu
     assert summary["alert_status"]["no_object"] == 3
     assert pq.read_table(tmp_path / "scores.parquet").num_rows == 25
     assert json.loads((tmp_path / "state" / "replay.json").read_text())["state"] == "engine-000001.state"
+
+
+def test_the_default_plasticc_model_replays_real_rubin_alerts(tmp_path: Path) -> None:
+    """PLAsTiCC simulates LSST's ugrizy, so the shipped model takes LSST packets; a ZTF model would be refused."""
+    from mbfast.engine import Engine
+
+    engine = Engine.load()
+    result = replay(sorted((DATA / "lsst").glob("*.parquet")), engine, state_dir=tmp_path / "state")
+    assert result.scores.num_rows > 0
+    assert set(result.scores.column("status").to_pylist()) <= {"predicted", "warming_up", "duplicate", "late",
+                                                                 "invalid", "cut", "no_object"}

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mbfast.alerts import AlertProblem, AlertRows, ZtfCuts, read_alerts
+from mbfast.surveys import SURVEYS
 
 # Engine.step statuses in code order (cpp/engine.h Status), then the per-alert statuses replay adds
 STEP_STATUSES = ("predicted", "warming_up", "duplicate", "late", "invalid")
@@ -248,8 +249,13 @@ def _engine_config(engine: Any) -> Any:
 
 
 def _check_survey(rows: AlertRows, engine: Any) -> None:
+    """The model's survey must be the alerts' one or share its band system (PLAsTiCC simulates LSST's ugrizy), so a
+    ZTF model never steps LSST g r i by label alone."""
     survey = getattr(_engine_config(engine), "survey", None)
-    if survey is not None and survey != rows.survey.name:
+    if survey is None or survey == rows.survey.name:
+        return
+    model_bands = SURVEYS[survey].bands if survey in SURVEYS else None
+    if model_bands != rows.survey.bands:
         raise ValueError(f"the model is for {survey} but the alerts are {rows.survey.name}")
 
 
