@@ -365,7 +365,9 @@ void commit_plan(Plan& plan, StateStore& store) {
   const int B = store.n_bands;
   int64_t n_new = 0;
   for (const LocalObject& object : plan.objects) n_new += object.applied && object.slot < 0;
-  store.reserve(store.size() + n_new);
+  // grow geometrically: reserving the exact size on every call made each new object copy the whole store
+  const int64_t needed = store.size() + n_new;
+  if (needed > static_cast<int64_t>(store.obj_id.capacity())) store.reserve(std::max(needed, 2 * store.size()));
   for (size_t local = 0; local < plan.objects.size(); ++local) {
     LocalObject& object = plan.objects[local];
     if (!object.applied) continue;

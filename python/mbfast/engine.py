@@ -310,6 +310,12 @@ class Engine:
             if len(band) and (band.min() < 0 or band.max() >= n_bands):
                 band_indices(band, self.bands, ids)  # raises naming the row
             return np.ascontiguousarray(band, dtype=np.int8)
+        if len(band) <= 16:  # alert-sized calls: a dict lookup beats the vectorised path's fixed cost
+            lookup = {label: index for index, label in enumerate(self.bands)}
+            codes = np.array([lookup.get(str(label), -1) for label in band], dtype=np.int8)
+            if (codes < 0).any():
+                band_indices(band, self.bands, ids)  # raises naming the row
+            return codes
         labels = band.astype(str)
         order = np.argsort(self.bands)
         sorted_labels = np.asarray(self.bands)[order]
