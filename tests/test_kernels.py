@@ -2,7 +2,7 @@
 the same exactness as tests/test_engine.py (stream == one row at a time == classify) inside each kernel, and
 16-bit recurrent state (state_dtype="fp16").
 
-The kernel is chosen once per process (cpuid, or MBFAST_KERNEL=portable|avx512|avx512_bf16 forcing a lower one),
+The kernel is chosen once per process (cpuid, or MBFAST_KERNEL=portable|avx2|avx512|avx512_bf16 forcing a lower one),
 so each forced kernel runs in a child process that writes its outputs to a file. Tolerances against the float64
 reference: fp32 rtol 1e-5, atol 1e-6 (as tests/test_engine.py); bf16 probabilities atol 2e-2 (weights and GEMM
 inputs keep 8 significant bits), embedding and regression only checked for finiteness; fp16 state probabilities
@@ -10,6 +10,7 @@ atol 5e-3.
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -24,14 +25,18 @@ from mbfast.modelfile import read_model
 from mbfast.reference import ReferenceModel, preprocess_reference
 from tests.test_engine_support import plasticc_sample, small_config, time_ordered_rows, write_random_model
 
-KERNELS = ("portable", "avx512", "avx512_bf16")
+KERNELS = ("portable", "avx2", "avx512", "avx512_bf16")  # lowest first: a CPU runs every kernel up to its best
 OUTPUTS = ("probs", "embedding", "regression")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@functools.cache
 def supported_kernels() -> list[str]:
-    best = mbfast.build_info()["cpu_kernel"] if "MBFAST_KERNEL" not in os.environ else "avx512_bf16"
-    return list(KERNELS[:KERNELS.index(str(best)) + 1])
+    """The kernels this CPU can run: its best one (asked in a child without MBFAST_KERNEL) and all below it."""
+    env = {name: value for name, value in os.environ.items() if name != "MBFAST_KERNEL"}
+    best = subprocess.run([sys.executable, "-c", "import mbfast; print(mbfast.build_info()['cpu_kernel'])"], cwd=ROOT,
+                          env=env, check=True, capture_output=True, text=True).stdout.strip()
+    return list(KERNELS[:KERNELS.index(best) + 1])
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +110,7 @@ def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, preci
     if kernel not in supported_kernels():
         pytest.skip(f"this CPU has no {kernel}")
     got = run_with_kernel(kernel, model_path, precision, tmp_path)
-    # bf16 without vdpbf16ps packs for the portable emulation
+    # bf16 on avx512 without vdpbf16ps packs for the portable emulation (avx2 widens bf16 weights itself)
     ran = "portable" if precision == "bf16" and kernel == "avx512" else kernel
     assert str(got["kernel"]) == ran
     for name in OUTPUTS:  # exact inside one kernel: batch composition and threads change nothing
@@ -126,13 +131,15 @@ def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, preci
         assert all(np.isfinite(got[name][predicted]).all() for name in OUTPUTS)
 
 
-def test_native_bf16_equals_the_portable_emulation_to_rounding(model_path: Path, tmp_path: Path) -> None:
-    # The same bf16 operands on both sides, only the order of the fp32 additions differs: on each object's first
-    # window row (fresh state) the two agree to fp32 rounding, so a wrong k-pair layout or a misplaced [x | h]
+@pytest.mark.parametrize("kernel", ["avx2", "avx512_bf16"])
+def test_native_bf16_equals_the_portable_emulation_to_rounding(kernel: str, model_path: Path, tmp_path: Path) -> None:
+    # The same bf16 operands on both sides, only the order of the fp32 additions (avx512_bf16) or the cell's
+    # exp and divisions (avx2, whose bf16 GEMM gives the emulation's bits) differ: on each object's first window
+    # row (fresh state) the two agree to fp32 rounding, so a wrong k-pair or panel layout or a misplaced [x | h]
     # block would show. Later rows drift further: a last-bit difference can flip a bf16 rounding of the state.
-    if "avx512_bf16" not in supported_kernels():
-        pytest.skip("this CPU has no avx512_bf16")
-    native = run_with_kernel("avx512_bf16", model_path, "bf16", tmp_path)
+    if kernel not in supported_kernels():
+        pytest.skip(f"this CPU has no {kernel}")
+    native = run_with_kernel(kernel, model_path, "bf16", tmp_path)
     emulated = run_with_kernel("portable", model_path, "bf16", tmp_path)
     predicted = native["status"] == Status.PREDICTED
     curves = plasticc_sample()
@@ -141,14 +148,14 @@ def test_native_bf16_equals_the_portable_emulation_to_rounding(model_path: Path,
     first[np.flatnonzero(predicted)[np.unique(stream_obj[predicted], return_index=True)[1]]] = True
     for name in OUTPUTS:
         diff = np.abs(native[name] - emulated[name])
-        print(f"bf16 native vs emulation, {name}: maxdiff first rows {diff[first].max():.2e}, "
+        print(f"bf16 {kernel} vs emulation, {name}: maxdiff first rows {diff[first].max():.2e}, "
               f"all rows {diff[predicted].max():.2e}")
         np.testing.assert_allclose(native[name][first], emulated[name][first], rtol=1e-5, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(native[name][predicted], emulated[name][predicted], rtol=0, atol=2e-2,
                                    err_msg=name)
 
 
-@pytest.mark.parametrize("kernel", ["portable", "avx512"])
+@pytest.mark.parametrize("kernel", ["portable", "avx2", "avx512"])
 def test_fp16_state_is_exact_across_batches_and_close_to_reference(kernel: str, model_path: Path,
                                                                     tmp_path: Path) -> None:
     if kernel not in supported_kernels():
@@ -187,7 +194,7 @@ def test_unknown_or_unsupported_kernel_is_refused() -> None:
     code = "import mbfast; mbfast.build_info()"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, MBFAST_KERNEL="sse9"),
                           capture_output=True, text=True)
-    assert done.returncode != 0 and "MBFAST_KERNEL must be portable, avx512 or avx512_bf16" in done.stderr
+    assert done.returncode != 0 and "MBFAST_KERNEL must be portable, avx2, avx512 or avx512_bf16" in done.stderr
 
 
 def test_precision_is_checked(model_path: Path) -> None:

@@ -1,7 +1,8 @@
 // Dense matrix products for the batched LSTM gates and FFNN layers: C = A @ W + bias, W packed once at load.
-// Not a general BLAS: one entry point whose CPU kernel (portable, AVX-512, AVX-512 BF16) is chosen once per process,
-// so kernels can be tuned without touching callers. Kernel sources: gemm_cpu.cc (portable, dispatch),
-// gemm_avx512_cpu.cc (AVX-512 fp32 and bf16, compiled per function with target attributes).
+// Not a general BLAS: one entry point whose CPU kernel (portable, AVX2, AVX-512, AVX-512 BF16) is chosen once per
+// process, so kernels can be tuned without touching callers. Kernel sources: gemm_cpu.cc (portable, dispatch),
+// gemm_avx2_cpu.cc (AVX2 + FMA fp32 and bf16) and gemm_avx512_cpu.cc (AVX-512 fp32 and bf16), both compiled per
+// function with target attributes.
 #pragma once
 
 #include <cstddef>
@@ -13,13 +14,15 @@ struct CUstream_st;  // cudaStream_t, so this header needs no CUDA include
 namespace mbfast::ops {
 
 // The instruction set the CPU kernels of this process use: the best the CPU has, unless the environment variable
-// MBFAST_KERNEL=portable|avx512|avx512_bf16 asks for a lower one (tests use it to check the portable fallback).
-enum class CpuKernel { kPortable, kAvx512, kAvx512Bf16 };
+// MBFAST_KERNEL=portable|avx2|avx512|avx512_bf16 asks for a lower one (tests use it to check every fallback).
+// Ordered from the lowest: a CPU that runs one kernel runs every kernel before it.
+enum class CpuKernel { kPortable, kAvx2, kAvx512, kAvx512Bf16 };
 CpuKernel cpu_kernel();                 // decided on first use, then fixed for the process
-const char* kernel_name(CpuKernel kernel);  // "portable", "avx512", "avx512_bf16"
+const char* kernel_name(CpuKernel kernel);  // "portable", "avx2", "avx512", "avx512_bf16"
 
 // Storage and arithmetic of the weights. kBf16: weights and the GEMM inputs rounded to bfloat16, products summed
-// in fp32 (vdpbf16ps where the CPU has it, an emulation in the portable kernel); everything else stays fp32.
+// in fp32 (vdpbf16ps where the CPU has it; the AVX2 and portable kernels widen the bf16 values to fp32, where their
+// products are exact); everything else stays fp32.
 enum class Precision { kFp32, kBf16 };
 
 // W (K, N) and its bias laid out for one kernel and precision (pack_weights); kernels read nothing else.
@@ -28,8 +31,9 @@ struct PackedWeights {
   CpuKernel kernel = CpuKernel::kPortable;
   Precision precision = Precision::kFp32;
   std::vector<float> bias;        // (N rounded up to 16,) zero padded
-  std::vector<float> fp32;        // portable: (K, N) row-major; avx512: column panels, each (K, width)
-  std::vector<uint16_t> bf16;     // avx512_bf16: column panels, each (K / 2 rounded up, width, 2): k pairs
+  std::vector<float> fp32;        // portable: (K, N) row-major; avx2, avx512: column panels, each (K, width)
+  std::vector<uint16_t> bf16;     // avx512_bf16: column panels, each (K / 2 rounded up, width, 2): k pairs;
+                                  // avx2: column panels, each (K, width)
 };
 
 // weight_t (K, N) row-major and bias (N,) -> the layout `kernel` reads for `precision`.
@@ -53,12 +57,14 @@ struct GemmInput {
 void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc);
 void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc);  // [A1 | A2] @ W + bias
 
-namespace detail {  // the AVX-512 kernels (gemm_avx512_cpu.cc); callers go through gemm_bias_cpu
+namespace detail {  // the AVX2 and AVX-512 kernels (gemm_avx2_cpu.cc, gemm_avx512_cpu.cc); callers use gemm_bias_cpu
 // Both compute columns [n_begin, n_end) of C (n_begin a multiple of kPanel); each column as gemm_bias_cpu would.
 constexpr int kPanel = 64;  // columns per packed panel: 4 zmm registers
 void pack_avx512(PackedWeights& W, const float* weight_t);
 void gemm_avx512_fp32(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
 void gemm_avx512_bf16(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
+void pack_avx2(PackedWeights& W, const float* weight_t);  // fp32: pack_avx512's panels; bf16: (K, width) panels
+void gemm_avx2(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
 }  // namespace detail
 
 // CUDA (gemm_cuda.cu), on device pointers, queued on `stream`. A, bias and C are fp32; W (K, N) row-major is fp32,

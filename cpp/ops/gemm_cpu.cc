@@ -1,6 +1,6 @@
 // Portable fp32 GEMM (see gemm.h): 4-row x 8-column register tiles in GCC/Clang vector types, SSE2 on baseline
-// x86-64. Also the kernel choice (cpuid, MBFAST_KERNEL) and weight packing; the AVX-512 kernels are in
-// gemm_avx512_cpu.cc and keep the same per-element summation order within each kernel.
+// x86-64. Also the kernel choice (cpuid, MBFAST_KERNEL) and weight packing; the AVX2 and AVX-512 kernels are in
+// gemm_avx2_cpu.cc and gemm_avx512_cpu.cc and keep the same per-element summation order within each kernel.
 #include "ops/gemm.h"
 
 #include <cstdlib>
@@ -123,15 +123,17 @@ CpuKernel detect_kernel() {
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("fma");
   if (avx512) best = __builtin_cpu_supports("avx512bf16") ? CpuKernel::kAvx512Bf16 : CpuKernel::kAvx512;
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = CpuKernel::kAvx2;
 #endif
   const char* forced = std::getenv("MBFAST_KERNEL");
   if (!forced || !*forced) return best;
   const std::string name = forced;
   CpuKernel asked;
   if (name == "portable") asked = CpuKernel::kPortable;
+  else if (name == "avx2") asked = CpuKernel::kAvx2;
   else if (name == "avx512") asked = CpuKernel::kAvx512;
   else if (name == "avx512_bf16") asked = CpuKernel::kAvx512Bf16;
-  else throw std::invalid_argument("MBFAST_KERNEL must be portable, avx512 or avx512_bf16, got '" + name + "'");
+  else throw std::invalid_argument("MBFAST_KERNEL must be portable, avx2, avx512 or avx512_bf16, got '" + name + "'");
   if (static_cast<int>(asked) > static_cast<int>(best))
     throw std::invalid_argument("MBFAST_KERNEL=" + name + " but this CPU only supports " + kernel_name(best));
   return asked;
@@ -146,6 +148,7 @@ CpuKernel cpu_kernel() {
 
 const char* kernel_name(CpuKernel kernel) {
   switch (kernel) {
+    case CpuKernel::kAvx2: return "avx2";
     case CpuKernel::kAvx512: return "avx512";
     case CpuKernel::kAvx512Bf16: return "avx512_bf16";
     default: return "portable";
@@ -159,8 +162,8 @@ PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bia
   W.K = K;
   W.N = N;
   W.precision = precision;
-  // bf16 needs vdpbf16ps for the AVX-512 layout; without it the portable emulation runs
-  if (precision == Precision::kBf16 && kernel != CpuKernel::kAvx512Bf16) kernel = CpuKernel::kPortable;
+  // bf16 needs vdpbf16ps for the AVX-512 layout; avx512 without it runs the portable emulation
+  if (precision == Precision::kBf16 && kernel == CpuKernel::kAvx512) kernel = CpuKernel::kPortable;
   W.kernel = kernel;
   W.bias.assign((N + 15) / 16 * 16, 0.0f);
   std::memcpy(W.bias.data(), bias, sizeof(float) * N);
@@ -168,6 +171,8 @@ PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bia
     W.fp32.assign(weight_t, weight_t + size_t(K) * N);
     if (precision == Precision::kBf16)
       for (float& value : W.fp32) value = round_to_bf16(value);
+  } else if (kernel == CpuKernel::kAvx2) {
+    detail::pack_avx2(W, weight_t);
   } else {
     detail::pack_avx512(W, weight_t);
   }
@@ -177,6 +182,7 @@ PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bia
 void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc) {
   if (M <= 0) return;
   if (W.kernel == CpuKernel::kPortable) gemm_portable_input(M, A, W, C, ldc, 0, W.N);
+  else if (W.kernel == CpuKernel::kAvx2) detail::gemm_avx2(M, A, W, C, ldc, 0, W.N);
   else if (W.precision == Precision::kBf16) detail::gemm_avx512_bf16(M, A, W, C, ldc, 0, W.N);
   else detail::gemm_avx512_fp32(M, A, W, C, ldc, 0, W.N);
 }

@@ -1,6 +1,6 @@
 // CPU LSTM cell (see lstm_cell.h); mirrors the cell lines of mbfast/reference.py ReferenceModel.stack_step.
-// Two versions of the same formulas: portable scalar code, and AVX-512 (16 lanes, own exp) picked with the GEMM
-// kernel (ops::cpu_kernel), so one process always runs one of them.
+// Three versions of the same formulas: portable scalar code, AVX2 (8 lanes) and AVX-512 (16 lanes), both with their
+// own exp, picked with the GEMM kernel (ops::cpu_kernel), so one process always runs one of them.
 #include "ops/lstm_cell.h"
 
 #include <immintrin.h>
@@ -10,6 +10,7 @@
 #include "ops/gemm.h"
 
 #define MBFAST_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define MBFAST_AVX2 __attribute__((target("avx2,fma")))
 
 namespace mbfast::ops {
 
@@ -93,11 +94,66 @@ MBFAST_AVX512 void lstm_cell_avx512(int M, int H, const float* gates, int ld_gat
   }
 }
 
+// exp8, sigmoid8, tanh8: exp16's formulas at 8 lanes for AVX2 + FMA, which has no vscalefps: 2^n is built in the
+// exponent field, so the upper clamp is 88.3 (n <= 127; e^88.3 = 2.2e38), and divisions are exact vdivps (no
+// 14-bit reciprocal estimate here). Results differ from the AVX-512 cell by rounding only.
+MBFAST_AVX2 inline __m256 exp8(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-87.3f), _mm256_min_ps(_mm256_set1_ps(88.3f), x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-6f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  // 2^n for n in [-126, 127]: (n + 127) << 23 (NaN inputs stay NaN through p)
+  const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23)));
+}
+
+MBFAST_AVX2 inline __m256 sigmoid8(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+MBFAST_AVX2 inline __m256 tanh8(__m256 x) {  // 1 - 2 / (1 + e^2x), as tanh_via_exp
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(one, exp8(_mm256_add_ps(x, x)))));
+}
+
+MBFAST_AVX2 void lstm_cell_avx2(int M, int H, const float* gates, int ld_gates, float* cell, float* hidden,
+                                int ld_state) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int m = 0; m < M; ++m) {
+    const float* gate_i = gates + static_cast<long>(m) * ld_gates;
+    float* c = cell + static_cast<long>(m) * ld_state;
+    float* h = hidden + static_cast<long>(m) * ld_state;
+    for (int j = 0; j < H; j += 8) {
+      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(H - j), lane);  // lanes before H
+      const __m256 i = sigmoid8(_mm256_maskload_ps(gate_i + j, mask));
+      const __m256 f = sigmoid8(_mm256_maskload_ps(gate_i + H + j, mask));
+      const __m256 g = tanh8(_mm256_maskload_ps(gate_i + 2 * H + j, mask));
+      const __m256 o = sigmoid8(_mm256_maskload_ps(gate_i + 3 * H + j, mask));
+      const __m256 c_new = _mm256_add_ps(_mm256_mul_ps(f, _mm256_maskload_ps(c + j, mask)), _mm256_mul_ps(i, g));
+      _mm256_maskstore_ps(c + j, mask, c_new);
+      _mm256_maskstore_ps(h + j, mask, _mm256_mul_ps(o, tanh8(c_new)));
+    }
+  }
+}
+
 }  // namespace
 
 void lstm_cell_cpu(int M, int H, const float* gates, int ld_gates, float* cell, float* hidden, int ld_state) {
-  if (cpu_kernel() == CpuKernel::kPortable) lstm_cell_portable(M, H, gates, ld_gates, cell, hidden, ld_state);
-  else lstm_cell_avx512(M, H, gates, ld_gates, cell, hidden, ld_state);
+  switch (cpu_kernel()) {
+    case CpuKernel::kPortable: return lstm_cell_portable(M, H, gates, ld_gates, cell, hidden, ld_state);
+    case CpuKernel::kAvx2: return lstm_cell_avx2(M, H, gates, ld_gates, cell, hidden, ld_state);
+    default: return lstm_cell_avx512(M, H, gates, ld_gates, cell, hidden, ld_state);
+  }
 }
 
 }  // namespace mbfast::ops

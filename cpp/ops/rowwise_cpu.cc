@@ -1,5 +1,6 @@
 // CPU versions of the row-wise ops (see rowwise.h); statistics accumulate in double for parity with reference.py.
-// LayerNorm has an AVX-512 twin (8 double lanes, a fixed reduction order), picked with the GEMM kernel.
+// LayerNorm has an AVX-512 twin (8 double lanes, a fixed reduction order), picked with the GEMM kernel; the AVX2
+// kernel runs the portable versions here (these ops are a few per cent of a step).
 #include "ops/rowwise.h"
 
 #include <immintrin.h>
@@ -125,7 +126,7 @@ MBFAST_AVX512 void from_fp16_avx512(int n, const uint16_t* x, float* y) {
 }  // namespace
 
 void to_fp16_cpu(int n, const float* x, uint16_t* y) {
-  if (cpu_kernel() == CpuKernel::kPortable) {
+  if (cpu_kernel() < CpuKernel::kAvx512) {
     for (int i = 0; i < n; ++i) y[i] = to_fp16_scalar(x[i]);
   } else {
     to_fp16_avx512(n, x, y);
@@ -133,7 +134,7 @@ void to_fp16_cpu(int n, const float* x, uint16_t* y) {
 }
 
 void from_fp16_cpu(int n, const uint16_t* x, float* y) {
-  if (cpu_kernel() == CpuKernel::kPortable) {
+  if (cpu_kernel() < CpuKernel::kAvx512) {
     for (int i = 0; i < n; ++i) y[i] = from_fp16_scalar(x[i]);
   } else {
     from_fp16_avx512(n, x, y);
@@ -142,7 +143,7 @@ void from_fp16_cpu(int n, const uint16_t* x, float* y) {
 
 void layer_norm_cpu(int M, int H, const float* x, int ld, const float* weight, const float* bias, float eps, float* y,
                     int ld_out) {
-  if (cpu_kernel() == CpuKernel::kPortable) layer_norm_portable(M, H, x, ld, weight, bias, eps, y, ld_out);
+  if (cpu_kernel() < CpuKernel::kAvx512) layer_norm_portable(M, H, x, ld, weight, bias, eps, y, ld_out);
   else layer_norm_avx512(M, H, x, ld, weight, bias, eps, y, ld_out);
 }
 
