@@ -7,8 +7,8 @@
 // when M is small (more independent sums). C[m, n] = bias[n], then one vfmadd231ps per k in order, whatever the tile:
 // the same operations as the AVX-512 fp32 kernel, so both give the same bits.
 //
-// bf16 (no vdpbf16ps here): panels hold the weights as bf16 (half the bytes), widened to fp32 in registers (a 16-bit
-// shift); the input rows are rounded to bf16 as the portable emulation does. A product of two bf16 values is exact
+// bf16 (no vdpbf16ps here): panels hold the weights as bf16 (half the bytes), widened to fp32 in registers (a shift
+// or a mask); the input rows are rounded to bf16 as the portable emulation does. A product of two bf16 values is exact
 // in fp32, so the fused multiply-add rounds exactly where the emulation's add does: same bits as the portable kernel.
 #include <immintrin.h>
 
@@ -31,10 +31,17 @@ constexpr int kStrip = 16;   // columns per tile of 3-6 rows; panel widths are m
 int padded_columns(int N) { return (N + kStrip - 1) / kStrip * kStrip; }
 int panel_width(int N_padded, int panel) { return std::min(kPanel, N_padded - panel * kPanel); }
 
-MBFAST_AVX2 inline __m256 load8(const float* b) { return _mm256_loadu_ps(b); }
-MBFAST_AVX2 inline __m256 load8(const uint16_t* b) {  // 8 bf16 -> fp32: the bf16 bits are the high half
-  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+// Two ymm of weights, columns [0, 8) and [8, 16) from `b`. bf16 panels hold each 16 columns as 8 32-bit words,
+// word w = column w in its low half and column 8 + w in its high half: one load, then a shift and a mask widen
+// both halves to fp32 (the bf16 bits are an fp32's high half).
+MBFAST_AVX2 inline void load16(const float* b, __m256& low, __m256& high) {
+  low = _mm256_loadu_ps(b);
+  high = _mm256_loadu_ps(b + kVector);
+}
+MBFAST_AVX2 inline void load16(const uint16_t* b, __m256& low, __m256& high) {
+  const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+  low = _mm256_castsi256_ps(_mm256_slli_epi32(words, 16));
+  high = _mm256_castsi256_ps(_mm256_and_si256(words, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
 }
 
 // Stores the ROWS x NV tile; columns at or past `valid` (relative to the tile start) are padding, not written.
@@ -56,12 +63,14 @@ MBFAST_AVX2 inline void store_tile(__m256 (&acc)[ROWS][NV], float* C, int ldc, i
 template <typename Weight, int ROWS, int NV>
 MBFAST_AVX2 inline void accumulate(__m256 (&acc)[ROWS][NV], int k_begin, int k_end, const float* a, int lda,
                                    const Weight* b, int width) {
+  static_assert(NV % 2 == 0, "tiles are whole 16-column strips");
   for (int k = k_begin; k < k_end; ++k, ++a) {
     const Weight* b_row = b + static_cast<long>(k) * width;
     __m256 b_lanes[NV];
-    for (int j = 0; j < NV; ++j) b_lanes[j] = load8(b_row + j * kVector);
+    for (int j = 0; j < NV; j += 2) load16(b_row + j * kVector, b_lanes[j], b_lanes[j + 1]);
     for (int r = 0; r < ROWS; ++r) {
-      const __m256 a_value = _mm256_broadcast_ss(a + static_cast<long>(r) * lda);
+      // set1 from a value, not _mm256_broadcast_ss(pointer): with the latter GCC stored acc to the stack every k
+      const __m256 a_value = _mm256_set1_ps(a[static_cast<long>(r) * lda]);
       for (int j = 0; j < NV; ++j) acc[r][j] = _mm256_fmadd_ps(a_value, b_lanes[j], acc[r][j]);
     }
   }
@@ -99,21 +108,22 @@ struct Tiles {
   static constexpr void (*two_rows)(const TileArgs<Weight>&) = run_tile<Weight, 2, 4>;
 };
 
-// Panels of [n_begin, n_end) outermost (a panel stays in cache across row blocks), then row blocks of up to 6, then
-// column strips inside the panel.
+// Panels of [n_begin, n_end) outermost. M <= 2 (streaming): one wide tile per panel (or 16-column strips on a
+// narrower last panel). Otherwise 16-column strips, each run down all row blocks of 6 while its K x 16 weights
+// (one cache line per k) stay in L1.
 template <typename Weight>
 void gemm_panels(int M, const GemmInput& A, const PackedWeights& W, const Weight* packed, float* C, int ldc,
                  int n_begin, int n_end) {
   const int K = W.K, N_padded = padded_columns(W.N);
+  const int wide_columns = M == 1 ? 64 : M == 2 ? 32 : kStrip;
   for (int panel = n_begin / kPanel; panel * kPanel < n_end; ++panel) {
     const int width = panel_width(N_padded, panel), n0 = panel * kPanel;
     const int valid = std::min(n_end, W.N) - n0;
     const Weight* panel_data = packed + size_t(n0) * K;
-    for (int m = 0; m < M; m += kMaxRows) {
-      const int rows = std::min(kMaxRows, M - m);
-      const int wide_columns = rows == 1 ? 64 : rows == 2 ? 32 : kStrip;
-      for (int col = 0; col < width && col < valid;) {
-        const int columns = width - col >= wide_columns ? wide_columns : kStrip;
+    for (int col = 0; col < width && col < valid;) {
+      const int columns = width - col >= wide_columns ? wide_columns : kStrip;
+      for (int m = 0; m < M; m += kMaxRows) {
+        const int rows = std::min(kMaxRows, M - m);
         const TileArgs<Weight> args{K, A.k1, A.lda1, A.lda2, ldc, width, valid - col,
                                     A.a1 + static_cast<long>(m) * A.lda1,
                                     A.a2 ? A.a2 + static_cast<long>(m) * A.lda2 : nullptr,
@@ -122,8 +132,8 @@ void gemm_panels(int M, const GemmInput& A, const PackedWeights& W, const Weight
         if (columns == 64) Tiles<Weight>::one_row(args);
         else if (columns == 32) Tiles<Weight>::two_rows(args);
         else Tiles<Weight>::narrow[rows - 1](args);
-        col += columns;
       }
+      col += columns;
     }
   }
 }
@@ -164,7 +174,8 @@ void pack_avx2(PackedWeights& W, const float* weight_t) {
         uint32_t bits;
         std::memcpy(&bits, weight_t + size_t(k) * N + n0 + j, sizeof(bits));
         if ((bits & 0x7f800000u) != 0x7f800000u) bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
-        out[size_t(k) * width + j] = static_cast<uint16_t>(bits >> 16);
+        out[size_t(k) * width + j / kStrip * kStrip + j % kVector * 2 + j % kStrip / kVector] =
+            static_cast<uint16_t>(bits >> 16);  // load16's order: (column w, column 8 + w) per 32-bit word
       }
     }
   }
