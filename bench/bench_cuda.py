@@ -56,32 +56,12 @@ def test_step_cuda_torch(benchmark, shape, batch: int,  # noqa: ANN001 (fixtures
 
     name, _, model = shape
     benchmark.group = f"step/batch={batch}/{name}/cuda"
-    stepper = TorchStepper(model, batch)
     device = torch.device("cuda")
-    stepper.band_steps = [step.to(device) for step in stepper.band_steps]
-    for states in (stepper.band_hidden, stepper.band_cell):
-        states[:] = [state.to(device) for state in states]
-    stepper.central_hidden = stepper.central_hidden.to(device)
-    stepper.central_cell = stepper.central_cell.to(device)
+    stepper = TorchStepper(model, batch).to(device)
     host_args = [torch.from_numpy(a) for a in StepRounds.make(model.config, batch, 1).baseline_args(0)]
-    n_classes = model.config.n_classes
 
-    @torch.inference_mode()
     def step(_: int) -> torch.Tensor:
-        obj_index, band, rows, colours, dt_central = (a.to(device) for a in host_args)
-        probs = torch.empty(len(band), n_classes, device=device)
-        for b, band_step in enumerate(stepper.band_steps):  # TorchStepper.step with every tensor on the GPU
-            picked = (band == b).nonzero().squeeze(1)
-            index = obj_index[picked]
-            out = band_step(rows[picked], stepper.band_hidden[b][index], stepper.band_cell[b][index],
-                            stepper.central_hidden[index], stepper.central_cell[index], colours[picked],
-                            dt_central[picked])
-            stepper.band_hidden[b][index] = out[0]
-            stepper.band_cell[b][index] = out[1]
-            stepper.central_hidden[index] = out[2]
-            stepper.central_cell[index] = out[3]
-            probs[picked] = out[4]
-        return probs.cpu()  # waits for the GPU
+        return stepper.step(*(a.to(device) for a in host_args)).cpu()  # .cpu() waits for the GPU
 
     probs = run_rounds(benchmark, step, batch)
     record_throughput(batch, "torch")

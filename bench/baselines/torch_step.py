@@ -161,12 +161,21 @@ class TorchStepper:
         self.central_hidden = torch.zeros(n_objects, config.central_layers, config.central_hidden)  # (K, Lc, Hc)
         self.central_cell = torch.zeros_like(self.central_hidden)
 
+    def to(self, device: torch.device) -> TorchStepper:
+        """Move the step modules and every state tensor to `device` (the CUDA benchmark's PyTorch baseline)."""
+        self.band_steps = [band_step.to(device) for band_step in self.band_steps]
+        self.band_hidden = [state.to(device) for state in self.band_hidden]
+        self.band_cell = [state.to(device) for state in self.band_cell]
+        self.central_hidden = self.central_hidden.to(device)
+        self.central_cell = self.central_cell.to(device)
+        return self
+
     @torch.inference_mode()
     def step(self, obj_index: torch.Tensor, band: torch.Tensor, rows: torch.Tensor, colours: torch.Tensor,
              dt_central: torch.Tensor) -> torch.Tensor:
         """obj_index int64 (N,) distinct state rows, band int64 (N,), rows (N, 4), colours (N, P), dt_central (N, 1)
-        -> probs (N, C). States of the rows' objects are advanced in place."""
-        probs = torch.empty(len(band), self.config.n_classes)
+        -> probs (N, C), on the states' device. States of the rows' objects are advanced in place."""
+        probs = torch.empty(len(band), self.config.n_classes, device=self.central_hidden.device)
         for b, band_step in enumerate(self.band_steps):
             picked = (band == b).nonzero().squeeze(1)                                         # (M,)
             if len(picked) == 0:
