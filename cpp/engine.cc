@@ -11,6 +11,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "column_team.h"
 #include "engine_cuda.h"
 #include "ops/gemm.h"
 #include "ops/lstm_cell.h"
@@ -423,20 +424,25 @@ struct PackedModel {
   }
 
   const ops::PackedWeights& of(const Dense& dense) const { return weights.at(&dense); }
-
-  // y (M, out; stride ldc) = x (M, in; stride lda) @ dense + bias
-  void gemm(const Dense& dense, int M, const float* x, int lda, float* y, int ldc) const {
-    ops::gemm_bias_cpu(M, x, lda, of(dense), y, ldc);
-  }
 };
 
 struct Workspace {
   std::vector<float> window, band_hidden, band_cell, gates, skip, layer_in, mixed, ping, pong;
   std::vector<float> central_hidden, central_cell, final, logits, target, column;
+  ColumnTeam* team = nullptr;  // set while this thread leads a column-split step (Engine::advance)
 
   static float* sized(std::vector<float>& buffer, size_t size) {
     if (buffer.size() < size) buffer.resize(size);
     return buffer.data();
+  }
+
+  // C (M, W.N; stride ldc) = [A1 | A2] @ W + bias, split by columns over the team when there is one
+  void gemm(int M, const ops::GemmInput& A, const ops::PackedWeights& W, float* C, int ldc) {
+    if (team) team->gemm(M, A, W, C, ldc);
+    else ops::gemm_bias_cpu(M, A, W, C, ldc);
+  }
+  void gemm(const PackedModel& packed, const Dense& dense, int M, const float* x, int lda, float* y, int ldc) {
+    gemm(M, ops::GemmInput{x, lda, dense.in, nullptr, 0}, packed.of(dense), y, ldc);
   }
 };
 
@@ -455,11 +461,11 @@ void stack_step(const PackedModel& packed, const RecurrentStack& stack, float ep
   for (int layer = 0; layer < L; ++layer) {
     // [x | h] read in place, so one GEMM computes W_ih x + W_hh h
     const ops::GemmInput x_h{layer_in, ld_in, in, hidden + size_t(layer) * H, LH};
-    ops::gemm_bias_cpu(M, x_h, packed.of(stack.gates[layer]), gates, 4 * H);
+    ws.gemm(M, x_h, packed.of(stack.gates[layer]), gates, 4 * H);
     ops::lstm_cell_cpu(M, H, gates, 4 * H, cell + size_t(layer) * H, hidden + size_t(layer) * H, LH);
     if (layer == L - 1) break;
     if (layer == 0) {  // first residual projects the stack input to H
-      packed.gemm(stack.residual, M, x, ld_x, skip, H);
+      ws.gemm(packed, stack.residual, M, x, ld_x, skip, H);
     } else {
       for (int m = 0; m < M; ++m) std::memcpy(skip + size_t(m) * H, layer_in + size_t(m) * ld_in, sizeof(float) * H);
     }
@@ -479,12 +485,12 @@ void ffnn_forward(const PackedModel& packed, const Ffnn& ffnn, int M, const floa
   for (size_t layer = 0; layer < ffnn.layers.size(); ++layer) {
     const Dense& dense = ffnn.layers[layer];
     float* output = Workspace::sized(layer % 2 ? ws.pong : ws.ping, size_t(M) * dense.out);
-    packed.gemm(dense, M, input, ld_in, output, dense.out);
+    ws.gemm(packed, dense, M, input, ld_in, output, dense.out);
     ops::relu_cpu(M, dense.out, output, dense.out);
     input = output;
     ld_in = dense.out;
   }
-  packed.gemm(ffnn.out, M, input, ld_in, out, ffnn.out.out);
+  ws.gemm(packed, ffnn.out, M, input, ld_in, out, ffnn.out.out);
 }
 
 // Asks for the cache lines of `size` bytes at `values` without waiting for them.
@@ -558,7 +564,7 @@ void run_chunk(const Model& model, const PackedModel& packed, StateStore& store,
   for (size_t layer = 0; layer < model.translators[band].size(); ++layer) {
     const Dense& dense = model.translators[band][layer];
     float* output = Workspace::sized(layer % 2 ? ws.pong : ws.ping, size_t(M) * Hc);
-    packed.gemm(dense, M, input, ld_in, output, Hc);
+    ws.gemm(packed, dense, M, input, ld_in, output, Hc);
     ops::relu_cpu(M, Hc, output, Hc);
     input = output;
     ld_in = Hc;
@@ -771,11 +777,28 @@ void Engine::advance(StateStore& store, CudaState* cuda, const Observations& row
       chunks.push_back({i, end});
       i = end;
     }
-    pool_.run(static_cast<int64_t>(chunks.size()), [&](int64_t item, int worker) {
-      const Chunk& chunk = chunks[item];
+    auto run = [&](const Chunk& chunk, Workspace& ws) {
       run_chunk(*model_, *packed_, store, task_ptrs.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
-                colours.data() + chunk.begin * P, outputs, *workspaces_[worker]);
-    });
+                colours.data() + chunk.begin * P, outputs, ws);
+    };
+    if (chunks.size() == 1 && pool_.size() > 1) {
+      // one chunk (e.g. a single row): all threads share its products by columns instead of idling
+      ColumnTeam team(pool_.size());
+      pool_.run(pool_.size(), [&](int64_t item, int worker) {
+        if (item > 0) return team.help();
+        Workspace& ws = *workspaces_[worker];
+        struct Lead {  // releases the helpers even when the step throws
+          ColumnTeam& team;
+          Workspace& ws;
+          ~Lead() { ws.team = nullptr; team.finish(); }
+        } lead{team, ws};
+        ws.team = &team;
+        run(chunks[0], ws);
+      });
+    } else {
+      pool_.run(static_cast<int64_t>(chunks.size()),
+                [&](int64_t item, int worker) { run(chunks[item], *workspaces_[worker]); });
+    }
     wave_begin = i;
   }
 }

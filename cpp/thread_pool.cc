@@ -1,7 +1,23 @@
 // ThreadPool (see thread_pool.h): items handed out by an atomic counter, a generation number wakes the workers.
 #include "thread_pool.h"
 
+#include <chrono>
+
 namespace mbfast {
+
+namespace {
+
+// How long an idle worker keeps checking for the next loop before it sleeps: longer than the Python-side gap
+// between two small Engine.step calls (~10 us), short enough not to hold a core between bursts.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
+
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
   for (int worker = 1; worker < n_threads; ++worker) workers_.emplace_back([this, worker] { worker_loop(worker); });
@@ -32,6 +48,11 @@ void ThreadPool::work(int worker) {
 void ThreadPool::worker_loop(int worker) {
   uint64_t seen = 0;
   while (true) {
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
+    for (int polls = 0; generation_.load(std::memory_order_acquire) == seen && !stopping_; ++polls) {
+      spin_pause();
+      if (polls % 256 == 255 && std::chrono::steady_clock::now() > spin_until) break;
+    }
     {
       std::unique_lock<std::mutex> lock(mutex_);
       start_.wait(lock, [&] { return stopping_ || generation_ != seen; });

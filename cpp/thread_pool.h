@@ -1,5 +1,6 @@
 // A fixed pool of worker threads for one parallel loop at a time (the caller works too).
 // Which worker runs which item varies between runs; callers make every item's result independent of that.
+// After a loop, workers spin briefly before sleeping, so a stream of small calls (one row each) finds them awake.
 #pragma once
 
 #include <atomic>
@@ -37,9 +38,9 @@ class ThreadPool {
   const std::function<void(int64_t, int)>* job_ = nullptr;
   int64_t n_items_ = 0;
   std::atomic<int64_t> next_{0};
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};  // a new loop; written under mutex_, read while spinning without it
   int busy_workers_ = 0;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
   std::exception_ptr error_;
 };
 

@@ -47,16 +47,26 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_random_model(tmp_path_factory.mktemp("kernels") / "wide.mbf", config)
 
 
-def stream_outputs(model_path: str, precision: str, out_path: str, state_dtype: str = "fp32") -> None:
-    """Child process body: the sample in time order as one call (2 threads), one row per call (1 thread), and
-    classify, saved to `out_path` with the kernel that ran."""
+@pytest.fixture(scope="module")
+def wide_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # large enough that one-row steps split their products by columns over threads (cpp/column_team.cc splits
+    # products of >= 16384 weights over >= 2 panels of 64 columns): gates of 5 and 7 panels (4H = 288,
+    # 4Hc = 400), so the parts are uneven and the last panel is ragged
+    config = small_config(band_hidden=72, central_hidden=100, classifier_hidden=136, regression_hidden=33)
+    return write_random_model(tmp_path_factory.mktemp("kernels") / "wider.mbf", config)
+
+
+def stream_outputs(model_path: str, precision: str, out_path: str, state_dtype: str = "fp32",
+                   single_threads: int = 1) -> None:
+    """Child process body: the sample in time order as one call (2 threads), one row per call (`single_threads`),
+    and classify, saved to `out_path` with the kernel that ran."""
     curves = plasticc_sample()
     rows = time_ordered_rows(curves)
     columns = lambda part: (curves.obj_id[part], curves.band[part], curves.t[part], curves.mag[part],  # noqa: E731
                             curves.err[part])
     whole = Engine.load(model_path, num_threads=2, precision=precision, state_dtype=state_dtype)
     batch = whole.step(*columns(rows), outputs=OUTPUTS)
-    single = Engine.load(model_path, num_threads=1, precision=precision, state_dtype=state_dtype)
+    single = Engine.load(model_path, num_threads=single_threads, precision=precision, state_dtype=state_dtype)
     parts = [single.step(*columns(rows[i:i + 1]), outputs=OUTPUTS) for i in range(len(rows))]
     table = whole.classify(curves)
     current = single.predict(curves.object_ids)
@@ -67,10 +77,11 @@ def stream_outputs(model_path: str, precision: str, out_path: str, state_dtype: 
 
 
 def run_with_kernel(kernel: str, model_path: Path, precision: str, tmp_path: Path,
-                    state_dtype: str = "fp32") -> dict[str, np.ndarray]:
-    out_path = tmp_path / f"{kernel}_{precision}_{state_dtype}.npz"
+                    state_dtype: str = "fp32", single_threads: int = 1) -> dict[str, np.ndarray]:
+    out_path = tmp_path / f"{kernel}_{precision}_{state_dtype}_{single_threads}.npz"
     code = ("import sys; from tests.test_kernels import stream_outputs; "
-            f"stream_outputs({str(model_path)!r}, {precision!r}, {str(out_path)!r}, {state_dtype!r})")
+            f"stream_outputs({str(model_path)!r}, {precision!r}, {str(out_path)!r}, {state_dtype!r}, "
+            f"{single_threads})")
     env = dict(os.environ, MBFAST_KERNEL=kernel)
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
     with np.load(out_path) as saved:
@@ -129,6 +140,24 @@ def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, preci
     else:
         np.testing.assert_allclose(got["probs"][predicted], want["probs"][predicted], rtol=0, atol=2e-2)
         assert all(np.isfinite(got[name][predicted]).all() for name in OUTPUTS)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_one_row_calls_split_over_threads_are_exact(kernel: str, precision: str, wide_model_path: Path,
+                                                    tmp_path: Path) -> None:
+    # One row per call on 2 threads: every product is split by columns between the threads (ColumnTeam); the
+    # one-call run on 2 threads spreads chunks of objects over them instead. Both give the same bits.
+    if kernel not in supported_kernels():
+        pytest.skip(f"this CPU has no {kernel}")
+    got = run_with_kernel(kernel, wide_model_path, precision, tmp_path, single_threads=2)
+    for name in OUTPUTS:
+        np.testing.assert_array_equal(got[f"single_{name}"], got[name], err_msg=name)
+    np.testing.assert_array_equal(got["table_probs"], got["current_probs"])
+    if precision == "fp32":
+        want = reference_outputs(wide_model_path, got["status"])
+        predicted = got["status"] == Status.PREDICTED
+        np.testing.assert_allclose(got["probs"][predicted], want["probs"][predicted], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kernel", ["avx2", "avx512_bf16"])

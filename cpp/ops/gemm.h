@@ -56,10 +56,15 @@ struct GemmInput {
 // Faster kernels must keep this property.
 void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc);
 void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc);  // [A1 | A2] @ W + bias
+// Only columns [n_begin, n_end) of C, n_begin a multiple of kGemmPanel (n_end too, or W.N): each column exactly as
+// gemm_bias_cpu computes it, so threads may split one product by columns (column_team.h).
+constexpr int kGemmPanel = 64;
+void gemm_bias_cpu_columns(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
+                           int n_end);
 
 namespace detail {  // the AVX2 and AVX-512 kernels (gemm_avx2_cpu.cc, gemm_avx512_cpu.cc); callers use gemm_bias_cpu
 // Both compute columns [n_begin, n_end) of C (n_begin a multiple of kPanel); each column as gemm_bias_cpu would.
-constexpr int kPanel = 64;  // columns per packed panel: 4 zmm registers
+constexpr int kPanel = kGemmPanel;  // columns per packed panel: 4 zmm registers
 void pack_avx512(PackedWeights& W, const float* weight_t);
 void gemm_avx512_fp32(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
 void gemm_avx512_bf16(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);

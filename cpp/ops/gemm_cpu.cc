@@ -179,12 +179,17 @@ PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bia
   return W;
 }
 
+void gemm_bias_cpu_columns(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
+                           int n_end) {
+  if (M <= 0 || n_begin >= n_end) return;
+  if (W.kernel == CpuKernel::kPortable) gemm_portable_input(M, A, W, C, ldc, n_begin, n_end);
+  else if (W.kernel == CpuKernel::kAvx2) detail::gemm_avx2(M, A, W, C, ldc, n_begin, n_end);
+  else if (W.precision == Precision::kBf16) detail::gemm_avx512_bf16(M, A, W, C, ldc, n_begin, n_end);
+  else detail::gemm_avx512_fp32(M, A, W, C, ldc, n_begin, n_end);
+}
+
 void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc) {
-  if (M <= 0) return;
-  if (W.kernel == CpuKernel::kPortable) gemm_portable_input(M, A, W, C, ldc, 0, W.N);
-  else if (W.kernel == CpuKernel::kAvx2) detail::gemm_avx2(M, A, W, C, ldc, 0, W.N);
-  else if (W.precision == Precision::kBf16) detail::gemm_avx512_bf16(M, A, W, C, ldc, 0, W.N);
-  else detail::gemm_avx512_fp32(M, A, W, C, ldc, 0, W.N);
+  gemm_bias_cpu_columns(M, A, W, C, ldc, 0, W.N);
 }
 
 void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc) {

@@ -1,0 +1,61 @@
+// ColumnTeam (see column_team.h).
+#include "column_team.h"
+
+#include <algorithm>
+
+namespace mbfast {
+
+namespace {
+
+// Products smaller than this many weights run on the leader alone: a part must outweigh the hand-over (~0.2 us).
+constexpr int64_t kMinSplitWeights = 16384;
+
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+void ColumnTeam::gemm(int M, const ops::GemmInput& A, const ops::PackedWeights& W, float* C, int ldc) {
+  const int n_panels = (W.N + ops::kGemmPanel - 1) / ops::kGemmPanel;
+  const int n_parts = std::min(n_threads_, n_panels);
+  if (n_parts < 2 || int64_t(W.K) * W.N < kMinSplitWeights) return ops::gemm_bias_cpu(M, A, W, C, ldc);
+  job_ = Job{M, ldc, (n_panels + n_parts - 1) / n_parts, A, &W, C};
+  parts_done_.store(0, std::memory_order_relaxed);
+  const uint64_t number = (ticket_.load(std::memory_order_relaxed) >> 32) + 1;
+  ticket_.store(number << 32 | uint64_t(n_parts) << 16, std::memory_order_release);
+  run_parts();
+  while (parts_done_.load(std::memory_order_acquire) < n_parts) spin_pause();
+}
+
+void ColumnTeam::run_parts() {
+  while (true) {
+    const uint64_t ticket = ticket_.fetch_add(1, std::memory_order_acq_rel);
+    const int part = int(ticket & 0xffff), n_parts = int((ticket >> 16) & 0xffff);
+    if (part >= n_parts) return;
+    const Job& job = job_;  // stable: the leader waits for this part before posting another job
+    const int n_begin = part * job.panels_per_part * ops::kGemmPanel;
+    const int n_end = std::min(job.W->N, n_begin + job.panels_per_part * ops::kGemmPanel);
+    ops::gemm_bias_cpu_columns(job.M, job.A, *job.W, job.C, job.ldc, n_begin, n_end);
+    parts_done_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+void ColumnTeam::help() {
+  uint64_t seen = 0;
+  while (true) {
+    const uint64_t number = ticket_.load(std::memory_order_acquire) >> 32;
+    if (number != seen) {
+      seen = number;
+      run_parts();
+    } else if (finished_.load(std::memory_order_acquire)) {
+      return;
+    } else {
+      spin_pause();
+    }
+  }
+}
+
+}  // namespace mbfast
