@@ -723,7 +723,7 @@ Engine::Engine(std::shared_ptr<const Model> model, int num_threads, const Device
 Engine::~Engine() = default;
 
 const char* Engine::cpu_kernel() const {
-  // the kernel the weights were packed for: bf16 on a CPU without vdpbf16ps runs the portable emulation
+  // the kernel the weights were packed for: bf16 on an AVX-512 CPU without vdpbf16ps runs the avx2 kernel
   return packed_ ? ops::kernel_name(packed_->of(model_->classifier.out).kernel) : "";
 }
 

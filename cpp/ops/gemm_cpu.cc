@@ -162,8 +162,8 @@ PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bia
   W.K = K;
   W.N = N;
   W.precision = precision;
-  // bf16 needs vdpbf16ps for the AVX-512 layout; avx512 without it runs the portable emulation
-  if (precision == Precision::kBf16 && kernel == CpuKernel::kAvx512) kernel = CpuKernel::kPortable;
+  // bf16 needs vdpbf16ps for the AVX-512 layout; avx512 without it runs the AVX2 bf16 kernel (the emulation's bits)
+  if (precision == Precision::kBf16 && kernel == CpuKernel::kAvx512) kernel = CpuKernel::kAvx2;
   W.kernel = kernel;
   W.bias.assign((N + 15) / 16 * 16, 0.0f);
   std::memcpy(W.bias.data(), bias, sizeof(float) * N);
