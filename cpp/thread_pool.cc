@@ -32,12 +32,12 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-void ThreadPool::work(int worker) {
+void ThreadPool::work(int worker, const std::function<void(int64_t, int)>& job, int64_t n_items) {
   while (true) {
     const int64_t item = next_.fetch_add(1);
-    if (item >= n_items_) return;
+    if (item >= n_items) return;
     try {
-      (*job_)(item, worker);
+      job(item, worker);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!error_) error_ = std::current_exception();
@@ -53,13 +53,19 @@ void ThreadPool::worker_loop(int worker) {
       spin_pause();
       if (polls % 256 == 255 && std::chrono::steady_clock::now() > spin_until) break;
     }
+    const std::function<void(int64_t, int)>* job;
+    int64_t n_items;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       start_.wait(lock, [&] { return stopping_ || generation_ != seen; });
       if (stopping_) return;
       seen = generation_;
+      if (job_ == nullptr) continue;  // that loop finished without this worker: nothing to join
+      ++busy_workers_;
+      job = job_;
+      n_items = n_items_;
     }
-    work(worker);
+    work(worker, *job, n_items);
     std::lock_guard<std::mutex> lock(mutex_);
     if (--busy_workers_ == 0) done_.notify_one();
   }
@@ -75,15 +81,16 @@ void ThreadPool::run(int64_t n_items, const std::function<void(int64_t, int)>& f
     job_ = &fn;
     n_items_ = n_items;
     next_ = 0;
-    busy_workers_ = static_cast<int>(workers_.size());
     error_ = nullptr;
     ++generation_;
   }
   start_.notify_all();
-  work(0);
+  work(0, fn, n_items);
+  // Every item is taken. Wait only for the workers that joined this loop (they may still be running one): a worker
+  // still asleep is not waited for, and once job_ is cleared it sees the loop is over when it wakes.
   std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return busy_workers_ == 0; });
   job_ = nullptr;
+  done_.wait(lock, [&] { return busy_workers_ == 0; });
   if (error_) std::rethrow_exception(error_);
 }
 

@@ -28,7 +28,7 @@ class ThreadPool {
   void run(int64_t n_items, const std::function<void(int64_t, int)>& fn);
 
  private:
-  void work(int worker);
+  void work(int worker, const std::function<void(int64_t, int)>& job, int64_t n_items);
   void worker_loop(int worker);
 
   std::vector<std::thread> workers_;
@@ -39,7 +39,7 @@ class ThreadPool {
   int64_t n_items_ = 0;
   std::atomic<int64_t> next_{0};
   std::atomic<uint64_t> generation_{0};  // a new loop; written under mutex_, read while spinning without it
-  int busy_workers_ = 0;
+  int busy_workers_ = 0;  // workers that joined the current loop and have not left it
   std::atomic<bool> stopping_{false};
   std::exception_ptr error_;
 };
