@@ -10,6 +10,7 @@ Dimension legend: N rows per call (distinct objects), R rounds, B bands, P colou
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -26,7 +27,6 @@ from mbfast.layout import weight_layout
 
 BATCH_SIZES = (1, 16, 256, 4096, 65536)
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"  # present in a source checkout (editable install)
-IMPLEMENTATIONS = ("mbfast", "torch", "torch.compile", "onnxruntime")
 
 # The paper's ZTF configuration (Becker et al. 2025): bands g r, band stack 3 x 128, central stack 2 x 128,
 # classifier 3 x 128, 15 classes; other sizes at their ModelConfig defaults, no regression targets.
@@ -125,19 +125,26 @@ def bench_modules() -> dict[str, object]:
     return modules
 
 
-def steppers(model_path: Path, batch: int, num_threads: int, modules: dict[str, object],
+def mbfast_label(precision: str) -> str:
+    return "mbfast" if precision == "fp32" else f"mbfast-{precision}"
+
+
+def steppers(model_path: Path, batch: int, num_threads: int, precisions: list[str], modules: dict[str, object],
              compiled: dict[str, object]) -> dict[str, Callable[[int], object]]:
-    """For each implementation that can run here, a fresh, warmed state for `batch` objects and a function that
-    runs round k. `compiled` caches torch.compile'd band steps (or the error) across batch sizes."""
+    """For each implementation that can run here (mbfast once per precision), a fresh, warmed state for `batch`
+    objects and a function that runs round k. `compiled` caches torch.compile'd band steps (or the error) across
+    batch sizes."""
     from mbfast.engine import Engine
     from mbfast.modelfile import read_model
 
     model = read_model(model_path)
     rounds = StepRounds.make(model.config, batch, rounds_for(batch) + 2)
-    engine = Engine.load(model_path, num_threads=num_threads)
-    rounds.warm(engine)
-    out: dict[str, Callable[[int], object]] = {
-        "mbfast": lambda k: engine.step(*rounds.engine_args(k), outputs=("probs",))}
+    out: dict[str, Callable[[int], object]] = {}
+    for precision in precisions:
+        engine = Engine.load(model_path, num_threads=num_threads, precision=precision)
+        rounds.warm(engine)
+        out[mbfast_label(precision)] = functools.partial(
+            lambda engine, k: engine.step(*rounds.engine_args(k), outputs=("probs",)), engine)
     if "torch_step" in modules:
         import torch
 
@@ -208,14 +215,14 @@ def run_bench(args: argparse.Namespace) -> int:
         write_model(model_path, ZTF_CONFIG, random_weights(ZTF_CONFIG))
         for batch in args.batch:
             n_rounds = max(1, min(rounds_for(batch), args.max_rounds))
-            for name, run in steppers(model_path, batch, num_threads, modules, compiled).items():
+            for name, run in steppers(model_path, batch, num_threads, args.precision, modules, compiled).items():
                 seconds = time_calls(run, n_rounds)
                 obs_per_s = batch / seconds
                 results.append({"batch": batch, "implementation": name, "seconds": seconds, "obs_per_s": obs_per_s,
                                 "gflops": obs_per_s * flops / 1e9,
                                 "ceiling_fraction": obs_per_s * flops / 1e9 / ceiling_gflops})
     report = {"shape": "ztf", "config": json.loads(ZTF_CONFIG.to_json()), "flops_per_observation": flops,
-              "num_threads": num_threads, "gemm_ceiling": ceiling, "results": results,
+              "num_threads": num_threads, "precisions": list(args.precision), "gemm_ceiling": ceiling, "results": results,
               "missing": sorted({"torch", "torch.compile", "onnxruntime", "gemm ceiling"}
                                 - {str(r["implementation"]) for r in results} - ({"gemm ceiling"} if ceiling else set())),
               "torch_compile_error": compiled.get("error")}
@@ -227,18 +234,20 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def format_table(report: dict[str, object]) -> str:
-    """obs/s per batch size and implementation, mbfast's ratio to each, GFLOP/s and % of the GEMM ceiling."""
+    """obs/s per batch size and implementation, mbfast's ratio to each (its first precision, fp32 by default),
+    GFLOP/s and % of the GEMM ceiling."""
     results: list[dict[str, object]] = report["results"]  # type: ignore[assignment]
+    lead = mbfast_label(report["precisions"][0])  # type: ignore[index]
     ceiling = report["gemm_ceiling"]
     lines = [f"ZTF shape, {report['flops_per_observation'] / 1e6:.2f} MFLOP/observation, "
              f"{report['num_threads']} threads; GEMM ceiling "
              + (f"{ceiling['gflops']:.0f} GFLOP/s ({ceiling['n']}^2 fp32)" if ceiling else "not measured"),  # type: ignore
-             f"{'batch':>6} {'implementation':<14} {'obs/s':>12} {'mbfast x':>9} {'GFLOP/s':>8} {'% ceiling':>9}"]
-    mbfast = {r["batch"]: float(r["obs_per_s"]) for r in results if r["implementation"] == "mbfast"}  # type: ignore
+             f"{'batch':>6} {'implementation':<14} {'obs/s':>12} {lead + ' x':>12} {'GFLOP/s':>8} {'% ceiling':>9}"]
+    mbfast = {r["batch"]: float(r["obs_per_s"]) for r in results if r["implementation"] == lead}  # type: ignore
     for r in results:
         ratio = mbfast[r["batch"]] / float(r["obs_per_s"])  # type: ignore[arg-type]
         lines.append(f"{r['batch']:>6} {r['implementation']:<14} {float(r['obs_per_s']):>12,.0f} "  # type: ignore
-                     f"{ratio:>8.2f}x {float(r['gflops']):>8.1f} {100 * float(r['ceiling_fraction']):>8.1f}%")  # type: ignore
+                     f"{ratio:>11.2f}x {float(r['gflops']):>8.1f} {100 * float(r['ceiling_fraction']):>8.1f}%")  # type: ignore
     if report.get("torch_compile_error"):
         lines.append(f"torch.compile failed: {report['torch_compile_error']}")
     if report.get("missing"):
@@ -254,6 +263,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "medians of a few calls: for careful figures run `pytest bench` (docs/performance.md).")
     parser.add_argument("--batch", type=int, nargs="+", default=list(BATCH_SIZES), help="rows per call")
     parser.add_argument("--threads", type=int, default=None, help="threads for every implementation (default: all)")
+    parser.add_argument("--precision", nargs="+", default=["fp32"],
+                        help="mbfast precisions to time (Engine.load precision; the first is the ratio column's)")
     parser.add_argument("--max-rounds", type=int, default=20, help="timed calls per batch size at most")
     parser.add_argument("--gemm-n", type=int, default=4096, help="matrix size of the GEMM ceiling")
     parser.add_argument("--json", default="bench_step.json", help="where to write the results ('' for nowhere)")
