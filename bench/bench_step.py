@@ -64,7 +64,7 @@ def record(benchmark, record_throughput: Callable[[int, str], None], config: obj
     benchmark.extra_info["ceiling_fraction"] = gflops / float(ceiling["gflops"])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 @pytest.mark.parametrize("batch", BATCH_SIZES)
 def test_step_mbfast(benchmark, shape, batch: int, precision: str, bench_threads: int,  # noqa: ANN001
                      gemm_ceiling: dict, record_throughput: Callable[[int, str], None]) -> None:

@@ -1,5 +1,5 @@
 """Accuracy of the fast CPU paths on PLAsTiCC: macro F1 and probability differences of Engine.classify at
-precision fp32/bf16 and state_dtype fp32/fp16 (docs/performance.md, "Accuracy of the fast paths").
+precision fp32/bf16/int8 and state_dtype fp32/fp16 (docs/performance.md, "Accuracy of the fast paths").
 
     python bench/precision_accuracy.py [model.mbf] [--split runs/plasticc_default/split.npz] [--all]
 
@@ -18,7 +18,8 @@ import mbfast
 from mbfast.datasets import load_plasticc
 from mbfast.model import metrics
 
-SETTINGS = (("fp32", "fp32"), ("bf16", "fp32"), ("fp32", "fp16"), ("bf16", "fp16"))  # (precision, state_dtype)
+SETTINGS = (("fp32", "fp32"), ("bf16", "fp32"), ("int8", "fp32"), ("fp32", "fp16"), ("bf16", "fp16"),
+            ("int8", "fp16"))  # (precision, state_dtype)
 
 
 def main() -> None:

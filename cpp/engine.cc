@@ -403,21 +403,23 @@ struct PackedModel {
   std::unordered_map<const Dense*, ops::PackedWeights> weights;
 
   PackedModel(const Model& model, ops::Precision precision_) : precision(precision_) {
-    auto add = [&](const Dense& dense) {
-      weights.emplace(&dense, ops::pack_weights(dense.in, dense.out, dense.weight_t.data(), dense.bias.data(),
+    // k1: the width of the GEMM input's first block (stack_step reads the gates' [x | h] as two blocks)
+    auto add = [&](const Dense& dense, int k1) {
+      weights.emplace(&dense, ops::pack_weights(dense.in, dense.out, k1, dense.weight_t.data(), dense.bias.data(),
                                                 precision, ops::cpu_kernel()));
     };
+    auto add_one = [&](const Dense& dense) { add(dense, dense.in); };
     auto add_stack = [&](const RecurrentStack& stack) {
-      for (const Dense& dense : stack.gates) add(dense);
-      add(stack.residual);
+      for (const Dense& dense : stack.gates) add(dense, dense.in - stack.hidden);
+      add_one(stack.residual);
     };
     auto add_ffnn = [&](const Ffnn& ffnn) {
-      for (const Dense& dense : ffnn.layers) add(dense);
-      add(ffnn.out);
+      for (const Dense& dense : ffnn.layers) add_one(dense);
+      add_one(ffnn.out);
     };
     for (const RecurrentStack& stack : model.band_stacks) add_stack(stack);
     for (const auto& translator : model.translators)
-      for (const Dense& dense : translator) add(dense);
+      for (const Dense& dense : translator) add_one(dense);
     add_stack(model.central);
     add_ffnn(model.classifier);
     for (const Ffnn& regressor : model.regressors) add_ffnn(regressor);
@@ -618,11 +620,15 @@ void run_chunk(const Model& model, const PackedModel& packed, StateStore& store,
   }
 }
 
-// The CPU kernels' precision from the engine's options: fp32, or bf16 weights and GEMM inputs (no fp16 kernels).
+// The CPU kernels' precision from the engine's options: fp32, bf16 or int8 weights and GEMM inputs (no fp16 kernels).
 ops::Precision cpu_precision(const DeviceOptions& device) {
-  if (device.precision == CudaPrecision::kFp16)
-    throw std::invalid_argument("precision 'fp16' is only available on CUDA; the CPU runs 'fp32' or 'bf16'");
-  return device.precision == CudaPrecision::kBf16 ? ops::Precision::kBf16 : ops::Precision::kFp32;
+  switch (device.precision) {
+    case CudaPrecision::kFp16:
+      throw std::invalid_argument("precision 'fp16' is only available on CUDA; the CPU runs 'fp32', 'bf16' or 'int8'");
+    case CudaPrecision::kBf16: return ops::Precision::kBf16;
+    case CudaPrecision::kInt8: return ops::Precision::kInt8;
+    default: return ops::Precision::kFp32;
+  }
 }
 
 bool fp16_state(const DeviceOptions& device) {
@@ -723,7 +729,8 @@ Engine::Engine(std::shared_ptr<const Model> model, int num_threads, const Device
 Engine::~Engine() = default;
 
 const char* Engine::cpu_kernel() const {
-  // the kernel the weights were packed for: bf16 on an AVX-512 CPU without vdpbf16ps runs the avx2 kernel
+  // the kernel the weights were packed for: bf16 on an AVX-512 CPU without vdpbf16ps runs the avx2 kernel, int8
+  // runs avx512_vnni or portable
   return packed_ ? ops::kernel_name(packed_->of(model_->classifier.out).kernel) : "";
 }
 

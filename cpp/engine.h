@@ -32,8 +32,9 @@ extern const char* const kStatusNames[kNumStatus];
 // validation, window rows, the obj_id -> slot map and the scalar state stay on the host either way.
 enum class Device { kCpu, kCuda };
 
-// Storage of the GEMM weights and inputs on a CUDA device; products are always summed in fp32.
-enum class CudaPrecision { kFp32, kBf16, kFp16 };
+// Storage of the GEMM weights and inputs: CUDA runs kFp32, kBf16 and kFp16 (products summed in fp32), the CPU
+// kFp32, kBf16 and kInt8 (ops::Precision).
+enum class CudaPrecision { kFp32, kBf16, kFp16, kInt8 };
 
 // How band and central h, c are stored between steps (CPU only). kFp16: IEEE half, rounded after each step and
 // widened to fp32 for the next (half the state memory and traffic; outputs drift from fp32 by ~1e-3).
@@ -42,7 +43,7 @@ enum class StateDtype { kFp32, kFp16 };
 struct DeviceOptions {
   Device device = Device::kCpu;
   int index = 0;  // CUDA device ordinal
-  CudaPrecision precision = CudaPrecision::kFp32;  // on the CPU: kFp32 or kBf16 (ops::Precision)
+  CudaPrecision precision = CudaPrecision::kFp32;  // on the CPU: kFp32, kBf16 or kInt8 (ops::Precision)
   StateDtype state_dtype = StateDtype::kFp32;
 };
 

@@ -111,6 +111,8 @@ ops::GpuDtype gpu_dtype(CudaPrecision precision) {
   switch (precision) {
     case CudaPrecision::kBf16: return ops::GpuDtype::kBf16;
     case CudaPrecision::kFp16: return ops::GpuDtype::kFp16;
+    case CudaPrecision::kInt8:
+      throw std::invalid_argument("precision 'int8' is only available on the CPU; CUDA runs 'fp32', 'bf16' or 'fp16'");
     default: return ops::GpuDtype::kFp32;
   }
 }
@@ -460,6 +462,7 @@ int cuda_device_count() {
 }
 
 std::unique_ptr<CudaState> CudaState::create(std::shared_ptr<const Model> model, const DeviceOptions& options) {
+  const ops::GpuDtype dtype = gpu_dtype(options.precision);  // refuses int8 before any GPU work
   const int count = cuda_device_count();
   if (count == 0)
     throw std::runtime_error("no CUDA device available: mbfast was built with CUDA, but the CUDA driver reports no "
@@ -474,7 +477,7 @@ std::unique_ptr<CudaState> CudaState::create(std::shared_ptr<const Model> model,
                              ") has compute capability " + std::to_string(properties.major) + "." +
                              std::to_string(properties.minor) + "; mbfast's kernels need 8.0 or newer");
   DeviceScope scope(options.index);
-  auto weights = std::make_shared<const DeviceModel>(*model, options.index, gpu_dtype(options.precision));
+  auto weights = std::make_shared<const DeviceModel>(*model, options.index, dtype);
   return std::unique_ptr<CudaState>(new CudaState(std::make_unique<Impl>(std::move(model), std::move(weights))));
 }
 

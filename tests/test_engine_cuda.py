@@ -97,6 +97,13 @@ def test_device_argument_checks(model_path: Path) -> None:
         Engine.load(model_path, precision="fp16")
 
 
+@pytest.mark.cuda
+@requires_cuda
+def test_cuda_refuses_int8(model_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"int8 runs on the CPU only"):
+        Engine.load(model_path, device="cuda", precision="int8")
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # CUDA against CPU (skipped without a GPU)
 # ------------------------------------------------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 the same exactness as tests/test_engine.py (stream == one row at a time == classify) inside each kernel, and
 16-bit recurrent state (state_dtype="fp16").
 
-The kernel is chosen once per process (cpuid, or MBFAST_KERNEL=portable|avx2|avx512|avx512_bf16 forcing a lower one),
-so each forced kernel runs in a child process that writes its outputs to a file. Tolerances against the float64
-reference: fp32 rtol 1e-5, atol 1e-6 (as tests/test_engine.py); bf16 probabilities atol 2e-2 (weights and GEMM
-inputs keep 8 significant bits), embedding and regression only checked for finiteness; fp16 state probabilities
-atol 5e-3.
+The kernel is chosen once per process (cpuid, or MBFAST_KERNEL=portable|avx2|avx512|avx512_vnni|avx512_bf16 forcing
+a lower one), so each forced kernel runs in a child process that writes its outputs to a file. Tolerances against
+the float64 reference: fp32 rtol 1e-5, atol 1e-6 (as tests/test_engine.py); bf16 probabilities atol 2e-2 (weights
+and GEMM inputs keep 8 significant bits), int8 probabilities atol 2e-2 (7 bits plus sign, per column and per row;
+this random model sees ~6e-3), embedding and regression of both only checked for finiteness; fp16 state
+probabilities atol 5e-3. int8 is bit-identical on every kernel (portable integer loops == vpdpbusd).
 """
 from __future__ import annotations
 
@@ -20,12 +21,26 @@ import numpy as np
 import pytest
 
 import mbfast
+from mbfast import _core
 from mbfast.engine import Engine, Status
 from mbfast.modelfile import read_model
 from mbfast.reference import ReferenceModel, preprocess_reference
 from tests.test_engine_support import plasticc_sample, small_config, time_ordered_rows, write_random_model
 
-KERNELS = ("portable", "avx2", "avx512", "avx512_bf16")  # lowest first: a CPU runs every kernel up to its best
+# lowest first: a CPU runs every kernel up to its best
+KERNELS = ("portable", "avx2", "avx512", "avx512_vnni", "avx512_bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
+PROBS_ATOL = {"bf16": 2e-2, "int8": 2e-2}  # against the float64 reference
+
+
+def kernel_that_runs(kernel: str, precision: str) -> str:
+    """What Engine.cpu_kernel reports under MBFAST_KERNEL=kernel: bf16 without vdpbf16ps runs the avx2 kernel,
+    int8 runs vpdpbusd (avx512_vnni) or the portable int8 kernel."""
+    if precision == "bf16" and kernel in ("avx512", "avx512_vnni"):
+        return "avx2"
+    if precision == "int8":
+        return "avx512_vnni" if kernel in ("avx512_vnni", "avx512_bf16") else "portable"
+    return kernel
 OUTPUTS = ("probs", "embedding", "regression")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,19 +126,17 @@ def reference_outputs(model_path: Path, status: np.ndarray) -> dict[str, np.ndar
 def test_kernel_is_reported() -> None:
     info = mbfast.build_info()
     assert info["cpu_kernel"] in KERNELS
-    assert set(info["cpu_precisions"]) == {"fp32", "bf16"}
+    assert set(info["cpu_precisions"]) == set(PRECISIONS)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", PRECISIONS)
 def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, precision: str, model_path: Path,
                                                               tmp_path: Path) -> None:
     if kernel not in supported_kernels():
         pytest.skip(f"this CPU has no {kernel}")
     got = run_with_kernel(kernel, model_path, precision, tmp_path)
-    # bf16 on avx512 without vdpbf16ps runs the avx2 kernel (which widens bf16 weights itself)
-    ran = "avx2" if precision == "bf16" and kernel == "avx512" else kernel
-    assert str(got["kernel"]) == ran
+    assert str(got["kernel"]) == kernel_that_runs(kernel, precision)
     for name in OUTPUTS:  # exact inside one kernel: batch composition and threads change nothing
         np.testing.assert_array_equal(got[f"single_{name}"], got[name], err_msg=name)
     np.testing.assert_array_equal(got["table_probs"], got["current_probs"])
@@ -138,12 +151,13 @@ def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, preci
             np.testing.assert_allclose(got[name][predicted], want[name][predicted], rtol=1e-5, atol=1e-6,
                                        err_msg=name)
     else:
-        np.testing.assert_allclose(got["probs"][predicted], want["probs"][predicted], rtol=0, atol=2e-2)
+        np.testing.assert_allclose(got["probs"][predicted], want["probs"][predicted], rtol=0,
+                                   atol=PROBS_ATOL[precision])
         assert all(np.isfinite(got[name][predicted]).all() for name in OUTPUTS)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", PRECISIONS)
 def test_one_row_calls_split_over_threads_are_exact(kernel: str, precision: str, wide_model_path: Path,
                                                     tmp_path: Path) -> None:
     # One row per call on 2 threads: every product is split by columns between the threads (ColumnTeam); the
@@ -182,6 +196,39 @@ def test_native_bf16_equals_the_portable_emulation_to_rounding(kernel: str, mode
         np.testing.assert_allclose(native[name][first], emulated[name][first], rtol=1e-5, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(native[name][predicted], emulated[name][predicted], rtol=0, atol=2e-2,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_int8_vnni_equals_the_portable_kernel_bit_for_bit(wide: bool, model_path: Path, wide_model_path: Path,
+                                                          tmp_path: Path) -> None:
+    # MBFAST_KERNEL=avx512 runs the portable int8 GEMM (no vpdpbusd) beside the same AVX-512 element-wise ops
+    # (LSTM cell, LayerNorm) as avx512_vnni, so only the GEMM kernel differs. It does the same integer sums (exact
+    # int32) and the same float epilogue (explicit fmas), so every output of every row is identical: on the wide
+    # model with one-row calls split by columns over 2 threads too. (MBFAST_KERNEL=portable also swaps the
+    # element-wise ops, whose exp and divisions round differently.)
+    if "avx512_vnni" not in supported_kernels():
+        pytest.skip("this CPU has no avx512_vnni")
+    path = wide_model_path if wide else model_path
+    vnni = run_with_kernel("avx512_vnni", path, "int8", tmp_path, single_threads=2 if wide else 1)
+    portable = run_with_kernel("avx512", path, "int8", tmp_path, single_threads=2 if wide else 1)
+    assert str(vnni["kernel"]) == "avx512_vnni" and str(portable["kernel"]) == "portable"
+    predicted = vnni["status"] == Status.PREDICTED
+    assert predicted.sum() > 100
+    for name in (*OUTPUTS, *(f"single_{name}" for name in OUTPUTS), "table_probs"):
+        np.testing.assert_array_equal(vnni[name], portable[name], err_msg=name)
+
+
+def test_int8_is_close_to_fp32(model_path: Path) -> None:
+    # A coarser check than the reference test, on the same engine path: int8 moves probabilities by much less
+    # than the stated tolerance, and a bad scale (a block quantised with the other block's range, a missing
+    # 128 * sum offset) moves them by far more.
+    curves = plasticc_sample()
+    fp32 = Engine.load(model_path, num_threads=1).classify(curves).probs
+    int8 = Engine.load(model_path, num_threads=1, precision="int8").classify(curves).probs
+    diff = np.abs(int8 - fp32)
+    print(f"int8 vs fp32: maxdiff {diff.max():.2e}, mean {diff.mean():.2e}")
+    assert diff.max() < 2e-2 and diff.mean() < 2e-3
+    assert (int8 != fp32).any()  # int8 really ran
 
 
 @pytest.mark.parametrize("kernel", ["portable", "avx2", "avx512"])
@@ -223,7 +270,8 @@ def test_unknown_or_unsupported_kernel_is_refused() -> None:
     code = "import mbfast; mbfast.build_info()"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, MBFAST_KERNEL="sse9"),
                           capture_output=True, text=True)
-    assert done.returncode != 0 and "MBFAST_KERNEL must be portable, avx2, avx512 or avx512_bf16" in done.stderr
+    assert done.returncode != 0 and "MBFAST_KERNEL must be portable, avx2, avx512, avx512_vnni or avx512_bf16" in \
+        done.stderr
 
 
 def test_precision_is_checked(model_path: Path) -> None:
@@ -231,6 +279,13 @@ def test_precision_is_checked(model_path: Path) -> None:
         Engine.load(model_path, precision="fp16")
     engine = Engine.load(model_path, precision="bf16")
     assert engine.precision == "bf16" and "precision=bf16" in repr(engine)
+    engine = Engine.load(model_path, precision="int8")
+    assert engine.precision == "int8" and engine.cpu_kernel in ("avx512_vnni", "portable")
+    with pytest.raises(ValueError, match="precision on cpu must be one of"):
+        Engine.load(model_path, precision="int4")
+    if mbfast.build_info()["cuda"]:  # the C++ guard behind Engine.load's check, before any GPU is looked for
+        with pytest.raises(ValueError, match="precision 'int8' is only available on the CPU"):
+            _core.Engine(str(model_path), 1, "int8", "cuda", "fp32")
     with pytest.raises(ValueError, match="state_dtype must be 'fp32' or 'fp16'"):
         Engine.load(model_path, state_dtype="bf16")
     assert Engine.load(model_path, state_dtype="fp16").state_dtype == "fp16"

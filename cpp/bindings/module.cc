@@ -45,7 +45,7 @@ py::dict build_info() {
 #endif
   info["simd"] = simd_level();
   info["cpu_kernel"] = mbfast::ops::kernel_name(mbfast::ops::cpu_kernel());  // after MBFAST_KERNEL
-  info["cpu_precisions"] = py::make_tuple("fp32", "bf16");
+  info["cpu_precisions"] = py::make_tuple("fp32", "bf16", "int8");
   return info;
 }
 
@@ -118,8 +118,10 @@ void register_engine(py::module_& m) {
              device.device = device_kind(device_name, device.index);
              if (precision == "bf16") device.precision = mbfast::CudaPrecision::kBf16;
              else if (precision == "fp16") device.precision = mbfast::CudaPrecision::kFp16;
+             else if (precision == "int8") device.precision = mbfast::CudaPrecision::kInt8;
              else if (precision != "fp32")
-               throw std::invalid_argument("precision must be 'fp32', 'bf16' or 'fp16', got '" + precision + "'");
+               throw std::invalid_argument("precision must be 'fp32', 'bf16', 'fp16' or 'int8', got '" + precision +
+                                           "'");
              if (state_dtype == "fp16") device.state_dtype = mbfast::StateDtype::kFp16;
              else if (state_dtype != "fp32")
                throw std::invalid_argument("state_dtype must be 'fp32' or 'fp16', got '" + state_dtype + "'");
@@ -146,6 +148,7 @@ void register_engine(py::module_& m) {
         switch (e.device().precision) {
           case mbfast::CudaPrecision::kBf16: return "bf16";
           case mbfast::CudaPrecision::kFp16: return "fp16";
+          case mbfast::CudaPrecision::kInt8: return "int8";
           default: return "fp32";
         }
       })

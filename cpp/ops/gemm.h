@@ -1,8 +1,9 @@
 // Dense matrix products for the batched LSTM gates and FFNN layers: C = A @ W + bias, W packed once at load.
-// Not a general BLAS: one entry point whose CPU kernel (portable, AVX2, AVX-512, AVX-512 BF16) is chosen once per
-// process, so kernels can be tuned without touching callers. Kernel sources: gemm_cpu.cc (portable, dispatch),
-// gemm_avx2_cpu.cc (AVX2 + FMA fp32 and bf16) and gemm_avx512_cpu.cc (AVX-512 fp32 and bf16), both compiled per
-// function with target attributes.
+// Not a general BLAS: one entry point whose CPU kernel (portable, AVX2, AVX-512, AVX-512 VNNI, AVX-512 BF16) is
+// chosen once per process, so kernels can be tuned without touching callers. Kernel sources: gemm_cpu.cc (portable,
+// dispatch), gemm_avx2_cpu.cc (AVX2 + FMA fp32 and bf16), gemm_avx512_cpu.cc (AVX-512 fp32 and bf16),
+// gemm_int8_cpu.cc (int8 packing, quantisation, portable int8) and gemm_int8_avx512_cpu.cc (int8 with vpdpbusd); the
+// SIMD ones are compiled per function with target attributes.
 #pragma once
 
 #include <cstddef>
@@ -14,30 +15,39 @@ struct CUstream_st;  // cudaStream_t, so this header needs no CUDA include
 namespace mbfast::ops {
 
 // The instruction set the CPU kernels of this process use: the best the CPU has, unless the environment variable
-// MBFAST_KERNEL=portable|avx2|avx512|avx512_bf16 asks for a lower one (tests use it to check every fallback).
-// Ordered from the lowest: a CPU that runs one kernel runs every kernel before it.
-enum class CpuKernel { kPortable, kAvx2, kAvx512, kAvx512Bf16 };
+// MBFAST_KERNEL=portable|avx2|avx512|avx512_vnni|avx512_bf16 asks for a lower one (tests use it to check every
+// fallback). Ordered from the lowest: a CPU that runs one kernel runs every kernel before it (every CPU with
+// AVX512_BF16 also has AVX512_VNNI: Cooper Lake, Sapphire Rapids, Zen 4). kAvx512Vnni adds vpdpbusd for int8 only;
+// fp32 and bf16 run there as on kAvx512.
+enum class CpuKernel { kPortable, kAvx2, kAvx512, kAvx512Vnni, kAvx512Bf16 };
 CpuKernel cpu_kernel();                 // decided on first use, then fixed for the process
-const char* kernel_name(CpuKernel kernel);  // "portable", "avx2", "avx512", "avx512_bf16"
+const char* kernel_name(CpuKernel kernel);  // "portable", "avx2", "avx512", "avx512_vnni", "avx512_bf16"
 
 // Storage and arithmetic of the weights. kBf16: weights and the GEMM inputs rounded to bfloat16, products summed
 // in fp32 (vdpbf16ps where the CPU has it; the AVX2 and portable kernels widen the bf16 values to fp32, where their
-// products are exact); everything else stays fp32.
-enum class Precision { kFp32, kBf16 };
+// products are exact). kInt8: weights quantised per output column and input block, GEMM inputs per row and block
+// (symmetric, scale = max |value| / 127), products summed exactly in int32 and scaled back in fp32 (vpdpbusd from
+// kAvx512Vnni up; below it a portable kernel with the same bits). Everything else stays fp32.
+enum class Precision { kFp32, kBf16, kInt8 };
 
 // W (K, N) and its bias laid out for one kernel and precision (pack_weights); kernels read nothing else.
 struct PackedWeights {
   int K = 0, N = 0;
+  int k1 = 0;                     // width of the GEMM input's first block (GemmInput::k1); int8 quantises per block
   CpuKernel kernel = CpuKernel::kPortable;
   Precision precision = Precision::kFp32;
   std::vector<float> bias;        // (N rounded up to 16,) zero padded
   std::vector<float> fp32;        // portable: (K, N) row-major; avx2, avx512: column panels, each (K, width)
   std::vector<uint16_t> bf16;     // avx512_bf16: column panels, each (K / 2 rounded up, width, 2): k pairs;
                                   // avx2: column panels, each (K, width)
+  std::vector<uint8_t> int8;      // int8 (every kernel): column panels, each (K4, width, 4) of W_q + 128, K4 = each
+                                  // block's k range padded to a multiple of 4 separately (padding W_q = 0)
+  std::vector<float> scale;       // int8: (2, N rounded up to 16) per block and column: max |W| / 127
 };
 
-// weight_t (K, N) row-major and bias (N,) -> the layout `kernel` reads for `precision`.
-PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bias, Precision precision,
+// weight_t (K, N) row-major and bias (N,) -> the layout `kernel` reads for `precision`. k1: the width of the first
+// block of the GemmInput this product will get (K when it has one block); only int8 depends on it.
+PackedWeights pack_weights(int K, int N, int k1, const float* weight_t, const float* bias, Precision precision,
                            CpuKernel kernel);
 
 // The GEMM input as two column blocks side by side, [A1 | A2] (M, K): the LSTM gates read [x | h] where x and h
@@ -51,9 +61,10 @@ struct GemmInput {
 
 // C (M, N; row stride ldc) = A (M, K; row stride lda) @ W + bias.
 // Every C[m, n] is computed by the same float operations whatever M and wherever row m sits in A (fp32: bias[n],
-// then A[m, k] * W[k, n] added for k = 0, 1, ... in order; bf16: the same over k pairs): a row's result never
-// depends on the other rows, which is what makes Engine results independent of batch composition and thread count.
-// Faster kernels must keep this property.
+// then A[m, k] * W[k, n] added for k = 0, 1, ... in order; bf16: the same over k pairs; int8: row m quantised from
+// row m alone, exact integer sums, then bias[n] and one fma per block): a row's result never depends on the other
+// rows, which is what makes Engine results independent of batch composition and thread count. Faster kernels must
+// keep this property. For int8, A.k1 must be the k1 the weights were packed with.
 void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc);
 void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc);  // [A1 | A2] @ W + bias
 // Only columns [n_begin, n_end) of C, n_begin a multiple of kGemmPanel (n_end too, or W.N): each column exactly as
@@ -70,6 +81,27 @@ void gemm_avx512_fp32(int M, const GemmInput& A, const PackedWeights& W, float* 
 void gemm_avx512_bf16(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
 void pack_avx2(PackedWeights& W, const float* weight_t);  // fp32: pack_avx512's panels; bf16: (K, width) panels
 void gemm_avx2(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
+
+// int8 (gemm_int8_cpu.cc): one layout for every kernel, so the portable and VNNI kernels read the same integers.
+void pack_int8(PackedWeights& W, const float* weight_t);
+// Rows of [A1 | A2] quantised for the int8 kernels, each row and block on its own: scale = max |a| / 127 (0 for an
+// all-zero block), q = round-half-even(a * (127 / max |a|)) in [-127, 127].
+struct Int8Rows {
+  int ld = 0;                   // bytes per row: block 1 padded to a multiple of 4, then block 2 the same (zeros)
+  std::vector<int8_t> values;   // (M, ld)
+  std::vector<float> scale;     // (M, 2): block 1, block 2
+  std::vector<int32_t> offset;  // (M, 2): 128 * sum of the block's q: what W_q + 128 adds to the integer sum
+};
+// One block of one row: a (count,) -> q (count, then zeros up to a multiple of 4), its scale and offset. The portable
+// and AVX-512 versions do the same float operations (max |a|; one division 127 / max; a * that, rounded half to even)
+// so both give the same bytes.
+using QuantizeBlock = void (*)(const float* a, int count, int8_t* q, float& scale, int32_t& offset);
+void quantize_block(const float* a, int count, int8_t* q, float& scale, int32_t& offset);  // portable
+void quantize_rows(int M, const GemmInput& A, const PackedWeights& W, Int8Rows& rows, QuantizeBlock block);
+int int8_groups(int k);  // k values -> groups of 4 (k rounded up to a multiple of 4, / 4)
+void gemm_int8_portable(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
+                        int n_end);
+void gemm_int8_vnni(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
 }  // namespace detail
 
 // CUDA (gemm_cuda.cu), on device pointers, queued on `stream`. A, bias and C are fp32; W (K, N) row-major is fp32,

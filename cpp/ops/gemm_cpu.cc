@@ -1,6 +1,7 @@
 // Portable fp32 GEMM (see gemm.h): 4-row x 8-column register tiles in GCC/Clang vector types, SSE2 on baseline
-// x86-64. Also the kernel choice (cpuid, MBFAST_KERNEL) and weight packing; the AVX2 and AVX-512 kernels are in
-// gemm_avx2_cpu.cc and gemm_avx512_cpu.cc and keep the same per-element summation order within each kernel.
+// x86-64. Also the kernel choice (cpuid, MBFAST_KERNEL), weight packing and the dispatch to the AVX2 and AVX-512
+// kernels (gemm_avx2_cpu.cc, gemm_avx512_cpu.cc: the same per-element summation order within each kernel) and to
+// the int8 ones (gemm_int8_cpu.cc, gemm_int8_avx512_cpu.cc: the same bits on every kernel).
 #include "ops/gemm.h"
 
 #include <cstdlib>
@@ -122,8 +123,11 @@ CpuKernel detect_kernel() {
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("fma");
-  if (avx512) best = __builtin_cpu_supports("avx512bf16") ? CpuKernel::kAvx512Bf16 : CpuKernel::kAvx512;
-  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = CpuKernel::kAvx2;
+  if (avx512) {
+    best = CpuKernel::kAvx512;
+    if (__builtin_cpu_supports("avx512vnni"))
+      best = __builtin_cpu_supports("avx512bf16") ? CpuKernel::kAvx512Bf16 : CpuKernel::kAvx512Vnni;
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = CpuKernel::kAvx2;
 #endif
   const char* forced = std::getenv("MBFAST_KERNEL");
   if (!forced || !*forced) return best;
@@ -132,8 +136,11 @@ CpuKernel detect_kernel() {
   if (name == "portable") asked = CpuKernel::kPortable;
   else if (name == "avx2") asked = CpuKernel::kAvx2;
   else if (name == "avx512") asked = CpuKernel::kAvx512;
+  else if (name == "avx512_vnni") asked = CpuKernel::kAvx512Vnni;
   else if (name == "avx512_bf16") asked = CpuKernel::kAvx512Bf16;
-  else throw std::invalid_argument("MBFAST_KERNEL must be portable, avx2, avx512 or avx512_bf16, got '" + name + "'");
+  else
+    throw std::invalid_argument("MBFAST_KERNEL must be portable, avx2, avx512, avx512_vnni or avx512_bf16, got '" +
+                                name + "'");
   if (static_cast<int>(asked) > static_cast<int>(best))
     throw std::invalid_argument("MBFAST_KERNEL=" + name + " but this CPU only supports " + kernel_name(best));
   return asked;
@@ -150,24 +157,33 @@ const char* kernel_name(CpuKernel kernel) {
   switch (kernel) {
     case CpuKernel::kAvx2: return "avx2";
     case CpuKernel::kAvx512: return "avx512";
+    case CpuKernel::kAvx512Vnni: return "avx512_vnni";
     case CpuKernel::kAvx512Bf16: return "avx512_bf16";
     default: return "portable";
   }
 }
 
 
-PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bias, Precision precision,
+PackedWeights pack_weights(int K, int N, int k1, const float* weight_t, const float* bias, Precision precision,
                            CpuKernel kernel) {
+  if (k1 < 0 || k1 > K) throw std::invalid_argument("pack_weights: k1 must be in [0, K]");
   PackedWeights W;
   W.K = K;
   W.N = N;
+  W.k1 = k1;
   W.precision = precision;
-  // bf16 needs vdpbf16ps for the AVX-512 layout; avx512 without it runs the AVX2 bf16 kernel (the emulation's bits)
-  if (precision == Precision::kBf16 && kernel == CpuKernel::kAvx512) kernel = CpuKernel::kAvx2;
+  // bf16 needs vdpbf16ps for the AVX-512 layout; avx512(_vnni) without it runs the AVX2 bf16 kernel (the emulation's bits)
+  if (precision == Precision::kBf16 && (kernel == CpuKernel::kAvx512 || kernel == CpuKernel::kAvx512Vnni))
+    kernel = CpuKernel::kAvx2;
+  // int8 needs vpdpbusd; below it (avx2 included) the portable int8 kernel, which gives the same bits
+  if (precision == Precision::kInt8)
+    kernel = kernel >= CpuKernel::kAvx512Vnni ? CpuKernel::kAvx512Vnni : CpuKernel::kPortable;
   W.kernel = kernel;
   W.bias.assign((N + 15) / 16 * 16, 0.0f);
   std::memcpy(W.bias.data(), bias, sizeof(float) * N);
-  if (kernel == CpuKernel::kPortable) {
+  if (precision == Precision::kInt8) {
+    detail::pack_int8(W, weight_t);
+  } else if (kernel == CpuKernel::kPortable) {
     W.fp32.assign(weight_t, weight_t + size_t(K) * N);
     if (precision == Precision::kBf16)
       for (float& value : W.fp32) value = round_to_bf16(value);
@@ -182,6 +198,12 @@ PackedWeights pack_weights(int K, int N, const float* weight_t, const float* bia
 void gemm_bias_cpu_columns(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
                            int n_end) {
   if (M <= 0 || n_begin >= n_end) return;
+  if (W.precision == Precision::kInt8) {
+    if (A.k1 != W.k1) throw std::logic_error("int8 GEMM: input block k1 differs from the packed weights' k1");
+    if (W.kernel == CpuKernel::kAvx512Vnni) detail::gemm_int8_vnni(M, A, W, C, ldc, n_begin, n_end);
+    else detail::gemm_int8_portable(M, A, W, C, ldc, n_begin, n_end);
+    return;
+  }
   if (W.kernel == CpuKernel::kPortable) gemm_portable_input(M, A, W, C, ldc, n_begin, n_end);
   else if (W.kernel == CpuKernel::kAvx2) detail::gemm_avx2(M, A, W, C, ldc, n_begin, n_end);
   else if (W.precision == Precision::kBf16) detail::gemm_avx512_bf16(M, A, W, C, ldc, n_begin, n_end);

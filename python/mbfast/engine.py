@@ -108,10 +108,13 @@ class Engine:
         path : model file; None loads the default model shipped in mbfast/data/default_model.mbf.
         num_threads : worker threads for step/classify; None uses every CPU this process may run on.
         state : a file written by Engine.save_state for the same model file.
-        precision : "fp32" (default; matches mbfast.reference to rtol 1e-5) or "bf16": weights and GEMM inputs
-            rounded to bfloat16, sums in fp32 (AVX-512 BF16 where the CPU has it, else a slow emulation);
-            probabilities then differ from fp32 by up to ~1e-2 (docs/performance.md). On CUDA also "fp16"; there
-            bf16/fp16 run the GEMMs on tensor cores (docs/cuda.md).
+        precision : "fp32" (default; matches mbfast.reference to rtol 1e-5), "bf16" or "int8" (CPU only). bf16:
+            weights and GEMM inputs rounded to bfloat16, sums in fp32 (AVX-512 BF16 where the CPU has it, else a
+            slow emulation); probabilities then differ from fp32 by up to ~1e-2 (docs/performance.md). int8:
+            weights quantised per output column, GEMM inputs per row (symmetric, max |value| / 127), exact integer
+            sums (AVX-512 VNNI where the CPU has it, else a portable kernel with the same bits); LSTM cell,
+            LayerNorm and softmax stay fp32 (docs/engine.md). On CUDA also "fp16"; there bf16/fp16 run the GEMMs on
+            tensor cores (docs/cuda.md).
         device : "cpu" (default), "cuda" or "cuda:N": where the recurrent state lives and the model step runs. On
             CUDA every object's band and central h, c stay in GPU memory; validation, window rows and the
             obj_id -> slot map stay on the host, so results, statuses and state files are the CPU engine's
@@ -136,9 +139,10 @@ class Engine:
             num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
-        precisions = ("fp32", "bf16") if device == "cpu" else ("fp32", "bf16", "fp16")
+        precisions = ("fp32", "bf16", "int8") if device == "cpu" else ("fp32", "bf16", "fp16")
         if precision not in precisions:
-            raise ValueError(f"precision on {device} must be one of {precisions}, got {precision!r}")
+            hint = " (int8 runs on the CPU only)" if precision == "int8" else ""
+            raise ValueError(f"precision on {device} must be one of {precisions}, got {precision!r}{hint}")
         if state_dtype not in ("fp32", "fp16") or (state_dtype == "fp16" and device != "cpu"):
             raise ValueError(f"state_dtype must be 'fp32' or 'fp16' (fp16 on the CPU only), got {state_dtype!r} "
                              f"on {device}")
@@ -185,7 +189,8 @@ class Engine:
 
     @property
     def precision(self) -> str:
-        """"fp32" or "bf16": the weights' storage and GEMM input precision (Engine.load)."""
+        """"fp32", "bf16", "fp16" (CUDA) or "int8" (CPU): the weights' storage and GEMM input precision
+        (Engine.load)."""
         return str(self._core.precision)
 
     @property
@@ -195,7 +200,8 @@ class Engine:
 
     @property
     def cpu_kernel(self) -> str:
-        """The CPU GEMM kernel this engine runs: "avx512_bf16", "avx512" or "portable" (MBFAST_KERNEL forces one)."""
+        """The CPU GEMM kernel this engine runs: "avx512_bf16", "avx512_vnni" (int8), "avx512", "avx2" or
+        "portable" (MBFAST_KERNEL forces a lower one)."""
         return str(self._core.cpu_kernel)
 
     def __repr__(self) -> str:
