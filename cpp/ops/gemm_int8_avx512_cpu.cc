@@ -45,23 +45,11 @@ MBFAST_VNNI void quantize_block_avx512(const float* a, int count, int8_t* q, flo
   offset = 128 * _mm512_reduce_add_epi32(sum);
 }
 
-// acc += the tile's rows of q (groups [g_begin, g_end) of 4 bytes) times the same panel groups.
-// NV > 4: two neighbouring full panels at once (vector j in panel j / 4), as the fp32 kernel.
-template <int ROWS, int NV>
-MBFAST_VNNI inline void accumulate_int8(__m512i (&acc)[ROWS][NV], int g_begin, int g_end, const int8_t* q, int ld,
-                                        const uint8_t* panel, long panel_stride) {
-  constexpr int width = std::min(NV, 4) * kVector;
-  for (int g = g_begin; g < g_end; ++g) {
-    __m512i b[NV];
-    for (int j = 0; j < NV; ++j)
-      b[j] = _mm512_loadu_si512(panel + (j / 4) * panel_stride + (static_cast<long>(g) * width + (j % 4) * kVector) * 4);
-    for (int r = 0; r < ROWS; ++r) {
-      int32_t four;
-      std::memcpy(&four, q + static_cast<long>(r) * ld + g * 4, sizeof(four));
-      const __m512i a = _mm512_set1_epi32(four);
-      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], b[j], a);
-    }
-  }
+// acc + the 4-byte dot products of b (unsigned) and a (signed) per int32 lane: _mm512_dpbusd_epi32 in inline asm,
+// because GCC 12 copies and spills every accumulator of a 6 x 4 tile around the intrinsic on each k group.
+MBFAST_VNNI inline __m512i dot_add(__m512i acc, __m512i b, __m512i a) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b), "v"(a));
+  return acc;
 }
 
 struct Int8Args {
@@ -75,41 +63,50 @@ struct Int8Args {
   float* c;
 };
 
-// out = fma(s_a * s_w, float(acc - offset), out) for one block (out = bias before the first).
+// One block of the tile: integer sums over groups [g_begin, g_end) of 4 k, then
+// C = fma(s_a * s_w, float(sum - offset), bias for block 0 or C for block 1) on the valid columns. The sums live
+// in this function alone and C goes through memory between blocks, so the 24 accumulators stay in registers.
+// NV > 4: two neighbouring full panels at once (vector j in panel j / 4), as the fp32 kernel.
 template <int ROWS, int NV>
-MBFAST_VNNI inline void scale_block(__m512 (&out)[ROWS][NV], __m512i (&acc)[ROWS][NV], const Int8Args& x,
-                                    int block, const float* w_scale) {
-  for (int j = 0; j < NV; ++j) {
-    const __m512 w = _mm512_loadu_ps(w_scale + j * kVector);
+MBFAST_VNNI inline void block_int8(const Int8Args& x, int block) {
+  constexpr int width = std::min(NV, 4) * kVector;
+  const long panel_stride = static_cast<long>(kPanel) * x.groups * 4;
+  const int g_begin = block ? x.groups1 : 0, g_end = block ? x.groups : x.groups1;
+  __m512i acc[ROWS][NV];
+  for (int r = 0; r < ROWS; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_si512();
+  for (int g = g_begin; g < g_end; ++g) {
+    __m512i b[NV];
+    for (int j = 0; j < NV; ++j)
+      b[j] = _mm512_loadu_si512(x.panel + (j / 4) * panel_stride + (static_cast<long>(g) * width + (j % 4) * kVector) * 4);
     for (int r = 0; r < ROWS; ++r) {
+      int32_t four;
+      std::memcpy(&four, x.q + static_cast<long>(r) * x.ld + g * 4, sizeof(four));
+      const __m512i a = _mm512_set1_epi32(four);
+      for (int j = 0; j < NV; ++j) acc[r][j] = dot_add(acc[r][j], b[j], a);
+    }
+  }
+  const float* w_scale = block ? x.scale2 : x.scale1;
+  for (int j = 0; j < NV; ++j) {
+    const int left = x.valid - j * kVector;
+    if (left <= 0) break;
+    const __mmask16 mask = left >= kVector ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    const __m512 w = _mm512_loadu_ps(w_scale + j * kVector);
+    const __m512 bias = _mm512_loadu_ps(x.bias + j * kVector);
+    for (int r = 0; r < ROWS; ++r) {
+      float* c = x.c + static_cast<long>(r) * x.ldc + j * kVector;
+      const __m512 addend = block ? _mm512_maskz_loadu_ps(mask, c) : bias;
       const __m512 s = _mm512_mul_ps(_mm512_set1_ps(x.row_scale[2 * r + block]), w);
       const __m512i sum = _mm512_sub_epi32(acc[r][j], _mm512_set1_epi32(x.row_offset[2 * r + block]));
-      out[r][j] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(sum), out[r][j]);
+      _mm512_mask_storeu_ps(c, mask, _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(sum), addend));
     }
   }
 }
 
 template <int ROWS, int NV>
 MBFAST_VNNI void tile_int8(const Int8Args& x) {
-  const long panel_stride = static_cast<long>(kPanel) * x.groups * 4;
-  __m512 out[ROWS][NV];
-  __m512i acc[ROWS][NV];
-  for (int j = 0; j < NV; ++j) {
-    const __m512 bias = _mm512_loadu_ps(x.bias + j * kVector);
-    for (int r = 0; r < ROWS; ++r) {
-      out[r][j] = bias;
-      acc[r][j] = _mm512_setzero_si512();
-    }
-  }
-  accumulate_int8<ROWS, NV>(acc, 0, x.groups1, x.q, x.ld, x.panel, panel_stride);
-  scale_block<ROWS, NV>(out, acc, x, 0, x.scale1);
-  if (x.two_blocks) {
-    for (int j = 0; j < NV; ++j)
-      for (int r = 0; r < ROWS; ++r) acc[r][j] = _mm512_setzero_si512();
-    accumulate_int8<ROWS, NV>(acc, x.groups1, x.groups, x.q, x.ld, x.panel, panel_stride);
-    scale_block<ROWS, NV>(out, acc, x, 1, x.scale2);
-  }
-  store_tile<ROWS, NV>(out, x.c, x.ldc, x.valid);
+  block_int8<ROWS, NV>(x, 0);
+  if (x.two_blocks) block_int8<ROWS, NV>(x, 1);
 }
 
 #define MBFAST_TILE_ROW(rows) {tile_int8<rows, 1>, tile_int8<rows, 2>, tile_int8<rows, 3>, tile_int8<rows, 4>}
