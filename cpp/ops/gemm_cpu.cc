@@ -172,7 +172,8 @@ PackedWeights pack_weights(int K, int N, int k1, const float* weight_t, const fl
   W.N = N;
   W.k1 = k1;
   W.precision = precision;
-  // bf16 needs vdpbf16ps for the AVX-512 layout; avx512(_vnni) without it runs the AVX2 bf16 kernel (the emulation's bits)
+  // bf16 needs vdpbf16ps for the AVX-512 layout; avx512(_vnni) without it runs the AVX2 bf16 kernel (the
+  // emulation's bits)
   if (precision == Precision::kBf16 && (kernel == CpuKernel::kAvx512 || kernel == CpuKernel::kAvx512Vnni))
     kernel = CpuKernel::kAvx2;
   // int8 needs vpdpbusd; below it (avx2 included) the portable int8 kernel, which gives the same bits

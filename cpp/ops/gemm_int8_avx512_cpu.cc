@@ -29,14 +29,16 @@ MBFAST_VNNI void quantize_block_avx512(const float* a, int count, int8_t* q, flo
     return left >= kVector ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
   };
   __m512 amax = _mm512_setzero_ps();
-  for (int k = 0; k < count; k += kVector) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask_at(k), a + k)));
+  for (int k = 0; k < count; k += kVector)
+    amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask_at(k), a + k)));
   const float max_value = _mm512_reduce_max_ps(amax);
   const float inverse = max_value > 0.0f ? 127.0f / max_value : 0.0f;
   const __m512 times = _mm512_set1_ps(inverse);
   __m512i sum = _mm512_setzero_si512();
   for (int k = 0; k < count; k += kVector) {
     const __mmask16 mask = mask_at(k);
-    const __m512i values = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, a + k), times));  // nearest even
+    // rounded half to even (MXCSR's default), as std::lrint in quantize_block
+    const __m512i values = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, a + k), times));
     sum = _mm512_add_epi32(sum, values);  // masked-off lanes are 0
     _mm512_mask_cvtepi32_storeu_epi8(q + k, mask, values);
   }
@@ -78,7 +80,8 @@ MBFAST_VNNI inline void block_int8(const Int8Args& x, int block) {
   for (int g = g_begin; g < g_end; ++g) {
     __m512i b[NV];
     for (int j = 0; j < NV; ++j)
-      b[j] = _mm512_loadu_si512(x.panel + (j / 4) * panel_stride + (static_cast<long>(g) * width + (j % 4) * kVector) * 4);
+      b[j] = _mm512_loadu_si512(x.panel + (j / 4) * panel_stride +
+                                (static_cast<long>(g) * width + (j % 4) * kVector) * 4);
     for (int r = 0; r < ROWS; ++r) {
       int32_t four;
       std::memcpy(&four, x.q + static_cast<long>(r) * x.ld + g * 4, sizeof(four));
