@@ -3,31 +3,30 @@
 
 #include <algorithm>
 
+#include "spin_wait.h"
+
 namespace mbfast {
 
 namespace {
 
 // Products smaller than this many weights run on the leader alone: a part must outweigh the hand-over (~0.2 us).
 constexpr int64_t kMinSplitWeights = 16384;
-
-inline void spin_pause() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
+// Parts per thread: more than one, so that when a helper runs slow (its core shared with another busy thread)
+// the others take over the parts it has not claimed instead of waiting for it.
+constexpr int kPartsPerThread = 2;
 
 }  // namespace
 
 void ColumnTeam::gemm(int M, const ops::GemmInput& A, const ops::PackedWeights& W, float* C, int ldc) {
   const int n_panels = (W.N + ops::kGemmPanel - 1) / ops::kGemmPanel;
-  const int n_parts = std::min(n_threads_, n_panels);
+  const int n_parts = std::min(kPartsPerThread * n_threads_, n_panels);
   if (n_parts < 2 || int64_t(W.K) * W.N < kMinSplitWeights) return ops::gemm_bias_cpu(M, A, W, C, ldc);
   job_ = Job{M, ldc, (n_panels + n_parts - 1) / n_parts, A, &W, C};
   parts_done_.store(0, std::memory_order_relaxed);
   const uint64_t number = (ticket_.load(std::memory_order_relaxed) >> 32) + 1;
   ticket_.store(number << 32 | uint64_t(n_parts) << 16, std::memory_order_release);
   run_parts();
-  while (parts_done_.load(std::memory_order_acquire) < n_parts) spin_pause();
+  for (SpinWait wait; parts_done_.load(std::memory_order_acquire) < n_parts;) wait();
 }
 
 void ColumnTeam::run_parts() {
@@ -45,7 +44,7 @@ void ColumnTeam::run_parts() {
 
 void ColumnTeam::help() {
   uint64_t seen = 0;
-  while (true) {
+  for (SpinWait wait;;) {
     const uint64_t number = ticket_.load(std::memory_order_acquire) >> 32;
     if (number != seen) {
       seen = number;
@@ -53,7 +52,7 @@ void ColumnTeam::help() {
     } else if (finished_.load(std::memory_order_acquire)) {
       return;
     } else {
-      spin_pause();
+      wait();
     }
   }
 }

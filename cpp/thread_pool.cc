@@ -3,6 +3,8 @@
 
 #include <chrono>
 
+#include "spin_wait.h"
+
 namespace mbfast {
 
 namespace {
@@ -10,12 +12,6 @@ namespace {
 // How long an idle worker keeps checking for the next loop before it sleeps: longer than the Python-side gap
 // between two small Engine.step calls (~10 us), short enough not to hold a core between bursts.
 constexpr auto kSpinTime = std::chrono::microseconds(200);
-
-inline void spin_pause() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 }  // namespace
 
@@ -49,9 +45,9 @@ void ThreadPool::worker_loop(int worker) {
   uint64_t seen = 0;
   while (true) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
-    for (int polls = 0; generation_.load(std::memory_order_acquire) == seen && !stopping_; ++polls) {
-      spin_pause();
-      if (polls % 256 == 255 && std::chrono::steady_clock::now() > spin_until) break;
+    for (SpinWait wait; generation_.load(std::memory_order_acquire) == seen && !stopping_;) {
+      wait();
+      if (wait.polls() % 256 == 0 && std::chrono::steady_clock::now() > spin_until) break;
     }
     const std::function<void(int64_t, int)>* job;
     int64_t n_items;
