@@ -123,6 +123,14 @@ def reference_outputs(model_path: Path, status: np.ndarray) -> dict[str, np.ndar
     return expected
 
 
+def assert_exact_across_batches(got: dict[str, np.ndarray]) -> None:
+    """Inside one kernel, batch composition and threads change nothing: one call == one row per call, and
+    classify == predict after the stream."""
+    for name in OUTPUTS:
+        np.testing.assert_array_equal(got[f"single_{name}"], got[name], err_msg=name)
+    np.testing.assert_array_equal(got["table_probs"], got["current_probs"])
+
+
 def test_kernel_is_reported() -> None:
     info = mbfast.build_info()
     assert info["cpu_kernel"] in KERNELS
@@ -137,9 +145,7 @@ def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, preci
         pytest.skip(f"this CPU has no {kernel}")
     got = run_with_kernel(kernel, model_path, precision, tmp_path)
     assert str(got["kernel"]) == kernel_that_runs(kernel, precision)
-    for name in OUTPUTS:  # exact inside one kernel: batch composition and threads change nothing
-        np.testing.assert_array_equal(got[f"single_{name}"], got[name], err_msg=name)
-    np.testing.assert_array_equal(got["table_probs"], got["current_probs"])
+    assert_exact_across_batches(got)
 
     want = reference_outputs(model_path, got["status"])
     predicted = got["status"] == Status.PREDICTED
@@ -165,9 +171,7 @@ def test_one_row_calls_split_over_threads_are_exact(kernel: str, precision: str,
     if kernel not in supported_kernels():
         pytest.skip(f"this CPU has no {kernel}")
     got = run_with_kernel(kernel, wide_model_path, precision, tmp_path, single_threads=2)
-    for name in OUTPUTS:
-        np.testing.assert_array_equal(got[f"single_{name}"], got[name], err_msg=name)
-    np.testing.assert_array_equal(got["table_probs"], got["current_probs"])
+    assert_exact_across_batches(got)
     if precision == "fp32":
         want = reference_outputs(wide_model_path, got["status"])
         predicted = got["status"] == Status.PREDICTED
@@ -237,9 +241,7 @@ def test_fp16_state_is_exact_across_batches_and_close_to_reference(kernel: str, 
     if kernel not in supported_kernels():
         pytest.skip(f"this CPU has no {kernel}")
     got = run_with_kernel(kernel, model_path, "fp32", tmp_path, state_dtype="fp16")
-    for name in OUTPUTS:
-        np.testing.assert_array_equal(got[f"single_{name}"], got[name], err_msg=name)
-    np.testing.assert_array_equal(got["table_probs"], got["current_probs"])
+    assert_exact_across_batches(got)
     want = reference_outputs(model_path, got["status"])
     predicted = got["status"] == Status.PREDICTED
     max_diff = {name: float(np.abs(got[name][predicted] - want[name][predicted]).max()) for name in OUTPUTS}
