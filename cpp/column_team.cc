@@ -57,4 +57,31 @@ void ColumnTeam::help() {
   }
 }
 
+bool SplitChooser::split_next() {
+  ++calls_;
+  bool split;
+  if (timings_[1].median == 0.0) {
+    split = true;  // measure each way first
+  } else if (timings_[0].median == 0.0) {
+    split = false;
+  } else {
+    const bool faster_split = timings_[1].median < timings_[0].median;
+    split = calls_ % kPeriod >= kPeriod - kProbeCalls ? !faster_split : faster_split;
+  }
+  same_way_ = split == last_split_ ? same_way_ + 1 : 0;
+  last_split_ = split;
+  return split;
+}
+
+void SplitChooser::record(bool split, double seconds_per_row) {
+  if (same_way_ < kSettleCalls) return;
+  Timings& timings = timings_[split];
+  timings.seconds_per_row[timings.count++ % kWindow] = seconds_per_row;
+  const int n = std::min(timings.count, kWindow);
+  double sorted[kWindow];
+  std::copy(timings.seconds_per_row, timings.seconds_per_row + n, sorted);
+  std::nth_element(sorted, sorted + n / 2, sorted + n);
+  timings.median = sorted[n / 2];
+}
+
 }  // namespace mbfast

@@ -42,4 +42,31 @@ class ColumnTeam {
   alignas(64) std::atomic<bool> finished_{false};
 };
 
+// Whether a one-chunk wave should use a ColumnTeam or run on the calling thread alone. Splitting pays when each core
+// streams its share of the weights faster than one core streams them all; it loses when the other cores are busy
+// with other work (measured: a one-row int8 step 2x slower than alone) or when the weights fit one core's cache.
+// So both ways are timed and the faster one is kept, running kProbeCalls calls the other way every kPeriod calls
+// to follow changes in load. Either way gives the same bits.
+class SplitChooser {
+ public:
+  bool split_next();                               // the way to run the next one-chunk wave
+  void record(bool split, double seconds_per_row);  // how long that wave took
+
+ private:
+  static constexpr uint64_t kPeriod = 128;
+  static constexpr uint64_t kProbeCalls = 8;
+  // calls right after a change of way are not timed: they find the helpers asleep (or newly busy)
+  static constexpr int kSettleCalls = 2;
+  static constexpr int kWindow = 16;  // timed calls per way the choice looks at (the median: spikes are common)
+  struct Timings {
+    double seconds_per_row[kWindow] = {};
+    int count = 0;        // recorded so far (the ring holds the last kWindow)
+    double median = 0.0;  // of the ring; 0 until measured
+  };
+  Timings timings_[2];  // [alone, split]
+  uint64_t calls_ = 0;
+  bool last_split_ = false;
+  int same_way_ = 0;  // calls in a row run the way of the last one, minus one
+};
+
 }  // namespace mbfast

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -788,8 +789,9 @@ void Engine::advance(StateStore& store, CudaState* cuda, const Observations& row
       run_chunk(*model_, *packed_, store, task_ptrs.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
                 colours.data() + chunk.begin * P, outputs, ws);
     };
-    if (chunks.size() == 1 && pool_.size() > 1) {
+    if (chunks.size() == 1 && pool_.size() > 1 && split_chooser_.split_next()) {
       // one chunk (e.g. a single row): all threads share its products by columns instead of idling
+      const auto start = std::chrono::steady_clock::now();
       ColumnTeam team(pool_.size());
       pool_.run(pool_.size(), [&](int64_t item, int worker) {
         if (item > 0) return team.help();
@@ -802,6 +804,13 @@ void Engine::advance(StateStore& store, CudaState* cuda, const Observations& row
         ws.team = &team;
         run(chunks[0], ws);
       });
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+      split_chooser_.record(true, took.count() / double(chunks[0].end - chunks[0].begin));
+    } else if (chunks.size() == 1 && pool_.size() > 1) {
+      const auto start = std::chrono::steady_clock::now();
+      run(chunks[0], *workspaces_[0]);
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+      split_chooser_.record(false, took.count() / double(chunks[0].end - chunks[0].begin));
     } else {
       pool_.run(static_cast<int64_t>(chunks.size()),
                 [&](int64_t item, int worker) { run(chunks[item], *workspaces_[worker]); });

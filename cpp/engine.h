@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "column_team.h"
 #include "model.h"
 #include "thread_pool.h"
 
@@ -168,6 +169,7 @@ class Engine {
   StateStore store_;
   ThreadPool pool_;
   std::vector<std::unique_ptr<Workspace>> workspaces_;  // one per pool worker
+  SplitChooser split_chooser_;  // one-chunk waves: split over the threads or not (column_team.h)
   mutable std::mutex mutex_;  // one call at a time: Python threads may share an Engine (the GIL is released)
 };
 
