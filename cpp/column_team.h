@@ -53,10 +53,10 @@ class SplitChooser {
   void record(bool split, double seconds_per_row);  // how long that wave took
 
  private:
-  static constexpr uint64_t kPeriod = 128;
-  static constexpr uint64_t kProbeCalls = 8;
+  static constexpr uint64_t kPeriod = 192;
+  static constexpr uint64_t kProbeCalls = 12;
   // calls right after a change of way are not timed: they find the helpers asleep (or newly busy)
-  static constexpr int kSettleCalls = 2;
+  static constexpr int kSettleCalls = 4;
   static constexpr int kWindow = 16;  // timed calls per way the choice looks at (the median: spikes are common)
   struct Timings {
     double seconds_per_row[kWindow] = {};
