@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mbfast.batch import classify_files
+from mbfast.cli import main
 from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 from mbfast.engine import Engine
 
@@ -115,3 +116,28 @@ def test_a_crash_mid_run_leaves_no_partial_output_and_a_rerun_finishes_the_same(
     expected = pq.read_table(tmp_path / "clean.parquet").sort_by("obj_id")
     got = pq.read_table(tmp_path / "crash.parquet").sort_by("obj_id")
     np.testing.assert_array_equal(got.column("prob_SNIa").to_numpy(), expected.column("prob_SNIa").to_numpy())
+
+
+def test_precision_reaches_every_engine_of_the_run(tmp_path: Path, small_model_path: Path, sample_path: Path) -> None:
+    # through the CLI, in one-pass and in incremental (--state) mode: the scores are those of an int8 engine
+    sample = load_sample()
+    int8 = Engine.load(small_model_path, num_threads=1, precision="int8").classify(sample.curves)
+    fp32 = Engine.load(small_model_path, num_threads=1).classify(sample.curves)
+    assert (int8.probs != fp32.probs).any()  # the test can tell the two apart
+    for extra in ([], ["--state", str(tmp_path / "state")]):
+        output = tmp_path / f"int8{len(extra)}.parquet"
+        assert main(["classify", str(sample_path), "-o", str(output), "--model", str(small_model_path),
+                     "--precision", "int8", "--quiet", *extra]) == 0
+        table = pq.read_table(output).sort_by("obj_id")
+        np.testing.assert_array_equal(table.column("obj_id").to_numpy(), int8.obj_id)
+        probs = np.stack([table.column(f"prob_{name}").to_numpy() for name in ("SNIa", "SNII", "AGN", "EB")], 1)
+        np.testing.assert_array_equal(probs, int8.probs, err_msg=f"classify {' '.join(extra)}")
+
+
+def test_unknown_precision_is_refused_by_the_command_line(tmp_path: Path, sample_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["classify", str(sample_path), "-o", str(tmp_path / "out.parquet"), "--precision", "fp8"])
+    assert exit_info.value.code == 2
+    assert "argument --precision: invalid choice: 'fp8'" in capsys.readouterr().err
+    assert not (tmp_path / "out.parquet").exists()

@@ -18,9 +18,11 @@ def test_two_worker_local_cluster_equals_the_single_process_run(tmp_path: Path, 
 
     source = SAMPLE_DIR / SAMPLE_CURVES
     single = tmp_path / "single.parquet"
-    classify_files(source, single, model=small_model_path, progress=False)
+    # int8 on both sides: the precision has to reach the workers' engines for the scores to match
+    classify_files(source, single, model=small_model_path, progress=False, precision="int8")
     distributed = tmp_path / "distributed"
-    summary = classify_with_scheduler(source, distributed, "local:2", model=small_model_path, n_shards=4)
+    summary = classify_with_scheduler(source, distributed, "local:2", model=small_model_path, n_shards=4,
+                                      precision="int8")
     expected = pq.read_table(single).sort_by("obj_id")
     got = pq.read_table(distributed).sort_by("obj_id")
     assert summary.objects == expected.num_rows == got.num_rows

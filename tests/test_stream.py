@@ -349,6 +349,23 @@ def test_cli_stream_writes_scores_and_state(tmp_path: Path, capsys: pytest.Captu
     assert json.loads((tmp_path / "state" / "replay.json").read_text())["state"] == "engine-000001.state"
 
 
+def test_cli_stream_precision_reaches_the_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mbfast import Engine
+
+    real_engine_factory(tmp_path, "lsst")
+    model = tmp_path / "lsst.mbf"
+    parser = argparse.ArgumentParser(prog="mbfast")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["stream", str(LSST_PARQUET), "--state", str(tmp_path / "state"),
+                              "-o", str(tmp_path / "scores.parquet"), "--model", str(model), "--precision", "int8"])
+    assert args.run(args) == 0
+    got = pq.read_table(tmp_path / "scores.parquet")
+    scores = {precision: replay([LSST_PARQUET], Engine.load(model, num_threads=1, precision=precision),
+                                state_dir=tmp_path / precision).scores for precision in ("fp32", "int8")}
+    assert got.equals(scores["int8"])
+    assert not got.equals(scores["fp32"])  # the two precisions give different probabilities here
+
+
 def test_the_default_plasticc_model_replays_real_rubin_alerts(tmp_path: Path) -> None:
     """PLAsTiCC simulates LSST's ugrizy, so the shipped model takes LSST packets; a ZTF model would be refused."""
     from mbfast.engine import Engine

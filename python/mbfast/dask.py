@@ -24,14 +24,14 @@ from mbfast.sources import CANONICAL, open_source, resolve
 
 
 @functools.lru_cache(maxsize=4)
-def _engine(model: str | None) -> Engine:
-    """One engine per worker process and model (engines are not picklable; each worker loads its own)."""
-    return Engine.load(model, num_threads=1)
+def _engine(model: str | None, precision: str = "fp32") -> Engine:
+    """One engine per worker process, model and precision (engines are not picklable; each worker loads its own)."""
+    return Engine.load(model, num_threads=1, precision=precision)
 
 
 def _classify_partition(frame: pd.DataFrame, model: str | None, state_dir: str | None,
-                        embedding: bool) -> pd.DataFrame:
-    engine = _engine(model)
+                        embedding: bool, precision: str) -> pd.DataFrame:
+    engine = _engine(model, precision)
     checks = RowChecks()
     chunk = clean_chunk(pa.Table.from_pandas(frame[list(CANONICAL)], preserve_index=False), engine.bands, checks)
     summary = BatchSummary()
@@ -42,14 +42,15 @@ def _classify_partition(frame: pd.DataFrame, model: str | None, state_dir: str |
     else:
         shard = int(frame.index[0])
         state_path = Path(state_dir) / f"shard-{shard:05d}.state"
-        stateful = Engine.load(model, num_threads=1, state=state_path if state_path.exists() else None)
+        stateful = Engine.load(model, num_threads=1, precision=precision,
+                               state=state_path if state_path.exists() else None)
         prediction = _step_chunk(stateful, chunk, summary)
         stateful.save_state(state_path)
     return result_table(prediction, engine, embedding).to_pandas()
 
 
-def classify(frame, model: str | os.PathLike[str] | None = None, n_shards: int | None = None,
-             state_dir: str | os.PathLike[str] | None = None, embedding: bool = False):  # type: ignore[no-untyped-def]
+def classify(frame, model: str | os.PathLike[str] | None = None, n_shards: int | None = None,  # type: ignore[no-untyped-def]
+             state_dir: str | os.PathLike[str] | None = None, embedding: bool = False, precision: str = "fp32"):
     """Classify a Dask DataFrame of observation rows (obj_id, band, t, mag, err) -> Dask DataFrame, one row per object.
 
     Every object is classified whole in one partition (partition k = hash shard k of obj_id). With `state_dir`,
@@ -66,13 +67,13 @@ def classify(frame, model: str | os.PathLike[str] | None = None, n_shards: int |
     meta = result_table(_engine(model_path).predict(np.empty(0, np.int64)), _engine(model_path),
                         embedding).to_pandas()
     return by_shard.map_partitions(_classify_partition, model_path, None if state_dir is None else os.fspath(state_dir),
-                                   embedding, meta=meta)
+                                   embedding, precision, meta=meta)
 
 
 def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os.PathLike[str], scheduler: str,
                             model: str | os.PathLike[str] | None = None, columns: dict[str, str] | None = None,
                             state_dir: str | os.PathLike[str] | None = None, n_shards: int | None = None,
-                            embedding: bool = False) -> BatchSummary:
+                            embedding: bool = False, precision: str = "fp32") -> BatchSummary:
     """`mbfast classify --scheduler ADDRESS|local:N`: read with Dask, classify, write a Parquet folder atomically."""
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
@@ -93,7 +94,7 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
         engine = Engine.load(model, num_threads=1)
         rejected = frame.map_partitions(_rejections, engine.bands, meta=pd.Series(dtype="int64")).compute().groupby(level=0).sum()
         results = classify(frame, model, n_shards=n_shards or max(2, frame.npartitions), state_dir=state_dir,
-                           embedding=embedding)
+                           embedding=embedding, precision=precision)
         output = Path(output)
         temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         shutil.rmtree(temp, ignore_errors=True)

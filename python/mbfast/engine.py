@@ -24,6 +24,8 @@ from mbfast.table import LightCurves, band_indices
 DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model.mbf"
 STATE_FORMAT_VERSION = 1  # byte layout of state files; equals _core.STATE_FORMAT_VERSION (tested)
 OUTPUTS = ("probs", "embedding", "regression")
+CPU_PRECISIONS = ("fp32", "bf16", "int8")   # Engine.load(precision=...) on the CPU
+CUDA_PRECISIONS = ("fp32", "bf16", "fp16")  # and on a GPU
 
 
 class Status(IntEnum):
@@ -140,7 +142,7 @@ class Engine:
             num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
-        precisions = ("fp32", "bf16", "int8") if device == "cpu" else ("fp32", "bf16", "fp16")
+        precisions = CPU_PRECISIONS if device == "cpu" else CUDA_PRECISIONS
         if precision not in precisions:
             hint = " (int8 runs on the CPU only)" if precision == "int8" else ""
             raise ValueError(f"precision on {device} must be one of {precisions}, got {precision!r}{hint}")

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mbfast.alerts import AlertProblem, AlertRows, ZtfCuts, read_alerts
+from mbfast.engine import CPU_PRECISIONS
 from mbfast.surveys import SURVEYS
 
 # Engine.step statuses in code order (cpp/engine.h Status), then the per-alert statuses replay adds
@@ -353,6 +354,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="model file (default: the model shipped with mbfast)")
     parser.add_argument("--min-rb", type=float, default=ZtfCuts.min_rb, help="ZTF rb cut (default %(default)s)")
     parser.add_argument("--apparent", action="store_true", help="ZTF apparent magnitudes near reference sources")
+    parser.add_argument("--precision", default="fp32", choices=CPU_PRECISIONS,
+                        help="weights' precision (docs/engine.md); state files do not depend on it")
     parser.set_defaults(run=run_stream)
 
 
@@ -360,7 +363,7 @@ def run_stream(args: argparse.Namespace) -> int:
     """Replay one batch and print a JSON summary; exit status 1 when some packets could not be read."""
     import mbfast
 
-    engine = mbfast.Engine.load(args.model)
+    engine = mbfast.Engine.load(args.model, precision=args.precision)
     result = replay(args.alerts, engine, state_dir=args.state, scores_path=args.output,
                     cuts=ZtfCuts(min_rb=args.min_rb, apparent=args.apparent))
     summary = _summary(result)
