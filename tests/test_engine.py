@@ -199,6 +199,22 @@ def test_structural_errors_raise_and_leave_state_untouched(warm_engine: Engine, 
     assert_same_snapshot(before, snapshot(warm_engine, np.array([1, 2, 3])))
 
 
+def test_band_labels_as_a_numpy_array_take_the_same_path_as_codes(model_path: Path) -> None:
+    # the alert readers' layout: exact numeric columns, band as a NumPy str array (converted alone)
+    columns = (np.array([1, 1, 1, 1], np.int64), np.array([0.0, 1.0, 2.0, 3.0]),
+               np.array([20.0, 20.1, 19.9, 20.2], np.float32), np.full(4, 0.1, np.float32))
+    labels = np.array(["g", "g", "g", "i"])
+    with_codes = Engine.load(model_path, num_threads=1).step(columns[0], np.array([1, 1, 1, 3], np.int8),
+                                                             *columns[1:], outputs=ALL_OUTPUTS)
+    with_labels = Engine.load(model_path, num_threads=1).step(columns[0], labels, *columns[1:], outputs=ALL_OUTPUTS)
+    for name in ("status",) + ALL_OUTPUTS:
+        np.testing.assert_array_equal(getattr(with_labels, name), getattr(with_codes, name), err_msg=name)
+    engine = Engine.load(model_path, num_threads=1)
+    with pytest.raises(ValueError, match=r"row 2 \(obj_id 1\): unknown band 'w'"):
+        engine.step(columns[0], np.array(["g", "g", "w", "i"]), *columns[1:])
+    assert len(engine) == 0
+
+
 @pytest.mark.parametrize(("field", "value", "message", "status"), [
     ("err", -0.02, r"row 2 \(obj_id 1\): err must be > 0, got -0.02", Status.INVALID),
     ("err", 0.0, r"row 2 \(obj_id 1\): err must be > 0, got 0", Status.INVALID),

@@ -99,6 +99,7 @@ class Engine:
     def __init__(self, core: _core.Engine) -> None:
         self._core = core
         self.config: ModelConfig = ModelConfig.from_json(core.config_json)
+        self._band_code_of = {label: index for index, label in enumerate(self.config.bands)}
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, num_threads: int | None = None,
@@ -239,7 +240,9 @@ class Engine:
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
         wanted = _wanted_outputs(outputs)
-        columns = _exact_columns(obj_ids, band, t, mag, err) or self._columns(obj_ids, band, t, mag, err)
+        columns = (_exact_columns((obj_ids, band, t, mag, err), _CORE_DTYPES)
+                   or self._exact_but_band_labels(obj_ids, band, t, mag, err)
+                   or self._columns(obj_ids, band, t, mag, err))
         # positional: pybind11 parses keywords in ~0.7 us, a tenth of a one-row call's overhead
         raw = self._core.step(*columns, errors == "skip", *wanted)
         return StepResult(raw["status"], raw.get("probs"), raw.get("embedding"), raw.get("regression"))
@@ -309,6 +312,18 @@ class Engine:
         err_values = _float_column("err", arrays["err"], np.float32)
         return ids, codes, t_values, mag_values, err_values
 
+    def _exact_but_band_labels(self, obj_ids: object, band: object, t: object, mag: object,
+                               err: object) -> tuple[np.ndarray, ...] | None:
+        """As _exact_columns, with band as a NumPy array of str labels (what alert readers give): only the band is
+        converted, ~6 us instead of ~14 us at N = 1."""
+        if type(band) is not np.ndarray or band.dtype.kind not in "US":
+            return None
+        columns = _exact_columns((obj_ids, band, t, mag, err), _LABEL_DTYPES)
+        if columns is None:
+            return None
+        ids = columns[0]
+        return ids, self._band_codes(band, ids), columns[2], columns[3], columns[4]
+
     def _band_codes(self, band: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """int8 (N,) band indices; vectorised for the hot path, table.band_indices words the error."""
         n_bands = len(self.bands)
@@ -317,7 +332,7 @@ class Engine:
                 band_indices(band, self.bands, ids)  # raises naming the row
             return np.ascontiguousarray(band, dtype=np.int8)
         if len(band) <= 16:  # alert-sized calls: a dict lookup beats the vectorised path's fixed cost
-            lookup = {label: index for index, label in enumerate(self.bands)}
+            lookup = self._band_code_of
             codes = np.array([lookup.get(str(label), -1) for label in band], dtype=np.int8)
             if (codes < 0).any():
                 band_indices(band, self.bands, ids)  # raises naming the row
@@ -352,6 +367,7 @@ def _check_device(device: object) -> None:
 
 # _core.step's column dtypes: obj_id, band code, t, mag, err
 _CORE_DTYPES = tuple(np.dtype(kind) for kind in (np.int64, np.int8, np.float64, np.float32, np.float32))
+_LABEL_DTYPES = (_CORE_DTYPES[0], None, *_CORE_DTYPES[2:])  # band: str labels, converted by Engine._band_codes
 
 
 @functools.lru_cache(maxsize=64)
@@ -367,14 +383,14 @@ def _wanted_outputs(outputs: Iterable[str]) -> tuple[bool, bool, bool]:
     return _wanted_flags((outputs,) if isinstance(outputs, str) else tuple(outputs))
 
 
-def _exact_columns(*columns: object) -> tuple[np.ndarray, ...] | None:
-    """The columns as they are when they already have _core's dtypes (band as int8 codes), are 1-d, C-contiguous and
-    of one length, else None. The hot path of a stream: no conversion or copy, ~1 us instead of ~13 us at N = 1;
-    _core still checks every value (band codes included) and names the row."""
+def _exact_columns(columns: tuple[object, ...], dtypes: tuple[np.dtype | None, ...]) -> tuple[np.ndarray, ...] | None:
+    """The columns as they are when they already have `dtypes` (_CORE_DTYPES: _core's, band as int8 codes; None: any),
+    are 1-d, C-contiguous and of one length, else None. The hot path of a stream: no conversion or copy, ~1 us instead
+    of ~13 us at N = 1; _core still checks every value (band codes included) and names the row."""
     n = None
-    for values, dtype in zip(columns, _CORE_DTYPES):
+    for values, dtype in zip(columns, dtypes):
         # numpy's builtin dtypes are singletons, so `is` is the cheap test; a miss only means the checked path
-        if (type(values) is not np.ndarray or values.dtype is not dtype or values.ndim != 1
+        if (type(values) is not np.ndarray or (dtype is not None and values.dtype is not dtype) or values.ndim != 1
                 or not values.flags.c_contiguous or (n is not None and len(values) != n)):
             return None
         n = len(values)
