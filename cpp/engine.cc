@@ -28,6 +28,7 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr int kChunkRows = 96;          // rows per gathered batch: 16 full 6-row GEMM tiles, all in L2
+constexpr size_t kMinChunkRows = 6;     // a wave is spread over threads only down to one full GEMM tile each
 constexpr int64_t kClassifyObjects = 16384;  // objects per classify pass (bounds its temporary state)
 // Finite but absurd values would overflow fp32 inside the model and leave NaN in an object's state for good, so
 // rows beyond these bounds are invalid. They are far outside any survey's data: MJD, JD and Unix seconds all fit.
@@ -521,15 +522,14 @@ void prefetch_state(const std::vector<float>& fp32, const std::vector<uint16_t>&
   else prefetch(fp16.data() + offset, sizeof(uint16_t) * count);
 }
 
-// One band step + one central step for M tasks of the same band and wave (distinct objects).
-void run_chunk(const Model& model, const PackedModel& packed, StateStore& store, const Task* const* tasks, int M, const float* colours,
-               RowOutputs outputs, Workspace& ws) {
+// The band step and translation for M tasks of the same band and wave (distinct objects): `translated` (M, Hc)
+// receives each row's translated band embedding, the central step's input.
+void band_chunk(const Model& model, const PackedModel& packed, StateStore& store, const Task* const* tasks, int M,
+                float* translated, Workspace& ws) {
   const ModelConfig& config = model.config;
   const int band = tasks[0]->band;
-  const int B = config.n_bands(), L = config.band_layers, H = config.band_hidden;
-  const int Lc = config.central_layers, Hc = config.central_hidden;
-  const int C = config.n_classes(), T = config.n_targets(), P = config.n_colours(), F = config.final_width();
-  const size_t LH = size_t(L) * H, LHc = size_t(Lc) * Hc;
+  const int B = config.n_bands(), L = config.band_layers, H = config.band_hidden, Hc = config.central_hidden;
+  const size_t LH = size_t(L) * H;
   const auto eps = static_cast<float>(config.layernorm_eps);
 
   // gather the band's state rows
@@ -547,10 +547,6 @@ void run_chunk(const Model& model, const PackedModel& packed, StateStore& store,
     std::memcpy(window + size_t(m) * kRowWidth, tasks[m]->window, sizeof(float) * kRowWidth);
     read_state(store.band_hidden_state, store.band_hidden_fp16, state, LH, band_hidden + m * LH);
     read_state(store.band_cell_state, store.band_cell_fp16, state, LH, band_cell + m * LH);
-  }
-  for (int m = 0; m < M; ++m) {  // the central state arrives while the band stack computes
-    prefetch_state(store.central_hidden_state, store.central_hidden_fp16, size_t(tasks[m]->slot) * LHc, LHc);
-    prefetch_state(store.central_cell_state, store.central_cell_fp16, size_t(tasks[m]->slot) * LHc, LHc);
   }
   stack_step(packed, model.band_stacks[band], eps, M, window, kRowWidth, band_hidden, band_cell, ws);
   for (int m = 0; m < M; ++m) {
@@ -573,17 +569,33 @@ void run_chunk(const Model& model, const PackedModel& packed, StateStore& store,
     ld_in = Hc;
   }
   ops::layer_norm_cpu(M, Hc, input, ld_in, model.translator_norm_weight[band].data(),
-                      model.translator_norm_bias[band].data(), eps, mixed, Hc);
+                      model.translator_norm_bias[band].data(), eps, translated, Hc);
+}
 
-  // central step on the translated band embedding
+// The central step and the heads for M tasks of one wave, any bands (the central weights are shared by all bands,
+// so small calls of several bands stream them once): `translated` (M, Hc) from band_chunk, `colours` (M, P).
+void central_chunk(const Model& model, const PackedModel& packed, StateStore& store, const Task* const* tasks, int M,
+                   const float* translated, const float* colours, RowOutputs outputs, Workspace& ws) {
+  const ModelConfig& config = model.config;
+  const int Lc = config.central_layers, Hc = config.central_hidden;
+  const int C = config.n_classes(), T = config.n_targets(), P = config.n_colours(), F = config.final_width();
+  const size_t LHc = size_t(Lc) * Hc;
+  const auto eps = static_cast<float>(config.layernorm_eps);
+
   float* central_hidden = Workspace::sized(ws.central_hidden, M * LHc);
   float* central_cell = Workspace::sized(ws.central_cell, M * LHc);
+  constexpr int kAhead = 2;  // as in band_chunk
   for (int m = 0; m < M; ++m) {
+    if (m + kAhead < M) {
+      const size_t ahead = size_t(tasks[m + kAhead]->slot) * LHc;
+      prefetch_state(store.central_hidden_state, store.central_hidden_fp16, ahead, LHc);
+      prefetch_state(store.central_cell_state, store.central_cell_fp16, ahead, LHc);
+    }
     const size_t state = size_t(tasks[m]->slot) * LHc;
     read_state(store.central_hidden_state, store.central_hidden_fp16, state, LHc, central_hidden + m * LHc);
     read_state(store.central_cell_state, store.central_cell_fp16, state, LHc, central_cell + m * LHc);
   }
-  stack_step(packed, model.central, eps, M, mixed, Hc, central_hidden, central_cell, ws);
+  stack_step(packed, model.central, eps, M, translated, Hc, central_hidden, central_cell, ws);
   for (int m = 0; m < M; ++m) {
     const size_t state = size_t(tasks[m]->slot) * LHc;
     write_state(central_hidden + m * LHc, LHc, state, store.central_hidden_state, store.central_hidden_fp16);
@@ -770,52 +782,78 @@ void Engine::advance(StateStore& store, CudaState* cuda, const Observations& row
     task_ptrs[i] = &plan.tasks[order[i]];
     std::memcpy(colours.data() + i * P, plan.colours.data() + size_t(order[i]) * P, sizeof(float) * P);
   }
+  const size_t Hc = config.central_hidden;
+  std::vector<float> translated(order.size() * Hc);  // band_chunk -> central_chunk, in `order`
+  // Rows [begin, end) as chunks of at most kChunkRows and of even sizes, as many as `threads` or a multiple of it
+  // (a ragged last chunk would leave threads idle at the end of a phase) while each keeps a full 6-row GEMM tile.
+  auto split_evenly = [](size_t begin, size_t end, int threads, std::vector<Chunk>& out) {
+    const size_t rows = end - begin, T = size_t(threads);
+    size_t n = (rows + kChunkRows - 1) / kChunkRows;
+    n = n > T ? (n + T - 1) / T * T : std::min(T, std::max(n, rows / kMinChunkRows));
+    for (size_t k = 0; k < n; ++k) out.push_back({begin + (end - begin) * k / n, begin + (end - begin) * (k + 1) / n});
+  };
+  // Runs fn(chunk, workspace) for every chunk: chunks spread over the threads, or a lone chunk split by columns
+  // over all of them when `split` (ColumnTeam).
+  auto run_phase = [&](const std::vector<Chunk>& chunks, bool split, auto&& fn) {
+    if (chunks.size() != 1 || !split) {
+      pool_.run(static_cast<int64_t>(chunks.size()),
+                [&](int64_t item, int worker) { fn(chunks[item], *workspaces_[worker]); });
+      return;
+    }
+    ColumnTeam team(pool_.size());
+    pool_.run(pool_.size(), [&](int64_t item, int worker) {
+      if (item > 0) return team.help();
+      Workspace& ws = *workspaces_[worker];
+      struct Lead {  // releases the helpers even when the step throws
+        ColumnTeam& team;
+        Workspace& ws;
+        ~Lead() { ws.team = nullptr; team.finish(); }
+      } lead{team, ws};
+      ws.team = &team;
+      fn(chunks[0], ws);
+    });
+  };
   size_t wave_begin = 0;
-  std::vector<Chunk> chunks;
+  std::vector<Chunk> band_chunks, central_chunks;
   while (wave_begin < order.size()) {
     const int wave = task_ptrs[wave_begin]->wave;
-    chunks.clear();
-    size_t i = wave_begin;
-    while (i < order.size() && task_ptrs[i]->wave == wave) {
-      const int band = task_ptrs[i]->band;
+    size_t wave_end = wave_begin;
+    while (wave_end < order.size() && task_ptrs[wave_end]->wave == wave) ++wave_end;
+    band_chunks.clear();  // rows of one band (its own weights)
+    for (size_t i = wave_begin; i < wave_end;) {
       size_t end = i;
-      while (end < order.size() && task_ptrs[end]->wave == wave && task_ptrs[end]->band == band &&
-             end - i < size_t(kChunkRows))
-        ++end;
-      chunks.push_back({i, end});
+      while (end < wave_end && task_ptrs[end]->band == task_ptrs[i]->band) ++end;
+      split_evenly(i, end, 1, band_chunks);
       i = end;
     }
-    auto run = [&](const Chunk& chunk, Workspace& ws) {
-      run_chunk(*model_, *packed_, store, task_ptrs.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
-                colours.data() + chunk.begin * P, outputs, ws);
+    central_chunks.clear();  // any rows of the wave: every band shares the central weights
+    split_evenly(wave_begin, wave_end, pool_.size(), central_chunks);
+    // a phase of one chunk (e.g. a one-row call) may split its products over the threads; timed to choose
+    const bool lone = pool_.size() > 1 && (band_chunks.size() == 1 || central_chunks.size() == 1);
+    const bool split = lone && split_chooser_.split_next();
+    const auto start = std::chrono::steady_clock::now();
+    auto run_band = [&](const Chunk& chunk, Workspace& ws) {
+      band_chunk(*model_, *packed_, store, task_ptrs.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
+                 translated.data() + chunk.begin * Hc, ws);
     };
-    if (chunks.size() == 1 && pool_.size() > 1 && split_chooser_.split_next()) {
-      // one chunk (e.g. a single row): all threads share its products by columns instead of idling
-      const auto start = std::chrono::steady_clock::now();
-      ColumnTeam team(pool_.size());
-      pool_.run(pool_.size(), [&](int64_t item, int worker) {
-        if (item > 0) return team.help();
-        Workspace& ws = *workspaces_[worker];
-        struct Lead {  // releases the helpers even when the step throws
-          ColumnTeam& team;
-          Workspace& ws;
-          ~Lead() { ws.team = nullptr; team.finish(); }
-        } lead{team, ws};
-        ws.team = &team;
-        run(chunks[0], ws);
+    auto run_central = [&](const Chunk& chunk, Workspace& ws) {
+      central_chunk(*model_, *packed_, store, task_ptrs.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
+                    translated.data() + chunk.begin * Hc, colours.data() + chunk.begin * P, outputs, ws);
+    };
+    if (band_chunks.size() == 1 && central_chunks.size() == 1) {  // both phases in one hand-over to the threads
+      run_phase(band_chunks, split, [&](const Chunk& chunk, Workspace& ws) {
+        run_band(chunk, ws);
+        run_central(central_chunks[0], ws);
       });
-      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-      split_chooser_.record(true, took.count() / double(chunks[0].end - chunks[0].begin));
-    } else if (chunks.size() == 1 && pool_.size() > 1) {
-      const auto start = std::chrono::steady_clock::now();
-      run(chunks[0], *workspaces_[0]);
-      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-      split_chooser_.record(false, took.count() / double(chunks[0].end - chunks[0].begin));
     } else {
-      pool_.run(static_cast<int64_t>(chunks.size()),
-                [&](int64_t item, int worker) { run(chunks[item], *workspaces_[worker]); });
+      run_phase(band_chunks, split, run_band);
+      run_phase(central_chunks, split, run_central);
     }
-    wave_begin = i;
+    if (lone) {
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+      split_chooser_.record(split, took.count() / double(wave_end - wave_begin));
+    }
+    wave_begin = wave_end;
   }
 }
 

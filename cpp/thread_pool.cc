@@ -12,6 +12,7 @@ namespace {
 // How long an idle worker keeps checking for the next loop before it sleeps: longer than the Python-side gap
 // between two small Engine.step calls (~10 us), short enough not to hold a core between bursts.
 constexpr auto kSpinTime = std::chrono::microseconds(200);
+constexpr unsigned kJoinPolls = 2048;  // ~20-50 us of polling for the workers of a finished loop
 
 }  // namespace
 
@@ -84,8 +85,13 @@ void ThreadPool::run(int64_t n_items, const std::function<void(int64_t, int)>& f
   work(0, fn, n_items);
   // Every item is taken. Wait only for the workers that joined this loop (they may still be running one): a worker
   // still asleep is not waited for, and once job_ is cleared it sees the loop is over when it wakes.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_ = nullptr;
+  }
+  // those workers are usually finishing their last item: a short spin saves a sleep and wake-up through the OS
+  for (SpinWait wait; busy_workers_.load(std::memory_order_acquire) > 0 && wait.polls() < kJoinPolls;) wait();
   std::unique_lock<std::mutex> lock(mutex_);
-  job_ = nullptr;
   done_.wait(lock, [&] { return busy_workers_ == 0; });
   if (error_) std::rethrow_exception(error_);
 }

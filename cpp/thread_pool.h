@@ -39,7 +39,7 @@ class ThreadPool {
   int64_t n_items_ = 0;
   std::atomic<int64_t> next_{0};
   std::atomic<uint64_t> generation_{0};  // a new loop; written under mutex_, read while spinning without it
-  int busy_workers_ = 0;  // workers that joined the current loop and have not left it
+  std::atomic<int> busy_workers_{0};  // workers that joined the current loop and have not left it (changed under mutex_)
   std::atomic<bool> stopping_{false};
   std::exception_ptr error_;
 };
