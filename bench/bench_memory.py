@@ -8,16 +8,13 @@ smoke run) are not measured but extrapolated linearly from the largest measured 
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from mbfast.bench_cli import ZTF_CONFIG, random_weights
+from child import run_child
+from mbfast.bench_cli import ZTF_CONFIG
 from mbfast.costs import model_info
-from mbfast.modelfile import write_model
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 MEASURED: dict[tuple[str, int], float] = {}  # (state dtype, objects) -> resident bytes per object, this session
@@ -43,17 +40,8 @@ print(json.dumps({"objects": len(engine), "rss_growth": rss() - before, "insert_
 """
 
 
-@pytest.fixture(scope="module")
-def ztf_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("memory") / "ztf.mbf"
-    write_model(path, ZTF_CONFIG, random_weights(ZTF_CONFIG))
-    return path
-
-
 def measure(model: Path, n_objects: int, state_dtype: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(model), str(n_objects), state_dtype], check=True,
-                          capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(_CHILD, model, n_objects, state_dtype)
 
 
 @pytest.mark.parametrize("state_dtype", ["fp32", "fp16"])

@@ -9,16 +9,13 @@ observation in a random band. Sizes above --bench-max-objects (default 1e6; 1e4 
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from mbfast.bench_cli import ZTF_CONFIG, random_weights
+from child import run_child
+from mbfast.bench_cli import ZTF_CONFIG
 from mbfast.costs import model_info
-from mbfast.modelfile import write_model
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 ROWS_PER_CALL = 4096
@@ -57,17 +54,8 @@ print(json.dumps({"objects": len(engine), "rows": batch * rounds, "predicted": p
 """
 
 
-@pytest.fixture(scope="module")
-def ztf_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("scaling") / "ztf.mbf"
-    write_model(path, ZTF_CONFIG, random_weights(ZTF_CONFIG))
-    return path
-
-
 def measure(model: Path, n_objects: int, threads: int) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(model), str(n_objects), str(threads),
-                           str(ROWS_PER_CALL), str(ROUNDS)], check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(_CHILD, model, n_objects, threads, ROWS_PER_CALL, ROUNDS)
 
 
 @pytest.mark.parametrize("n_objects", SIZES)

@@ -61,6 +61,14 @@ def shape(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
+def ztf_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The paper's ZTF shape with random weights, for the benchmarks that only need its shape."""
+    path = tmp_path_factory.mktemp("ztf_model") / "ztf.mbf"
+    write_model(path, ZTF_CONFIG, random_weights(ZTF_CONFIG))
+    return path
+
+
+@pytest.fixture(scope="session")
 def plasticc_curves() -> LightCurves:
     return load_plasticc().curves
 
