@@ -68,22 +68,15 @@ def check_inputs(inputs: ModelInputs, curves: LightCurves) -> None:
     assert np.all(np.isfinite(inputs.rows)) and np.all(np.isfinite(inputs.colours))
 
 
-def test_preprocess_mbfast_large(benchmark, large_curves: LightCurves,  # noqa: ANN001 (fixture)
-                                 record_throughput: Callable[[int, str], None]) -> None:
+@pytest.mark.parametrize("table", ["large_curves", "small_curves"])
+def test_preprocess_mbfast(benchmark, table: str, request: pytest.FixtureRequest,  # noqa: ANN001 (fixture)
+                           record_throughput: Callable[[int, str], None]) -> None:
+    curves: LightCurves = request.getfixturevalue(table)
     benchmark.group = GROUP
-    preprocess(large_curves.object(0), N_SKIP)  # compile (or load the cache) outside the timing
-    inputs = benchmark.pedantic(preprocess, args=(large_curves, N_SKIP), rounds=5, warmup_rounds=1)
-    record_throughput(len(large_curves), f"mbfast {len(large_curves) / 1e6:.0f}M")
-    check_inputs(inputs, large_curves)
-
-
-def test_preprocess_mbfast_small(benchmark, small_curves: LightCurves,  # noqa: ANN001 (fixture)
-                                 record_throughput: Callable[[int, str], None]) -> None:
-    benchmark.group = GROUP
-    preprocess(small_curves.object(0), N_SKIP)
-    inputs = benchmark.pedantic(preprocess, args=(small_curves, N_SKIP), rounds=5, warmup_rounds=1)
-    record_throughput(len(small_curves), f"mbfast {len(small_curves) / 1e6:.0f}M")
-    check_inputs(inputs, small_curves)
+    preprocess(curves.object(0), N_SKIP)  # compile (or load the cache) outside the timing
+    inputs = benchmark.pedantic(preprocess, args=(curves, N_SKIP), rounds=5, warmup_rounds=1)
+    record_throughput(len(curves), f"mbfast {len(curves) / 1e6:.0f}M")
+    check_inputs(inputs, curves)
 
 
 def test_preprocess_pandas(benchmark, small_curves: LightCurves,  # noqa: ANN001 (fixture)

@@ -25,6 +25,7 @@ from mbfast.datasets import LabelledSet
 from mbfast.inputs import ModelInputs
 from mbfast.model import metrics
 from mbfast.model.data import TrainingData, cap_per_class, load_inputs, save_inputs, stratified_split
+from mbfast.model.plots import save_confusion_matrix
 
 SIMULATED = {"plasticc": "SIMULATED (PLAsTiCC, LSST ugrizy)",
              "yse": "REAL (YSE DR1 spectroscopic subset, PS1 griz + ZTF gr)"}
@@ -426,34 +427,23 @@ def summarise(results: dict[str, MethodResult], regression: dict, true: np.ndarr
 
 def plot_confusion(true: np.ndarray, predictions: list, class_names: tuple[str, ...], method: str, path: Path) -> None:
     """Recall-normalised confusion matrix, median over folds; '[q25-q75]' under it when there are several folds."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n_classes = len(class_names)
     stacked = []
     for pred in predictions:
         matrix = metrics.confusion_matrix(true, pred, n_classes).astype(np.float64)
         stacked.append(matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1))
     q25, median, q75 = np.percentile(np.array(stacked), [25, 50, 75], axis=0)  # (C, C) each
+
+    def cell_text(i: int, j: int) -> str:
+        text = f"{median[i, j]:.2f}"
+        if len(predictions) > 1 and (q75[i, j] > 0 or median[i, j] > 0):
+            text += f"\n[{q25[i, j]:.2f}-{q75[i, j]:.2f}]"
+        return text
+
     size = 0.75 * n_classes + 3
-    fig, ax = plt.subplots(figsize=(size, size - 0.5))
-    ax.imshow(median, cmap="Blues", vmin=0, vmax=1)
-    for i in range(n_classes):
-        for j in range(n_classes):
-            text = f"{median[i, j]:.2f}"
-            if len(predictions) > 1 and (q75[i, j] > 0 or median[i, j] > 0):
-                text += f"\n[{q25[i, j]:.2f}-{q75[i, j]:.2f}]"
-            ax.text(j, i, text, ha="center", va="center", fontsize=max(5.5, 12 - 0.5 * n_classes),
-                    color="white" if median[i, j] > 0.5 else "black")
-    ax.set_xticks(range(n_classes), class_names, rotation=90)
-    ax.set_yticks(range(n_classes), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{method}: recall-normalised, median of {len(predictions)} folds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_confusion_matrix(median, class_names, f"{method}: recall-normalised, median of {len(predictions)} folds",
+                          path, figsize=(size, size - 0.5), dpi=90, fontsize=max(5.5, 12 - 0.5 * n_classes),
+                          cell_text=cell_text)
 
 
 def markdown(summary: dict, class_names: tuple[str, ...], true: np.ndarray) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 from mbfast.model import metrics
 from mbfast.model.data import load_training_data
 from mbfast.model.export import load_torch_model
+from mbfast.model.plots import save_confusion_matrix
 from mbfast.model.training import Predictions, predict, resolve_device
 
 
@@ -80,20 +81,10 @@ def write_report(predictions: Predictions, labels: np.ndarray, targets: np.ndarr
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
 
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(0.55 * n_classes + 3, 0.55 * n_classes + 2))
-    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    for i in range(n_classes):
-        for j in range(n_classes):
-            ax.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                    color="white" if normalised[i, j] > 0.5 else "black")
-    ax.set_xticks(range(n_classes), class_names, rotation=90)
-    ax.set_yticks(range(n_classes), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"recall-normalised confusion matrix (macro F1 {report['macro_f1']:.3f})")
-    fig.tight_layout()
-    fig.savefig(out_dir / "confusion_matrix.png", dpi=120)
-    plt.close(fig)
+    save_confusion_matrix(normalised, class_names,
+                          f"recall-normalised confusion matrix (macro F1 {report['macro_f1']:.3f})",
+                          out_dir / "confusion_matrix.png", figsize=(0.55 * n_classes + 3, 0.55 * n_classes + 2),
+                          dpi=120, fontsize=6)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, f1_steps, marker="o")
