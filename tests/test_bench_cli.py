@@ -28,6 +28,7 @@ def test_bench_times_each_precision_and_batch(tmp_path: Path, monkeypatch: pytes
     for result in report["results"]:
         assert result["obs_per_s"] == pytest.approx(result["batch"] / result["seconds"])
         assert result["gflops"] == pytest.approx(result["obs_per_s"] * flops / 1e9)
+        assert result["ceiling_fraction"] is None  # no ceiling measured: no made-up fraction
     assert report["missing"] == ["gemm ceiling", "onnxruntime", "torch", "torch.compile"]
     table = capsys.readouterr().out
     assert "mbfast-bf16 x" in table  # the first precision is the ratio's reference

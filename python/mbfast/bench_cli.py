@@ -207,7 +207,7 @@ def run_bench(args: argparse.Namespace) -> int:
     num_threads = args.threads or len(os.sched_getaffinity(0))
     flops = int(model_info(ZTF_CONFIG)["flops_per_observation"])
     ceiling = modules["roofline"].gemm_ceiling(args.gemm_n) if "roofline" in modules else None  # type: ignore
-    ceiling_gflops = float(ceiling["gflops"]) if ceiling else float("nan")
+    ceiling_gflops = float(ceiling["gflops"]) if ceiling else None
     results: list[dict[str, object]] = []
     compiled: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -220,7 +220,7 @@ def run_bench(args: argparse.Namespace) -> int:
                 obs_per_s = batch / seconds
                 results.append({"batch": batch, "implementation": name, "seconds": seconds, "obs_per_s": obs_per_s,
                                 "gflops": obs_per_s * flops / 1e9,
-                                "ceiling_fraction": obs_per_s * flops / 1e9 / ceiling_gflops})
+                                "ceiling_fraction": obs_per_s * flops / 1e9 / ceiling_gflops if ceiling_gflops else None})
     report = {"shape": "ztf", "config": json.loads(ZTF_CONFIG.to_json()), "flops_per_observation": flops,
               "num_threads": num_threads, "precisions": list(args.precision), "gemm_ceiling": ceiling, "results": results,
               "missing": sorted({"torch", "torch.compile", "onnxruntime", "gemm ceiling"}
@@ -246,8 +246,10 @@ def format_table(report: dict[str, object]) -> str:
     mbfast = {r["batch"]: float(r["obs_per_s"]) for r in results if r["implementation"] == lead}  # type: ignore
     for r in results:
         ratio = mbfast[r["batch"]] / float(r["obs_per_s"])  # type: ignore[arg-type]
+        fraction = r["ceiling_fraction"]
+        share = f"{100 * float(fraction):>8.1f}%" if fraction is not None else f"{'-':>9}"  # type: ignore[arg-type]
         lines.append(f"{r['batch']:>6} {r['implementation']:<14} {float(r['obs_per_s']):>12,.0f} "  # type: ignore
-                     f"{ratio:>11.2f}x {float(r['gflops']):>8.1f} {100 * float(r['ceiling_fraction']):>8.1f}%")  # type: ignore
+                     f"{ratio:>11.2f}x {float(r['gflops']):>8.1f} {share}")  # type: ignore
     if report.get("torch_compile_error"):
         lines.append(f"torch.compile failed: {report['torch_compile_error']}")
     if report.get("missing"):
