@@ -108,7 +108,7 @@ int32_t StateStore::add(int64_t id) {
   grow(central_t, s, 0.0);
   grow(has_prediction, s, uint8_t{0});
   grow(probs, s * n_classes, kNaN);
-  grow(embedding, s * central_hidden, kNaN);
+  grow(embedding, s * embedding_width(), kNaN);
   grow(regression, s * n_targets, kNaN);
   slot_of[id] = slot;
   return slot;
@@ -134,7 +134,7 @@ bool StateStore::remove(int64_t id) {
     move_block(central_t, 1, last, slot);
     move_block(has_prediction, 1, last, slot);
     move_block(probs, size_t(n_classes), last, slot);
-    move_block(embedding, size_t(central_hidden), last, slot);
+    move_block(embedding, embedding_width(), last, slot);
     move_block(regression, size_t(n_targets), last, slot);
     slot_of[obj_id[slot]] = static_cast<int32_t>(slot);
   }
@@ -150,7 +150,7 @@ bool StateStore::remove(int64_t id) {
   shrink(central_t, last);
   shrink(has_prediction, last);
   shrink(probs, last * n_classes);
-  shrink(embedding, last * central_hidden);
+  shrink(embedding, last * embedding_width());
   shrink(regression, last * n_targets);
   return true;
 }
@@ -171,17 +171,17 @@ void StateStore::reserve(int64_t n_objects) {
   central_t.reserve(s);
   has_prediction.reserve(s);
   probs.reserve(s * n_classes);
-  embedding.reserve(s * central_hidden);
+  embedding.reserve(s * embedding_width());
   regression.reserve(s * n_targets);
 }
 
-// equals state_file.cc object_bytes: the file stores exactly these arrays
+// for a CPU engine with fp32 state, equals state_file.cc object_bytes: the file holds exactly these arrays
 size_t StateStore::bytes_per_object() const {
   const size_t B = n_bands, recurrent = fp16_recurrent ? sizeof(uint16_t) : sizeof(float);
   return sizeof(int64_t) + B * (sizeof(int32_t) + 2 * sizeof(double) + 4 * sizeof(float)) +
          2 * recurrent * B * band_layers * band_hidden + sizeof(double) +
          2 * recurrent * central_layers * central_hidden + 1 +
-         sizeof(float) * (n_classes + central_hidden + n_targets);
+         sizeof(float) * (n_classes + embedding_width() + n_targets);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -600,6 +600,9 @@ void central_chunk(const Model& model, const PackedModel& packed, StateStore& st
     const size_t state = size_t(tasks[m]->slot) * LHc;
     write_state(central_hidden + m * LHc, LHc, state, store.central_hidden_state, store.central_hidden_fp16);
     write_state(central_cell + m * LHc, LHc, state, store.central_cell_state, store.central_cell_fp16);
+    // 16-bit state: the heads see the stored (rounded) h, so predict's embedding, recomputed from it, is the same
+    if (store.fp16_recurrent)
+      read_state(store.central_hidden_state, store.central_hidden_fp16, state, LHc, central_hidden + m * LHc);
   }
 
   // final representation [embedding, colours, multiband dt] (§3.5) -> classifier softmax, regressors
@@ -624,7 +627,6 @@ void central_chunk(const Model& model, const PackedModel& packed, StateStore& st
     const int64_t row = tasks[m]->row;
     store.has_prediction[slot] = 1;
     std::memcpy(store.probs.data() + slot * C, logits + size_t(m) * C, sizeof(float) * C);
-    std::memcpy(store.embedding.data() + slot * Hc, final + size_t(m) * F, sizeof(float) * Hc);
     if (T) std::memcpy(store.regression.data() + slot * T, target + size_t(m) * T, sizeof(float) * T);
     if (outputs.probs) std::memcpy(outputs.probs + row * C, logits + size_t(m) * C, sizeof(float) * C);
     if (outputs.embedding) std::memcpy(outputs.embedding + row * Hc, final + size_t(m) * F, sizeof(float) * Hc);
@@ -682,6 +684,31 @@ StateStore with_fp16_state(StateStore store) {
   narrow(store.central_hidden_state, store.central_hidden_fp16);
   narrow(store.central_cell_state, store.central_cell_fp16);
   return store;
+}
+
+// The embedding of object `slot` from the central h its store holds on the host: the mix of its layers with the
+// classifier's weights (eq. 3), what its last central step computed from the same h; NaN before its first
+// prediction. Hc values to `out`.
+void mix_embedding(const Model& model, const StateStore& store, int32_t slot, float* out) {
+  const int Lc = store.central_layers, Hc = store.central_hidden;
+  if (!store.has_prediction[slot]) return std::fill(out, out + Hc, kNaN);
+  std::vector<float> hidden(size_t(Lc) * Hc);
+  read_state(store.central_hidden_state, store.central_hidden_fp16, size_t(slot) * Lc * Hc, hidden.size(),
+             hidden.data());
+  ops::layer_mix_cpu(1, Lc, Hc, hidden.data(), model.central.mix.data(), out, Hc);
+}
+
+// Row k of predict's or classify's outputs for object `slot` (-1: unknown, only n_obs = 0 is written).
+void object_outputs(const Model& model, const StateStore& store, int32_t slot, int64_t k, ObjectOutputs outputs) {
+  const int B = store.n_bands, C = store.n_classes, Hc = store.central_hidden, T = store.n_targets;
+  for (int b = 0; b < B; ++b) outputs.n_obs[k * B + b] = slot >= 0 ? store.count[size_t(slot) * B + b] : 0;
+  if (slot < 0) return;
+  std::memcpy(outputs.probs + k * C, store.probs.data() + size_t(slot) * C, sizeof(float) * C);
+  if (store.embedding_width())  // a GPU engine: its h is on the device, the store keeps the embedding
+    std::memcpy(outputs.embedding + k * Hc, store.embedding.data() + size_t(slot) * Hc, sizeof(float) * Hc);
+  else
+    mix_embedding(model, store, slot, outputs.embedding + k * Hc);
+  if (T) std::memcpy(outputs.regression + k * T, store.regression.data() + size_t(slot) * T, sizeof(float) * T);
 }
 
 // The same step on a GPU (engine_cuda.cc): the call's window rows go over in (wave, band) order in one batch, the
@@ -865,7 +892,6 @@ void Engine::step(const Observations& rows, OnError on_error, RowOutputs outputs
 void Engine::classify(const Observations& rows, const int64_t* offsets, int64_t n_objects, ObjectOutputs outputs) {
   std::lock_guard<std::mutex> lock(mutex_);
   const ModelConfig& config = model_->config;
-  const int B = config.n_bands(), C = config.n_classes(), Hc = config.central_hidden, T = config.n_targets();
   if (n_objects < 0 || offsets[0] != 0 || offsets[n_objects] != rows.n)
     throw std::invalid_argument("offsets must start at 0 and end at the number of observations");
   for (int64_t k = 0; k < n_objects; ++k)
@@ -884,29 +910,15 @@ void Engine::classify(const Observations& rows, const int64_t* offsets, int64_t 
     part.mag += begin;
     part.err += begin;
     advance(store, cuda.get(), part, OnError::kSkip, RepeatPolicy::kTable, RowOutputs{});
-    for (int64_t k = first; k < last; ++k) {
-      const int32_t slot = offsets[k + 1] > offsets[k] ? store.find(rows.obj_id[offsets[k]]) : -1;
-      for (int b = 0; b < B; ++b) outputs.n_obs[k * B + b] = slot >= 0 ? store.count[size_t(slot) * B + b] : 0;
-      if (slot < 0) continue;
-      std::memcpy(outputs.probs + k * C, store.probs.data() + size_t(slot) * C, sizeof(float) * C);
-      std::memcpy(outputs.embedding + k * Hc, store.embedding.data() + size_t(slot) * Hc, sizeof(float) * Hc);
-      if (T) std::memcpy(outputs.regression + k * T, store.regression.data() + size_t(slot) * T, sizeof(float) * T);
-    }
+    for (int64_t k = first; k < last; ++k)
+      object_outputs(*model_, store, offsets[k + 1] > offsets[k] ? store.find(rows.obj_id[offsets[k]]) : -1, k,
+                     outputs);
   }
 }
 
 void Engine::predict(const int64_t* obj_ids, int64_t n, ObjectOutputs outputs) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  const ModelConfig& config = model_->config;
-  const int B = config.n_bands(), C = config.n_classes(), Hc = config.central_hidden, T = config.n_targets();
-  for (int64_t k = 0; k < n; ++k) {
-    const int32_t slot = store_.find(obj_ids[k]);
-    for (int b = 0; b < B; ++b) outputs.n_obs[k * B + b] = slot >= 0 ? store_.count[size_t(slot) * B + b] : 0;
-    if (slot < 0) continue;
-    std::memcpy(outputs.probs + k * C, store_.probs.data() + size_t(slot) * C, sizeof(float) * C);
-    std::memcpy(outputs.embedding + k * Hc, store_.embedding.data() + size_t(slot) * Hc, sizeof(float) * Hc);
-    if (T) std::memcpy(outputs.regression + k * T, store_.regression.data() + size_t(slot) * T, sizeof(float) * T);
-  }
+  for (int64_t k = 0; k < n; ++k) object_outputs(*model_, store_, store_.find(obj_ids[k]), k, outputs);
 }
 
 int64_t Engine::forget(const int64_t* obj_ids, int64_t n) {
@@ -936,8 +948,12 @@ void Engine::load_state(const std::string& path) {
   StateStore loaded = read_state_file(path, *model_);  // fully read and checked before anything is replaced
   std::lock_guard<std::mutex> lock(mutex_);
   if (store_.fp16_recurrent) loaded = with_fp16_state(std::move(loaded));
-  if (cuda_) {  // h, c go to the GPU; the host keeps the scalars only
+  if (cuda_) {  // h, c go to the GPU; the host keeps the scalars and the embeddings only
     cuda_->upload(loaded);
+    const size_t Hc = loaded.central_hidden;
+    loaded.embedding.resize(size_t(loaded.size()) * Hc);
+    for (int32_t slot = 0; slot < loaded.size(); ++slot)
+      mix_embedding(*model_, loaded, slot, loaded.embedding.data() + slot * Hc);
     loaded.recurrent_on_host = false;
     for (auto* values : {&loaded.band_hidden_state, &loaded.band_cell_state, &loaded.central_hidden_state,
                          &loaded.central_cell_state})

@@ -49,7 +49,8 @@ struct DeviceOptions {
 };
 
 // Version of the state file's byte layout (state_file.cc); mirrored by mbfast/engine.py STATE_FORMAT_VERSION.
-constexpr uint32_t kStateFormatVersion = 1;
+// Format 2 dropped the per-object embedding (recomputed from central h); format 1 files are still read.
+constexpr uint32_t kStateFormatVersion = 2;
 
 enum class OnError { kRaise, kSkip };
 
@@ -98,6 +99,9 @@ struct StateStore {
   bool remove(int64_t id);
   void reserve(int64_t n_objects);
   size_t bytes_per_object() const;  // array bytes of one slot (excludes the hash map entry)
+  // Values per object in `embedding`: Hc when the recurrent state is on a GPU, else 0 (the CPU recomputes the
+  // embedding from central h: 512 B per object less for the paper's shape).
+  size_t embedding_width() const { return recurrent_on_host ? 0 : size_t(central_hidden); }
 
   int n_bands, band_layers, band_hidden, central_layers, central_hidden, n_classes, n_targets;
   bool recurrent_on_host;
@@ -120,7 +124,7 @@ struct StateStore {
   std::vector<float> central_cell_state;    // (S, Lc, Hc)
   std::vector<uint8_t> has_prediction;  // (S,)
   std::vector<float> probs;             // (S, C) after the last window row
-  std::vector<float> embedding;         // (S, Hc)
+  std::vector<float> embedding;         // (S, embedding_width()) the last embedding, GPU engines only
   std::vector<float> regression;        // (S, T)
   // StateDtype::kFp16 only, in place of the four float h, c vectors above (same shapes)
   std::vector<uint16_t> band_hidden_fp16, band_cell_fp16, central_hidden_fp16, central_cell_fp16;

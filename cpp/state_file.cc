@@ -1,10 +1,11 @@
 // The engine's state file: every object's recurrent and scalar state, so a stream can stop and continue
 // bit-identically. Not a model file and not portable across models: it is bound to the model file's CRC.
 //
-// Byte layout (little-endian, kStateFormatVersion 1; docs/engine.md):
+// Byte layout (little-endian, kStateFormatVersion 2; docs/engine.md):
 //   magic "MBFSTATE"  u32 format_version  u32 model_crc
 //   u32 n_bands, band_layers, band_hidden, central_layers, central_hidden, n_classes, n_targets  u64 n_objects (S)
-//   the StateStore arrays in declaration order (obj_id ... regression), each S x its row width, raw values
+//   the StateStore arrays in declaration order (obj_id ... probs, regression), each S x its row width, raw values;
+//   h and c as fp32. Format 1 also had the (S, Hc) embedding between probs and regression: read and dropped.
 //   u32 CRC-32 of every byte before it
 // Written to a temp file in the same folder, fsync'ed, then renamed over the target: readers never see half a file.
 #include <fcntl.h>
@@ -26,9 +27,10 @@ namespace {
 constexpr char kStateMagic[8] = {'M', 'B', 'F', 'S', 'T', 'A', 'T', 'E'};
 constexpr size_t kHeaderBytes = 8 + 4 + 4 + 7 * 4 + 8;
 
-// Applies `visit(vector, row_width)` to every array of the store, in file order.
+// Applies `visit(vector, row_width)` to every array of the store, in file order; `format_1_embedding` (reading a
+// format 1 file) takes the place of the embedding that format held.
 template <typename Store, typename Visit>
-void for_each_array(Store& store, Visit&& visit) {
+void for_each_array(Store& store, Visit&& visit, std::vector<float>* format_1_embedding = nullptr) {
   const size_t B = store.n_bands;
   const size_t band_state = B * store.band_layers * store.band_hidden;
   const size_t central_state = size_t(store.central_layers) * store.central_hidden;
@@ -47,14 +49,15 @@ void for_each_array(Store& store, Visit&& visit) {
   visit(store.central_cell_state, central_state);
   visit(store.has_prediction, 1);
   visit(store.probs, size_t(store.n_classes));
-  visit(store.embedding, size_t(store.central_hidden));
+  if (format_1_embedding) visit(*format_1_embedding, size_t(store.central_hidden));
   visit(store.regression, size_t(store.n_targets));
 }
 
 // Bytes of one object in the file, from the file's own dimensions (so size checks do not depend on the model).
-uint64_t object_bytes(const std::vector<uint32_t>& dims) {
+uint64_t object_bytes(const std::vector<uint32_t>& dims, uint32_t version) {
   const uint64_t B = dims[0], L = dims[1], H = dims[2], Lc = dims[3], Hc = dims[4], C = dims[5], T = dims[6];
-  return 8 + B * (4 + 8 + 8 + 4 * 4) + 2 * 4 * B * L * H + 8 + 2 * 4 * Lc * Hc + 1 + 4 * (C + Hc + T);
+  const uint64_t embedding = version == 1 ? Hc : 0;
+  return 8 + B * (4 + 8 + 8 + 4 * 4) + 2 * 4 * B * L * H + 8 + 2 * 4 * Lc * Hc + 1 + 4 * (C + embedding + T);
 }
 
 std::vector<uint32_t> dims_of(const StateStore& store) {
@@ -207,7 +210,7 @@ StateStore read_state_file(const std::string& path, const Model& model) {
   const auto n_objects = reader.get<uint64_t>("object count");
   for (uint32_t dim : dims)
     if (dim > (1u << 20)) throw std::invalid_argument(path + ": corrupt: absurd state dimensions");
-  const uint64_t per_object = object_bytes(dims);
+  const uint64_t per_object = object_bytes(dims, version);
   if (n_objects > reader.size() / per_object)
     throw std::invalid_argument(path + ": truncated or corrupt: header says " + std::to_string(n_objects) +
                                 " objects, more than the file can hold");
@@ -223,10 +226,11 @@ StateStore read_state_file(const std::string& path, const Model& model) {
   if (dims != dims_of(store)) throw std::invalid_argument(path + ": state dimensions do not match the model");
   std::vector<char> header(kHeaderBytes);
   reader.read(header.data(), header.size(), "header");
+  std::vector<float> format_1_embedding;
   for_each_array(store, [&](auto& values, size_t width) {
     values.resize(n_objects * width);
     reader.read(values.data(), values.size() * sizeof(values[0]), "state arrays");
-  });
+  }, version == 1 ? &format_1_embedding : nullptr);
   store.slot_of.reserve(n_objects);
   for (uint64_t slot = 0; slot < n_objects; ++slot)
     if (!store.slot_of.emplace(store.obj_id[slot], static_cast<int32_t>(slot)).second)

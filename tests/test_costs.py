@@ -74,6 +74,21 @@ def test_store_bytes_include_the_recurrent_state(tmp_path: Path) -> None:
     assert "state_bytes_per_object" not in model_info(config)
 
 
+def test_store_bytes_of_the_paper_shape_by_hand(tmp_path: Path) -> None:
+    from mbfast.bench_cli import ZTF_CONFIG, random_weights
+
+    path = tmp_path / "ztf.mbf"
+    write_model(path, ZTF_CONFIG, random_weights(ZTF_CONFIG))
+    # obj_id 8; per band (2): count 4, last_t 8, mag_sum 8, last_mag, last_err, prev_log_dt, prev_dmag 4 each;
+    # h and c of 2 bands x 3 layers x 128 and of 2 central layers x 128; central_t 8; has_prediction 1; probs 15 x 4.
+    # No embedding: the CPU recomputes it from central h.
+    scalars = 8 + 2 * (4 + 8 + 8 + 4 * 4) + 8 + 1 + 15 * 4
+    recurrent_values = 2 * (2 * 3 * 128) + 2 * (2 * 128)
+    assert Engine.load(path, num_threads=1).state_bytes_per_object == scalars + 4 * recurrent_values == 8341
+    assert Engine.load(path, num_threads=1, state_dtype="fp16").state_bytes_per_object == \
+        scalars + 2 * recurrent_values == 4245
+
+
 def test_engine_info_reports_the_costs_of_its_model(small_model_path) -> None:  # type: ignore[no-untyped-def]
     from mbfast import Engine
     from mbfast.costs import model_info

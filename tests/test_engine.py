@@ -138,6 +138,26 @@ def test_stream_batch_and_classify_agree_exactly(model_path: Path) -> None:
     assert len(whole) == curves.n_objects
 
 
+@pytest.mark.parametrize("options", [{}, {"state_dtype": "fp16"}, {"precision": "int8"}], ids=str)
+def test_predict_returns_each_objects_last_step_outputs(model_path: Path, options: dict[str, str]) -> None:
+    """predict recomputes the embedding from the stored central h (the store keeps no copy on the CPU): it must be
+    the embedding of the object's last predicted row exactly, with 16-bit state too (the heads see the rounded h)."""
+    curves = plasticc_sample()
+    rows = time_ordered_rows(curves)
+    engine = Engine.load(model_path, num_threads=2, **options)
+    result = stream(engine, curves, rows, outputs=ALL_OUTPUTS)
+    predicted = np.flatnonzero(result.status == Status.PREDICTED)
+    last_row = {int(obj): row for row, obj in zip(predicted, curves.obj_id[rows][predicted])}  # later rows win
+    ids = np.array(sorted(last_row), dtype=np.int64)
+    prediction = engine.predict(ids)
+    for name in ALL_OUTPUTS:
+        np.testing.assert_array_equal(getattr(prediction, name), getattr(result, name)[[last_row[i] for i in ids]],
+                                      err_msg=name)
+    engine.step([-1, -1], ["g", "r"], [60000.0, 60000.5], [20.0, 20.1], [0.1, 0.1])  # still warming up: NaN
+    warming = engine.predict([-1])
+    assert np.isnan(warming.embedding).all() and np.isnan(warming.probs).all() and warming.n_obs.sum() == 2
+
+
 def test_classify_drops_equal_time_repeats_like_the_reference(model_path: Path) -> None:
     curves = from_arrays(np.array([1] * 6), np.array(["r"] * 6), np.array([1.0, 2.0, 2.0, 3.0, 4.0, 5.0]),
                          np.array([20.0, 20.5, 21.0, 20.2, 20.1, 20.3]), np.full(6, 0.1), LSST_BANDS)

@@ -22,7 +22,7 @@ from mbfast.costs import model_info
 from mbfast.table import LightCurves, band_indices
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model.mbf"
-STATE_FORMAT_VERSION = 1  # byte layout of state files; equals _core.STATE_FORMAT_VERSION (tested)
+STATE_FORMAT_VERSION = 2  # byte layout of state files; equals _core.STATE_FORMAT_VERSION (tested)
 OUTPUTS = ("probs", "embedding", "regression")
 CPU_PRECISIONS = ("fp32", "bf16", "int8")   # Engine.load(precision=...) on the CPU
 CUDA_PRECISIONS = ("fp32", "bf16", "fp16")  # and on a GPU
