@@ -113,11 +113,12 @@ class Engine:
         num_threads : worker threads for step/classify; None uses every CPU this process may run on.
         state : a file written by Engine.save_state for the same model file.
         precision : "fp32" (default; matches mbfast.reference to rtol 1e-5), "bf16" or "int8" (CPU only). bf16:
-            weights and GEMM inputs rounded to bfloat16, sums in fp32 (AVX-512 BF16 where the CPU has it, else a
-            slow emulation); probabilities then differ from fp32 by up to ~1e-2 (docs/performance.md). int8:
-            weights quantised per output column, GEMM inputs per row (symmetric, max |value| / 127), exact integer
-            sums (AVX-512 VNNI where the CPU has it, else a portable kernel with the same bits); LSTM cell,
-            LayerNorm and softmax stay fp32 (docs/engine.md). On CUDA also "fp16"; there bf16/fp16 run the GEMMs on
+            weights and GEMM inputs rounded to bfloat16, sums in fp32 (AVX-512 BF16 where the CPU has it, else an
+            AVX2 kernel with the same bits, else a slow portable emulation); probabilities then differ from fp32 by
+            up to ~1e-2 (docs/performance.md). int8: weights quantised per output column, GEMM inputs per row
+            (symmetric, max |value| / 127), exact integer sums (AVX-512 VNNI where the CPU has it, else a portable
+            kernel with the same bits but ~7x slower than fp32: choose int8 only where `cpu_kernel` then says
+            "avx512_vnni"); LSTM cell, LayerNorm and softmax stay fp32 (docs/engine.md). On CUDA also "fp16"; there bf16/fp16 run the GEMMs on
             tensor cores (docs/cuda.md).
         device : "cpu" (default), "cuda" or "cuda:N": where the recurrent state lives and the model step runs. On
             CUDA every object's band and central h, c stay in GPU memory; validation, window rows and the
