@@ -688,18 +688,20 @@ StateStore with_fp16_state(StateStore store) {
 
 // The embedding of object `slot` from the central h its store holds on the host: the mix of its layers with the
 // classifier's weights (eq. 3), what its last central step computed from the same h; NaN before its first
-// prediction. Hc values to `out`.
-void mix_embedding(const Model& model, const StateStore& store, int32_t slot, float* out) {
+// prediction. Hc values to `out`; `hidden` (Lc x Hc) is scratch.
+void mix_embedding(const Model& model, const StateStore& store, int32_t slot, float* out, std::vector<float>& hidden) {
   const int Lc = store.central_layers, Hc = store.central_hidden;
   if (!store.has_prediction[slot]) return std::fill(out, out + Hc, kNaN);
-  std::vector<float> hidden(size_t(Lc) * Hc);
+  hidden.resize(size_t(Lc) * Hc);
   read_state(store.central_hidden_state, store.central_hidden_fp16, size_t(slot) * Lc * Hc, hidden.size(),
              hidden.data());
   ops::layer_mix_cpu(1, Lc, Hc, hidden.data(), model.central.mix.data(), out, Hc);
 }
 
-// Row k of predict's or classify's outputs for object `slot` (-1: unknown, only n_obs = 0 is written).
-void object_outputs(const Model& model, const StateStore& store, int32_t slot, int64_t k, ObjectOutputs outputs) {
+// Row k of predict's or classify's outputs for object `slot` (-1: unknown, only n_obs = 0 is written); `hidden`
+// is scratch for mix_embedding.
+void object_outputs(const Model& model, const StateStore& store, int32_t slot, int64_t k, ObjectOutputs outputs,
+                    std::vector<float>& hidden) {
   const int B = store.n_bands, C = store.n_classes, Hc = store.central_hidden, T = store.n_targets;
   for (int b = 0; b < B; ++b) outputs.n_obs[k * B + b] = slot >= 0 ? store.count[size_t(slot) * B + b] : 0;
   if (slot < 0) return;
@@ -707,7 +709,7 @@ void object_outputs(const Model& model, const StateStore& store, int32_t slot, i
   if (store.embedding_width())  // a GPU engine: its h is on the device, the store keeps the embedding
     std::memcpy(outputs.embedding + k * Hc, store.embedding.data() + size_t(slot) * Hc, sizeof(float) * Hc);
   else
-    mix_embedding(model, store, slot, outputs.embedding + k * Hc);
+    mix_embedding(model, store, slot, outputs.embedding + k * Hc, hidden);
   if (T) std::memcpy(outputs.regression + k * T, store.regression.data() + size_t(slot) * T, sizeof(float) * T);
 }
 
@@ -897,6 +899,7 @@ void Engine::classify(const Observations& rows, const int64_t* offsets, int64_t 
   for (int64_t k = 0; k < n_objects; ++k)
     if (offsets[k + 1] < offsets[k]) throw std::invalid_argument("offsets must be non-decreasing");
   std::unique_ptr<CudaState> cuda = cuda_ ? cuda_->empty_like() : nullptr;  // same weights, its own state
+  std::vector<float> hidden;
   for (int64_t first = 0; first < n_objects; first += kClassifyObjects) {
     const int64_t last = std::min(n_objects, first + kClassifyObjects);
     StateStore store(config, cuda == nullptr, store_.fp16_recurrent);
@@ -912,13 +915,14 @@ void Engine::classify(const Observations& rows, const int64_t* offsets, int64_t 
     advance(store, cuda.get(), part, OnError::kSkip, RepeatPolicy::kTable, RowOutputs{});
     for (int64_t k = first; k < last; ++k)
       object_outputs(*model_, store, offsets[k + 1] > offsets[k] ? store.find(rows.obj_id[offsets[k]]) : -1, k,
-                     outputs);
+                     outputs, hidden);
   }
 }
 
 void Engine::predict(const int64_t* obj_ids, int64_t n, ObjectOutputs outputs) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (int64_t k = 0; k < n; ++k) object_outputs(*model_, store_, store_.find(obj_ids[k]), k, outputs);
+  std::vector<float> hidden;
+  for (int64_t k = 0; k < n; ++k) object_outputs(*model_, store_, store_.find(obj_ids[k]), k, outputs, hidden);
 }
 
 int64_t Engine::forget(const int64_t* obj_ids, int64_t n) {
@@ -952,8 +956,9 @@ void Engine::load_state(const std::string& path) {
     cuda_->upload(loaded);
     const size_t Hc = loaded.central_hidden;
     loaded.embedding.resize(size_t(loaded.size()) * Hc);
+    std::vector<float> hidden;
     for (int32_t slot = 0; slot < loaded.size(); ++slot)
-      mix_embedding(*model_, loaded, slot, loaded.embedding.data() + slot * Hc);
+      mix_embedding(*model_, loaded, slot, loaded.embedding.data() + slot * Hc, hidden);
     loaded.recurrent_on_host = false;
     for (auto* values : {&loaded.band_hidden_state, &loaded.band_cell_state, &loaded.central_hidden_state,
                          &loaded.central_cell_state})
