@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "column_team.h"
 #include "engine_cuda.h"
@@ -86,10 +87,7 @@ void for_each_recurrent(Store& store, Fn&& fn) {
   }
 }
 
-int32_t StateStore::find(int64_t id) const {
-  auto found = slot_of.find(id);
-  return found == slot_of.end() ? -1 : found->second;
-}
+int32_t StateStore::find(int64_t id) const { return slot_of.find(id); }
 
 int32_t StateStore::add(int64_t id) {
   if (size() >= std::numeric_limits<int32_t>::max()) throw std::length_error("mbfast engine holds 2^31 objects");
@@ -110,15 +108,15 @@ int32_t StateStore::add(int64_t id) {
   grow(probs, s * n_classes, kNaN);
   grow(embedding, s * embedding_width(), kNaN);
   grow(regression, s * n_targets, kNaN);
-  slot_of[id] = slot;
+  slot_of.insert(id, slot);
   return slot;
 }
 
 bool StateStore::remove(int64_t id) {
-  auto found = slot_of.find(id);
-  if (found == slot_of.end()) return false;
-  const size_t slot = found->second, last = size() - 1;
-  slot_of.erase(found);
+  const int32_t found = slot_of.find(id);
+  if (found < 0) return false;
+  const size_t slot = size_t(found), last = size() - 1;
+  slot_of.erase(id);
   const size_t B = n_bands;
   if (slot != last) {  // keep slots dense: the last object moves into the hole
     move_block(obj_id, 1, last, slot);
@@ -136,7 +134,7 @@ bool StateStore::remove(int64_t id) {
     move_block(probs, size_t(n_classes), last, slot);
     move_block(embedding, embedding_width(), last, slot);
     move_block(regression, size_t(n_targets), last, slot);
-    slot_of[obj_id[slot]] = static_cast<int32_t>(slot);
+    slot_of.assign(obj_id[slot], static_cast<int32_t>(slot));
   }
   shrink(obj_id, last);
   shrink(count, last * B);
@@ -241,7 +239,7 @@ Plan plan_rows(const ModelConfig& config, const StateStore& store, const Observa
                RepeatPolicy policy, int8_t* status) {
   const int B = config.n_bands();
   Plan plan;
-  std::unordered_map<int64_t, int32_t> local_of;
+  SlotIndex local_of;  // obj_id -> index in plan.objects
   local_of.reserve(static_cast<size_t>(std::min<int64_t>(rows.n, 1 << 20)));
   auto reject = [&](int64_t row, Status code, const std::string& message) {
     if (on_error == OnError::kRaise) throw std::invalid_argument(describe_row(row, rows.obj_id[row]) + ": " + message);
@@ -279,9 +277,10 @@ Plan plan_rows(const ModelConfig& config, const StateStore& store, const Observa
       reject(row, Status::kInvalid, "mag must be within +-10000, got " + number_text(mag));
       continue;
     }
-    auto [found, inserted] = local_of.try_emplace(id, static_cast<int32_t>(plan.objects.size()));
-    const int32_t local = found->second;
-    if (inserted) {
+    int32_t local = local_of.find(id);
+    if (local < 0) {
+      local = static_cast<int32_t>(plan.objects.size());
+      local_of.insert(id, local);
       LocalObject object;
       object.obj_id = id;
       object.slot = store.find(id);

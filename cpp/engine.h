@@ -9,11 +9,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "column_team.h"
 #include "model.h"
+#include "slot_index.h"
 #include "thread_pool.h"
 
 namespace mbfast {
@@ -106,7 +106,7 @@ struct StateStore {
   int n_bands, band_layers, band_hidden, central_layers, central_hidden, n_classes, n_targets;
   bool recurrent_on_host;
   bool fp16_recurrent;
-  std::unordered_map<int64_t, int32_t> slot_of;
+  SlotIndex slot_of;                    // obj_id -> slot
   std::vector<int64_t> obj_id;          // (S,)
   // per object and band
   std::vector<int32_t> count;           // (S, B) observations applied

@@ -188,6 +188,35 @@ def test_forget_and_len(model_path: Path) -> None:
     assert result.status_names[0] == "warming_up"
 
 
+@pytest.mark.parametrize("n_ids, rounds", [(24, 300), (5000, 40)])
+def test_objects_come_and_go(model_path: Path, tmp_path: Path, n_ids: int, rounds: int) -> None:
+    """The obj_id -> slot table (open addressing, backward-shift deletion) against a Python dict: ids (consecutive,
+    negative, extreme, random) stepped, forgotten, returning, saved and loaded, over many rounds; the small pool
+    keeps a 32-entry table crowded, so probe runs often wrap around its end."""
+    rng = np.random.default_rng(11)
+    pool = np.unique(np.concatenate([np.arange(n_ids * 3 // 5), -np.arange(1, n_ids // 10),
+                                     rng.integers(-2**62, 2**62, n_ids * 3 // 10),
+                                     [np.iinfo(np.int64).min, np.iinfo(np.int64).max]])).astype(np.int64)
+    engine = Engine.load(model_path, num_threads=2)
+    counts: dict[int, int] = {}
+    for round_ in range(rounds):
+        ids = rng.choice(pool, size=int(rng.integers(1, len(pool) * 3 // 10)), replace=False)
+        bands = rng.integers(0, len(engine.bands), len(ids)).astype(np.int8)
+        engine.step(ids, bands, np.full(len(ids), 60000.0 + round_), np.full(len(ids), 20.0, np.float32),
+                    np.full(len(ids), 0.1, np.float32), outputs=())
+        for obj in ids.tolist():
+            counts[obj] = counts.get(obj, 0) + 1
+        gone = rng.choice(pool, size=int(rng.integers(0, len(pool) // 6)), replace=False)
+        assert engine.forget(gone) == sum(obj in counts for obj in gone.tolist())
+        for obj in gone.tolist():
+            counts.pop(obj, None)
+        if round_ % 20 == 19:  # the table is rebuilt from the file's obj_id column
+            engine.save_state(tmp_path / "state.mbs")
+            engine = Engine.load(model_path, num_threads=2, state=tmp_path / "state.mbs")
+        assert len(engine) == len(counts)
+        np.testing.assert_array_equal(engine.predict(pool).n_obs.sum(axis=1), [counts.get(obj, 0) for obj in pool])
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # bad input: structural errors and row errors name row and field; nothing applied
 # ------------------------------------------------------------------------------------------------------------------
