@@ -685,9 +685,9 @@ StateStore with_fp16_state(StateStore store) {
   return store;
 }
 
-// The embedding of object `slot` from the central h its store holds on the host: the mix of its layers with the
-// classifier's weights (eq. 3), what its last central step computed from the same h; NaN before its first
-// prediction. Hc values to `out`; `hidden` (Lc x Hc) is scratch.
+// The embedding of object `slot` from the central h its store holds on the host: its layers mixed with the central
+// stack's softmax weights (eq. 3), which is what its last central step computed from the same h; NaN before its
+// first prediction. Hc values to `out`; `hidden` (Lc x Hc) is scratch.
 void mix_embedding(const Model& model, const StateStore& store, int32_t slot, float* out, std::vector<float>& hidden) {
   const int Lc = store.central_layers, Hc = store.central_hidden;
   if (!store.has_prediction[slot]) return std::fill(out, out + Hc, kNaN);
