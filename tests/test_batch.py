@@ -53,6 +53,42 @@ def test_bad_rows_are_reported_not_dropped_silently(tmp_path: Path, small_model_
     assert not list(tmp_path.glob(".*tmp"))
 
 
+@pytest.mark.parametrize("block_bytes", [1 << 20, 200])  # one CSV block, or the bad entries in later blocks
+def test_entries_that_are_not_numbers_reject_their_row_only(tmp_path: Path, small_model_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
+    from mbfast import sources
+
+    monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", block_bytes)
+    good = pa.table({"obj_id": [1] * 6 + [2] * 4, "band": ["g", "r"] * 5,
+                     "t": [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 1.0, 1.5, 2.0, 2.5],
+                     "mag": [20.0, 20.1, 19.9, 20.2, 20.0, 19.8, 18.0, 18.1, 18.2, 18.3], "err": [0.1] * 10})
+    lines = ["obj_id,band,t,mag,err"] + [f"{o},{b},{t},{m},{e}" for o, b, t, m, e in zip(*good.to_pydict().values())]
+    lines += ["1,g,4.0,abc,0.1", "2,r,3.0,18.0,0.1x", "x7,g,1.0,20.0,0.1", "2,g,later,18.0,0.1", "1,r,5.0,20.0,NA"]
+    (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
+    summary = classify_files(tmp_path / "in.csv", tmp_path / "out.parquet", model=small_model_path, progress=False)
+    assert summary.rejected == {"obj_id not an integer": 1, "t not a number": 1, "mag not a number": 1,
+                                "err not a number": 1, "err not finite": 1}  # "NA" is a missing value
+    rejected = pq.read_table(tmp_path / "out.parquet.rejected.parquet")
+    assert sorted(rejected.column("reason").to_pylist()) == ["err not a number", "err not finite", "mag not a number",
+                                                            "obj_id not an integer", "t not a number"]
+    pq.write_table(good, tmp_path / "good.parquet")  # the rows that do parse give what the clean file gives
+    classify_files(tmp_path / "good.parquet", tmp_path / "good_out.parquet", model=small_model_path, progress=False)
+    got, want = pq.read_table(tmp_path / "out.parquet"), pq.read_table(tmp_path / "good_out.parquet")
+    assert got.column_names == want.column_names
+    for name in got.column_names:  # NaN probabilities (object 2 never predicted) compare equal here
+        np.testing.assert_array_equal(got.column(name).to_numpy(), want.column(name).to_numpy(), err_msg=name)
+
+
+def test_fractional_obj_ids_are_rejected_not_truncated(tmp_path: Path, small_model_path: Path) -> None:
+    rows = pa.table({"obj_id": [1.0, 1.0, 1.5, float("nan"), None], "band": ["g"] * 5, "t": [1.0, 2.0, 3.0, 4.0, 5.0],
+                     "mag": [20.0] * 5, "err": [0.1] * 5})
+    pq.write_table(rows, tmp_path / "in.parquet")
+    summary = classify_files(tmp_path / "in.parquet", tmp_path / "out.parquet", model=small_model_path,
+                             progress=False)
+    assert summary.rejected == {"obj_id missing": 1, "obj_id not an integer": 2}
+    assert pq.read_table(tmp_path / "out.parquet").column("obj_id").to_pylist() == [1]
+
+
 def test_incremental_state_applies_new_nights_and_a_rerun_changes_nothing(tmp_path: Path, small_model_path: Path,
                                                                          sample_path: Path) -> None:
     table = pq.read_table(sample_path)

@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
-REJECT_REASONS = ("obj_id missing", "unknown band", "t not finite", "mag not finite", "err not finite", "err <= 0")
+REJECT_REASONS = ("obj_id missing", "obj_id not an integer", "unknown band", "t not a number", "t not finite",
+                  "mag not a number", "mag not finite", "err not a number", "err not finite", "err <= 0")
 
 
 def shard_of(obj_id: np.ndarray, n_shards: int) -> np.ndarray:
@@ -63,13 +64,14 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...], checks: RowChecks) -> C
 
     obj_column = chunk.column("obj_id")
     mark(np.asarray(pc.is_null(obj_column).to_numpy(zero_copy_only=False), dtype=bool), "obj_id missing")
-    obj_id = np.asarray(pc.fill_null(obj_column, 0).to_numpy(zero_copy_only=False)).astype(np.int64)
+    obj_id, not_integer = _integers(obj_column)
+    mark(not_integer, "obj_id not an integer")
     band = _band_codes(chunk.column("band"), bands)
     mark(band < 0, "unknown band")
     values = {}
     for name in ("t", "mag", "err"):
-        column = pc.cast(pc.fill_null(chunk.column(name), float("nan")), pa.float64())
-        values[name] = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+        values[name], not_number = _floats(chunk.column(name))
+        mark(not_number, f"{name} not a number")
         mark(~np.isfinite(values[name]), f"{name} not finite")
     with np.errstate(invalid="ignore"):
         mark(values["err"] <= 0, "err <= 0")
@@ -81,6 +83,55 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...], checks: RowChecks) -> C
     keep = ~bad
     return CleanChunk(obj_id[keep], band[keep].astype(np.int8), values["t"][keep], values["mag"][keep],
                       values["err"][keep])
+
+
+def _floats(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 values (NaN where missing or unparsable) and the mask of text entries that are not numbers. Text
+    columns come from CSV files whose column held something other than numbers: Arrow converts them whole when it
+    can, else each entry is parsed on its own, so one bad entry rejects one row, not the file."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        values = pc.cast(pc.fill_null(column, float("nan")), pa.float64()).to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=np.float64), np.zeros(len(column), dtype=bool)
+    try:
+        values = pc.fill_null(pc.cast(column, pa.float64()), float("nan"))
+        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64), np.zeros(len(column), bool)
+    except pa.ArrowInvalid:
+        pass
+    texts = column.to_pylist()
+    values = np.full(len(texts), np.nan)
+    bad = np.zeros(len(texts), dtype=bool)
+    for row, text in enumerate(texts):
+        if text is None:
+            continue
+        try:
+            values[row] = float(text)
+        except ValueError:
+            bad[row] = True
+    return values, bad
+
+
+def _integers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """int64 ids (0 where missing or invalid) and the mask of present entries that are not integers: fractional or
+    out-of-range floats, text that is not an integer. Nothing is truncated silently."""
+    if pa.types.is_integer(column.type):
+        return np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False)).astype(np.int64), \
+            np.zeros(len(column), dtype=bool)
+    if pa.types.is_floating(column.type):
+        values = np.asarray(pc.fill_null(column, 0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2.0**63)
+        return np.where(bad, 0, values).astype(np.int64), bad
+    texts = pc.cast(column, pa.string()).to_pylist()
+    ids = np.zeros(len(texts), dtype=np.int64)
+    bad = np.zeros(len(texts), dtype=bool)
+    for row, text in enumerate(texts):
+        if text is None:
+            continue
+        try:
+            ids[row] = int(text)
+        except (ValueError, OverflowError):
+            bad[row] = True
+    return ids, bad
 
 
 def _band_codes(band: pa.ChunkedArray, bands: tuple[str, ...]) -> np.ndarray:

@@ -74,8 +74,7 @@ def iter_chunks(source: Source, chunk_rows: int = 1_000_000) -> Iterator[pa.Tabl
     """Flat tables (obj_id, band, t, mag, err) of at most about `chunk_rows` observations each."""
     for path in source.paths:
         if source.format == "csv":
-            reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=64 << 20))
-            for batch in reader:
+            for batch in _csv_batches(path, source.columns):
                 yield from _split(flatten(pa.Table.from_batches([batch]), source.columns, path), chunk_rows)
         else:
             dataset = ds.dataset(path, format="parquet")
@@ -84,6 +83,28 @@ def iter_chunks(source: Source, chunk_rows: int = 1_000_000) -> Iterator[pa.Tabl
                                          else chunk_rows, batch_readahead=0, fragment_readahead=0)
             for batch in batches:
                 yield from _split(flatten(pa.Table.from_batches([batch]), source.columns, path), chunk_rows)
+
+
+CSV_BLOCK_BYTES = 64 << 20  # CSV text parsed per block
+
+
+def _csv_batches(path: Path, columns: dict[str, str]) -> Iterator[pa.RecordBatch]:
+    """A CSV file's rows in blocks. Arrow types each column from the first block, so a later entry that does not
+    parse as that type (text in a number column) stops the reader: the rest of the file is then read again with
+    obj_id, t, mag, err as text, which shards.clean_chunk converts, rejecting only the rows that do not parse."""
+    block = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+    missing_as_null = pa_csv.ConvertOptions(strings_can_be_null=True)  # "NA", "" are missing in text columns too
+    rows_done = 0
+    try:
+        for batch in pa_csv.open_csv(path, read_options=block, convert_options=missing_as_null):
+            rows_done += batch.num_rows
+            yield batch
+    except pa.ArrowInvalid:
+        names = {name for canonical in ("obj_id", "t", "mag", "err") for name in (canonical, *ALIASES[canonical])}
+        names |= {name for canonical, name in columns.items() if canonical in ("obj_id", "t", "mag", "err")}
+        rest = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, skip_rows_after_names=rows_done)
+        as_text = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True)
+        yield from pa_csv.open_csv(path, read_options=rest, convert_options=as_text)
 
 
 def _split(table: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
