@@ -121,6 +121,11 @@ def _integers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2.0**63)
         return np.where(bad, 0, values).astype(np.int64), bad
+    try:
+        ids = pc.fill_null(pc.cast(column, pa.int64()), 0)
+        return np.asarray(ids.to_numpy(zero_copy_only=False), dtype=np.int64), np.zeros(len(column), dtype=bool)
+    except pa.ArrowInvalid:
+        pass
     texts = pc.cast(column, pa.string()).to_pylist()
     ids = np.zeros(len(texts), dtype=np.int64)
     bad = np.zeros(len(texts), dtype=bool)
