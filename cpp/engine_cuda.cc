@@ -1,8 +1,9 @@
 // CudaState (see engine_cuda.h): the model weights and every slot's band/central h, c in GPU memory, and the model
-// step over a StepBatch. Host C++ on the CUDA runtime API; the kernels are ops/*_cuda.cu. The maths is run_chunk's in
-// engine.cc (which mirrors mbfast/reference.py ReferenceModel.step), reorganised for a GPU: a run of rows of one wave
-// and band is one batch for the band stack and the translation, a whole wave (up to kMaxRows rows) one batch for the
-// central stack and the heads; state rows are read and written in place through each row's slot.
+// step over a StepBatch. Host C++ on the CUDA runtime API; the kernels are ops/*_cuda.cu. The maths is that of
+// band_chunk and central_chunk in engine.cc (which mirror mbfast/reference.py ReferenceModel.step), reorganised for
+// a GPU: a run of rows of one wave and band is one batch for the band stack and the translation, a whole wave (up to
+// kMaxRows rows) one batch for the central stack and the heads; state rows are read and written in place through
+// each row's slot.
 //
 // Dimension legend: n rows of the batch, M rows of one kernel batch, S slots, B bands, L band layers, H band hidden,
 // Lc central layers, Hc central hidden, P colour pairs, F final width (Hc + P + 1), C classes, T targets.
