@@ -137,7 +137,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"{name} / {group}/pandas: {median / baseline[0]:.1f}x (median), "
                                         f"{best / baseline[1]:.1f}x (best)")
         mbfast = THROUGHPUT.get(f"{group}/mbfast")
-        if group.startswith("step/") and mbfast and name != f"{group}/mbfast":
+        if group.startswith(("step/", "classify/")) and mbfast and name != f"{group}/mbfast":
             terminalreporter.write_line(f"{group}: mbfast / {name.rsplit('/', 1)[1]}: {mbfast[0] / median:.2f}x "
                                         f"(median), {mbfast[1] / best:.2f}x (best)")
     if CEILING:
