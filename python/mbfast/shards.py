@@ -5,7 +5,7 @@ by the incremental mode (one engine state file per shard) and by the Dask path (
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,57 +86,42 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...], checks: RowChecks) -> C
 
 
 def _floats(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """float64 values (NaN where missing or unparsable) and the mask of text entries that are not numbers. Text
-    columns come from CSV files whose column held something other than numbers: Arrow converts them whole when it
-    can, else each entry is parsed on its own, so one bad entry rejects one row, not the file."""
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        values = pc.cast(pc.fill_null(column, float("nan")), pa.float64()).to_numpy(zero_copy_only=False)
-        return np.asarray(values, dtype=np.float64), np.zeros(len(column), dtype=bool)
-    try:
-        values = pc.fill_null(pc.cast(column, pa.float64()), float("nan"))
-        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64), np.zeros(len(column), bool)
-    except pa.ArrowInvalid:
-        pass
-    texts = column.to_pylist()
-    values = np.full(len(texts), np.nan)
-    bad = np.zeros(len(texts), dtype=bool)
-    for row, text in enumerate(texts):
-        if text is None:
-            continue
-        try:
-            values[row] = float(text)
-        except ValueError:
-            bad[row] = True
-    return values, bad
+    """float64 values (NaN where missing or not a number) and the mask of entries that are not numbers."""
+    return _convert(column, pa.float64(), np.nan, float)
 
 
 def _integers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """int64 ids (0 where missing or invalid) and the mask of present entries that are not integers: fractional or
-    out-of-range floats, text that is not an integer. Nothing is truncated silently."""
-    if pa.types.is_integer(column.type):
-        return np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False)).astype(np.int64), \
-            np.zeros(len(column), dtype=bool)
+    """int64 ids (0 where missing or invalid) and the mask of present entries that are not integers: fractional,
+    non-finite or out-of-range floats, text that is not an integer. Nothing is truncated silently."""
     if pa.types.is_floating(column.type):
         values = np.asarray(pc.fill_null(column, 0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2.0**63)
         return np.where(bad, 0, values).astype(np.int64), bad
+    return _convert(column, pa.int64(), 0, int)
+
+
+def _convert(column: pa.ChunkedArray, kind: pa.DataType, fill: float, parse: Callable[[str], float]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """`column` as `kind` (missing entries = `fill`) and the mask of entries that do not convert. Arrow converts the
+    whole column when it can; text with an entry Arrow refuses (a CSV column holding something other than numbers)
+    is parsed entry by entry, so one bad entry rejects one row, not the file."""
+    dtype = np.float64 if pa.types.is_floating(kind) else np.int64
     try:
-        ids = pc.fill_null(pc.cast(column, pa.int64()), 0)
-        return np.asarray(ids.to_numpy(zero_copy_only=False), dtype=np.int64), np.zeros(len(column), dtype=bool)
+        values = pc.fill_null(pc.cast(column, kind), fill).to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=dtype), np.zeros(len(column), dtype=bool)
     except pa.ArrowInvalid:
         pass
-    texts = pc.cast(column, pa.string()).to_pylist()
-    ids = np.zeros(len(texts), dtype=np.int64)
-    bad = np.zeros(len(texts), dtype=bool)
-    for row, text in enumerate(texts):
+    values = np.full(len(column), fill, dtype=dtype)
+    bad = np.zeros(len(column), dtype=bool)
+    for row, text in enumerate(pc.cast(column, pa.string()).to_pylist()):
         if text is None:
             continue
         try:
-            ids[row] = int(text)
+            values[row] = parse(text)
         except (ValueError, OverflowError):
             bad[row] = True
-    return ids, bad
+    return values, bad
 
 
 def _band_codes(band: pa.ChunkedArray, bands: tuple[str, ...]) -> np.ndarray:
