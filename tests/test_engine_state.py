@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,13 @@ def damaged(tmp_path: Path, data: bytes, name: str) -> Path:
     return path
 
 
+HEADER_BYTES = 8 + 4 + 4 + 7 * 4 + 8  # magic, format, model CRC, dimensions, object count; then obj_id (S,) int64
+
+
+def with_checksum(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
 def test_damaged_state_files_are_refused_and_state_kept(model_path: Path, saved: tuple[Path, np.ndarray],
                                                         tmp_path: Path) -> None:
     data = saved[0].read_bytes()
@@ -97,6 +105,8 @@ def test_damaged_state_files_are_refused_and_state_kept(model_path: Path, saved:
                   f"state file format {STATE_FORMAT_VERSION + 1} is newer than this mbfast \\(reads up to "
                   f"{STATE_FORMAT_VERSION}\\); upgrade mbfast"),
         "longer": (data + b"\x00", "truncated or corrupt"),
+        "repeated obj_id": (with_checksum(data[:HEADER_BYTES + 8] + data[HEADER_BYTES:HEADER_BYTES + 8]
+                                          + data[HEADER_BYTES + 16:-4]), "corrupt: obj_id .* appears twice"),
     }
     for name, (content, message) in cases.items():
         with pytest.raises(ValueError, match=message):
