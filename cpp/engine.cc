@@ -926,6 +926,28 @@ void Engine::predict(const int64_t* obj_ids, int64_t n, ObjectOutputs outputs) c
 
 int64_t Engine::forget(const int64_t* obj_ids, int64_t n) {
   std::lock_guard<std::mutex> lock(mutex_);
+  return forget_held(obj_ids, n);
+}
+
+int64_t Engine::forget_before(double t) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const size_t B = store_.n_bands;
+  std::vector<int64_t> stale;
+  for (size_t slot = 0; slot < size_t(store_.size()); ++slot) {
+    double newest = -std::numeric_limits<double>::infinity();
+    for (size_t b = 0; b < B; ++b)
+      if (store_.count[slot * B + b] > 0) newest = std::max(newest, store_.last_t[slot * B + b]);
+    if (newest < t) stale.push_back(store_.obj_id[slot]);
+  }
+  return forget_held(stale.data(), static_cast<int64_t>(stale.size()));
+}
+
+std::vector<int64_t> Engine::object_ids() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return store_.obj_id;
+}
+
+int64_t Engine::forget_held(const int64_t* obj_ids, int64_t n) {
   int64_t removed = 0;
   for (int64_t k = 0; k < n; ++k) {
     const int32_t slot = store_.find(obj_ids[k]);

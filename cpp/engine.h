@@ -158,6 +158,10 @@ class Engine {
 
   void predict(const int64_t* obj_ids, int64_t n, ObjectOutputs outputs) const;
   int64_t forget(const int64_t* obj_ids, int64_t n);  // returns how many were known
+  // Forgets every object whose newest applied observation (any band) is earlier than t; returns how many. Bounds
+  // the memory of a long-running stream: objects not seen for a while leave.
+  int64_t forget_before(double t);
+  std::vector<int64_t> object_ids() const;  // the objects held, in slot order
 
   void save_state(const std::string& path) const;
   void load_state(const std::string& path);
@@ -165,6 +169,7 @@ class Engine {
  private:
   void advance(StateStore& store, CudaState* cuda, const Observations& rows, OnError on_error, RepeatPolicy policy,
                RowOutputs outputs);
+  int64_t forget_held(const int64_t* obj_ids, int64_t n);  // forget, with mutex_ held
 
   std::shared_ptr<const Model> model_;
   DeviceOptions device_;

@@ -169,11 +169,16 @@ def test_classify_drops_equal_time_repeats_like_the_reference(model_path: Path) 
     assert len(engine) == 0  # classify leaves the engine's own state alone
 
 
-def test_forget_and_len(model_path: Path) -> None:
+def streamed_engine(model_path: Path) -> tuple[Engine, mbfast.LightCurves]:
+    """An engine that has stepped every observation of the PLAsTiCC sample, and the sample."""
     curves = plasticc_sample()
-    rows = time_ordered_rows(curves)
-    engine = Engine.load(model_path, num_threads=1)
-    stream(engine, curves, rows)
+    engine = Engine.load(model_path, num_threads=2)
+    stream(engine, curves, time_ordered_rows(curves))
+    return engine, curves
+
+
+def test_forget_and_len(model_path: Path) -> None:
+    engine, curves = streamed_engine(model_path)
     ids = curves.object_ids
     kept = ids[1::2]
     before = engine.predict(kept)
@@ -186,6 +191,25 @@ def test_forget_and_len(model_path: Path) -> None:
     first = int(ids[0])
     result = engine.step([first], ["r"], [60000.0], [20.0], [0.1])
     assert result.status_names[0] == "warming_up"
+
+
+def test_forget_before_drops_only_objects_not_seen_since(model_path: Path) -> None:
+    engine, curves = streamed_engine(model_path)
+    ids = curves.object_ids
+    newest = np.array([curves.t[curves.offsets[k]:curves.offsets[k + 1]].max() for k in range(curves.n_objects)])
+    cutoff = float(np.median(newest))
+    kept = ids[newest >= cutoff]
+    before = engine.predict(kept)
+    assert engine.forget_before(cutoff) == int((newest < cutoff).sum()) > 0
+    assert sorted(engine.object_ids().tolist()) == sorted(kept.tolist()) and len(engine) == len(kept)
+    after = engine.predict(kept)
+    for name in ("probs", "embedding", "regression", "n_obs"):
+        np.testing.assert_array_equal(getattr(after, name), getattr(before, name), err_msg=name)
+    gone = int(ids[newest < cutoff][0])
+    assert engine.step([gone], ["r"], [cutoff + 1.0], [20.0], [0.1]).status_names[0] == "warming_up"
+    assert engine.forget_before(-1e9) == 0
+    with pytest.raises(ValueError, match="t must be a finite MJD"):
+        engine.forget_before(float("nan"))
 
 
 @pytest.mark.parametrize("n_ids, rounds", [(24, 300), (5000, 40)])

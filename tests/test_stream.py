@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mbfast.alerts import ZtfCuts
+from mbfast.alerts import ZtfCuts, read_alerts
 from mbfast.stream import STEP_STATUSES, register, replay
 
 DATA = Path(__file__).parent / "data" / "alerts"
@@ -364,6 +364,39 @@ def test_cli_stream_precision_reaches_the_engine(tmp_path: Path, capsys: pytest.
                                 state_dir=tmp_path / precision).scores for precision in ("fp32", "int8")}
     assert got.equals(scores["int8"])
     assert not got.equals(scores["fp32"])  # the two precisions give different probabilities here
+
+
+def test_cli_stream_forget_after_bounds_the_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--forget-after DAYS drops, before the state is committed, the objects whose newest detection is more than
+    DAYS before the batch's newest: the saved state holds only the recent ones."""
+    from mbfast import Engine
+
+    real_engine_factory(tmp_path, "lsst")
+    model = tmp_path / "lsst.mbf"
+    full = Engine.load(model, num_threads=1)
+    replay([LSST_PARQUET], full)
+    held = full.object_ids()
+    rows = read_alerts([LSST_PARQUET])
+    last_seen = {int(obj): float(rows.t[rows.obj_id == obj].max()) for obj in held}
+    days = 0.005  # these alerts span one night: keep the objects of its last 7 minutes
+    recent = sorted(obj for obj, t in last_seen.items() if t >= rows.t.max() - days)
+    assert 0 < len(recent) < len(held)
+
+    parser = argparse.ArgumentParser(prog="mbfast")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["stream", str(LSST_PARQUET), "--state", str(tmp_path / "state"),
+                              "-o", str(tmp_path / "scores.parquet"), "--model", str(model),
+                              "--forget-after", str(days)])
+    assert args.run(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["objects_forgotten"] == len(held) - len(recent)
+    state = tmp_path / "state" / json.loads((tmp_path / "state" / "replay.json").read_text())["state"]
+    resumed = Engine.load(model, num_threads=1, state=state)
+    assert sorted(resumed.object_ids().tolist()) == recent
+    args = parser.parse_args(["stream", str(LSST_PARQUET), "--state", str(tmp_path / "s2"), "-o",
+                              str(tmp_path / "x.parquet"), "--model", str(model), "--forget-after", "-1"])
+    with pytest.raises(ValueError, match="--forget-after must be a number of days >= 0"):
+        args.run(args)
 
 
 def test_the_default_plasticc_model_replays_real_rubin_alerts(tmp_path: Path) -> None:

@@ -235,6 +235,16 @@ void register_engine(py::module_& m) {
             return engine.forget(ids, n);
           },
           py::arg("obj_ids"))
+      .def("forget_before", &mbfast::Engine::forget_before, py::arg("t"), py::call_guard<py::gil_scoped_release>())
+      .def("object_ids",
+           [](const mbfast::Engine& engine) {
+             std::vector<int64_t> ids;
+             {
+               py::gil_scoped_release release;
+               ids = engine.object_ids();
+             }
+             return py::array_t<int64_t>(static_cast<py::ssize_t>(ids.size()), ids.data());
+           })
       .def("save_state", &mbfast::Engine::save_state, py::arg("path"), py::call_guard<py::gil_scoped_release>())
       .def("load_state", &mbfast::Engine::load_state, py::arg("path"), py::call_guard<py::gil_scoped_release>());
 }

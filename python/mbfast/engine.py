@@ -274,6 +274,20 @@ class Engine:
         """Drop the state of these objects (unknown ones are ignored); returns how many were held."""
         return int(self._core.forget(_integer_column("obj_ids", obj_ids)))
 
+    def forget_before(self, t: float) -> int:
+        """Drop every object whose newest observation (any band) is earlier than `t` (MJD); returns how many.
+
+        Bounds the memory of a long-running stream: `engine.forget_before(night_mjd - 365)` keeps the objects seen
+        in the last year. A forgotten object that comes back starts from an empty state, like a new one.
+        """
+        if not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t):
+            raise ValueError(f"t must be a finite MJD, got {t!r}")
+        return int(self._core.forget_before(float(t)))
+
+    def object_ids(self) -> np.ndarray:
+        """int64 ids of the objects held (in the order of their state slots)."""
+        return self._core.object_ids()
+
     def save_state(self, path: str | os.PathLike[str]) -> None:
         """Write every object's state to `path` atomically (temp file + fsync + rename), bound to this model."""
         self._core.save_state(os.fspath(path))

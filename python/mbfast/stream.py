@@ -45,6 +45,7 @@ class ReplayResult:
     rows_read : detections read (history repeats included);  rows_stepped : unique ones sent to Engine.step.
     conflicts : repeated detections (same obj_id, band, t) whose mag or err differ from the copy kept.
     step_counts : Engine.step status -> rows;  files_already_done : files skipped because the state has them.
+    forgotten : objects dropped by `forget_after`.
     """
 
     scores: pa.Table
@@ -55,11 +56,12 @@ class ReplayResult:
     conflicts: int = 0
     step_counts: dict[str, int] = field(default_factory=dict)
     files_already_done: list[str] = field(default_factory=list)
+    forgotten: int = 0
 
 
 def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str | os.PathLike[str] | None = None,
            scores_path: str | os.PathLike[str] | None = None, *, cuts: ZtfCuts | None = None,
-           skip_done: bool = True) -> ReplayResult:
+           skip_done: bool = True, forget_after: float | None = None) -> ReplayResult:
     """Read alert files, step their detections through `engine` in time order and score every alert.
 
     Parameters
@@ -78,6 +80,10 @@ def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str 
         Skip files the state in `state_dir` already consumed (same path, size and SHA-256), so a batch re-run
         after its state was committed changes nothing. With False they are stepped again; the engine then
         reports their rows as duplicate or late and the state is unchanged.
+    forget_after : float, optional
+        Days: after stepping, forget every object whose newest detection is more than this many days older than
+        the newest detection of the batch (Engine.forget_before), before the state is committed. Bounds the
+        state of a stream that runs for years; a forgotten object that comes back starts afresh.
 
     Returns
     -------
@@ -106,6 +112,8 @@ def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str 
     if todo:
         _check_survey(rows, engine)
         result.scores = _step_and_score(rows, engine, class_names, result)
+        if forget_after is not None and len(rows):
+            result.forgotten = engine.forget_before(float(np.max(rows.t)) - forget_after)
     if scores_path is not None and (todo or not already):
         _write_atomic_parquet(result.scores, Path(scores_path))
     if state is not None:
@@ -356,6 +364,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--apparent", action="store_true", help="ZTF apparent magnitudes near reference sources")
     parser.add_argument("--precision", default="fp32", choices=CPU_PRECISIONS,
                         help="weights' precision (docs/engine.md); state files do not depend on it")
+    parser.add_argument("--forget-after", type=float, metavar="DAYS",
+                        help="forget objects not detected for DAYS before the batch's newest detection (bounds the "
+                             "state of a long-running stream)")
     parser.set_defaults(run=run_stream)
 
 
@@ -364,8 +375,10 @@ def run_stream(args: argparse.Namespace) -> int:
     import mbfast
 
     engine = mbfast.Engine.load(args.model, precision=args.precision)
+    if args.forget_after is not None and not (args.forget_after >= 0 and np.isfinite(args.forget_after)):
+        raise ValueError(f"--forget-after must be a number of days >= 0, got {args.forget_after}")
     result = replay(args.alerts, engine, state_dir=args.state, scores_path=args.output,
-                    cuts=ZtfCuts(min_rb=args.min_rb, apparent=args.apparent))
+                    cuts=ZtfCuts(min_rb=args.min_rb, apparent=args.apparent), forget_after=args.forget_after)
     summary = _summary(result)
     print(json.dumps(summary, indent=1))
     return 1 if result.problems else 0
@@ -377,6 +390,6 @@ def _summary(result: ReplayResult) -> dict[str, Any]:
             "alert_status": {name: statuses.count(name) for name in sorted(set(statuses))},
             "rows_read": result.rows_read, "rows_stepped": result.rows_stepped, "step": result.step_counts,
             "skipped_by_cuts": result.skipped, "conflicting_duplicates": result.conflicts,
-            "files_already_done": result.files_already_done,
+            "files_already_done": result.files_already_done, "objects_forgotten": result.forgotten,
             "problems": [str(problem) for problem in result.problems]}
 
