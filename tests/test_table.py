@@ -32,6 +32,20 @@ def test_sorted_by_obj_id_t_band_with_offsets():
     assert curves.t.dtype == np.float64 and curves.mag.dtype == np.float32 and curves.band.dtype == np.int8
 
 
+def test_sorted_input_skips_the_sort_and_gives_the_same_table_without_sharing_memory():
+    sorted_once = small_table()
+    columns = (sorted_once.obj_id, sorted_once.band, sorted_once.t, sorted_once.mag, sorted_once.err)
+    again = from_arrays(*columns, BANDS)
+    for name in ("obj_id", "band", "t", "mag", "err", "offsets"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(sorted_once, name), err_msg=name)
+        assert not np.shares_memory(getattr(again, name), getattr(sorted_once, name)), name
+    # one row out of place (equal obj_id and t, band order broken) must still be sorted
+    swapped = [np.array(column)[[0, 2, 1, 3, 4, 5]] for column in columns]  # rows 1, 2: t 4.0 then 5.0 -> 5.0, 4.0
+    np.testing.assert_array_equal(from_arrays(*swapped, BANDS).t, sorted_once.t)
+    tie = [np.array(column)[[1, 0, 2, 3, 4, 5]] for column in columns]  # same obj and t, band i before g
+    np.testing.assert_array_equal(from_arrays(*tie, BANDS).band, sorted_once.band)
+
+
 def test_band_codes_equal_band_labels():
     by_label = small_table()
     codes = np.array([1, 0, 0, 2, 0, 0])

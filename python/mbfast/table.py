@@ -91,12 +91,21 @@ def from_arrays(obj_id: np.ndarray, band: np.ndarray, t: np.ndarray, mag: np.nda
     if len(bad):
         row = int(bad[0])
         raise ValueError(f"{describe_row(row, int(obj_id[row]))}: err must be > 0, got {err[row]}")
-    order = np.lexsort((band_codes, t, obj_id))
-    obj_id = obj_id[order]
+    if sorted_by_object_time_band(obj_id, t, band_codes):  # the usual export order: no sort, only copies
+        t = t.copy()
+    else:
+        order = np.lexsort((band_codes, t, obj_id))
+        obj_id, band_codes, t, mag, err = obj_id[order], band_codes[order], t[order], mag[order], err[order]
     boundaries = np.flatnonzero(np.diff(obj_id)) + 1
     offsets = np.concatenate([[0], boundaries, [len(obj_id)]] if len(obj_id) else [[0]]).astype(np.int64)
-    return LightCurves(obj_id, band_codes[order], t[order], mag[order].astype(np.float32),
-                       err[order].astype(np.float32), offsets, tuple(bands))
+    return LightCurves(obj_id, band_codes, t, mag.astype(np.float32), err.astype(np.float32), offsets, tuple(bands))
+
+
+def sorted_by_object_time_band(obj_id: np.ndarray, t: np.ndarray, band: np.ndarray) -> bool:
+    """Whether rows are already in (obj_id, t, band) order: a linear check, ten times cheaper than the sort."""
+    step_obj, step_t = np.diff(obj_id), np.diff(t)
+    step_band = np.diff(band.astype(np.int16))
+    return bool(((step_obj > 0) | ((step_obj == 0) & ((step_t > 0) | ((step_t == 0) & (step_band >= 0))))).all())
 
 
 def band_indices(band: np.ndarray, bands: tuple[str, ...], obj_id: np.ndarray) -> np.ndarray:
