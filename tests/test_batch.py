@@ -79,6 +79,13 @@ def test_entries_that_are_not_numbers_reject_their_row_only(tmp_path: Path, smal
         np.testing.assert_array_equal(got.column(name).to_numpy(), want.column(name).to_numpy(), err_msg=name)
 
 
+def test_a_malformed_csv_line_is_an_error_naming_the_file(tmp_path: Path, small_model_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("obj_id,band,t,mag,err\n1,g,1.0,20.0,0.1\n1,r,2.0,20.0,0.1,7\n")
+    with pytest.raises(ValueError, match=r"in\.csv: CSV parse error: Expected 5 columns, got 6"):
+        classify_files(tmp_path / "in.csv", tmp_path / "out.parquet", model=small_model_path, progress=False)
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_fractional_obj_ids_are_rejected_not_truncated(tmp_path: Path, small_model_path: Path) -> None:
     rows = pa.table({"obj_id": [1.0, 1.0, 1.5, float("nan"), None], "band": ["g"] * 5, "t": [1.0, 2.0, 3.0, 4.0, 5.0],
                      "mag": [20.0] * 5, "err": [0.1] * 5})

@@ -129,11 +129,10 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".mbfast-shards-") as spill_dir:
         spiller = ShardSpiller(Path(spill_dir), n_shards)
-        bar = tqdm(desc="reading", unit=" obs", unit_scale=True, disable=not progress)
-        for chunk in iter_chunks(source, chunk_rows):
-            spiller.add(clean_chunk(chunk, engine.bands, checks))
-            bar.update(chunk.num_rows)
-        bar.close()
+        with tqdm(desc="reading", unit=" obs", unit_scale=True, disable=not progress) as bar:  # closed on errors too
+            for chunk in iter_chunks(source, chunk_rows):
+                spiller.add(clean_chunk(chunk, engine.bands, checks))
+                bar.update(chunk.num_rows)
         shards = spiller.close()
         temp_output = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         writer: pq.ParquetWriter | None = None

@@ -104,7 +104,10 @@ def _csv_batches(path: Path, columns: dict[str, str]) -> Iterator[pa.RecordBatch
         names |= {name for canonical, name in columns.items() if canonical in ("obj_id", "t", "mag", "err")}
         rest = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, skip_rows_after_names=rows_done)
         as_text = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True)
-        yield from pa_csv.open_csv(path, read_options=rest, convert_options=as_text)
+        try:
+            yield from pa_csv.open_csv(path, read_options=rest, convert_options=as_text)
+        except pa.ArrowInvalid as error:  # not a typing problem: a malformed line (Arrow quotes it)
+            raise ValueError(f"{path}: {error}") from None
 
 
 def _split(table: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
