@@ -1,7 +1,7 @@
 // obj_id -> slot of the engine's state store (engine.h StateStore), and obj_id -> object of one step call: an
 // open-addressing hash table with linear probing over a power-of-two array of 16-byte (obj_id, slot) entries, at
-// most 3/4 full (21-43 B per id). A lookup reads one or two adjacent cache lines and inserting allocates nothing,
-// where std::unordered_map chased a bucket, then a node, and allocated a node per id.
+// most 3/4 full (21-43 B per id). A lookup reads one or two adjacent cache lines and an insert allocates only when
+// the table doubles, where std::unordered_map chased a bucket, then a node, and allocated a node per id.
 #pragma once
 
 #include <cstddef>
@@ -27,7 +27,7 @@ class SlotIndex {
   static constexpr int32_t kEmpty = -1;
 
   size_t home(int64_t id) const;           // the entry a probe for id starts at
-  size_t position(int64_t id) const;       // the entry holding id, or of the free entry that ends its probe
+  size_t position(int64_t id) const;       // the entry holding id, or the free entry that ends its probe
   void rehash(size_t capacity);
 
   std::vector<Entry> entries_;  // capacity a power of two (or 0)
