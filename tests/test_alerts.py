@@ -15,6 +15,7 @@ from mbfast.alerts import (AlertError, ZtfCuts, apparent_magnitude, read_alerts,
                            ztf_object_name)
 from mbfast.alerts.container import Container
 from mbfast.surveys import LSST, ZTF
+from tests.alerts_support import confluent_messages
 
 DATA = Path(__file__).parent / "data" / "alerts"
 ZTF_DIR = DATA / "ztf"
@@ -297,3 +298,41 @@ def test_malformed_packet_adds_nothing(tmp_path: Path) -> None:
         (1, "objectId 'not-a-ztf-id' is not a ZTF id (ZTF + 2 digits + 7 lowercase letters)")]
     assert rows.n_alerts == 2 and len(rows) == len(clean) - (clean.packet == 1).sum()
     assert "ZTF18abrgqwz" not in rows.names.values()
+
+
+@pytest.mark.parametrize("name", ["ztf/kafka_snappy_8_packets.avro", "ztf/ztf_v3p3_3_packets_deflate.avro",
+                                  "lsst/rubin_lsstcam_v10_0_25_alerts.avro"])
+def test_confluent_framed_messages_read_like_their_container(name: str, tmp_path: Path) -> None:
+    from mbfast.alerts import read_messages
+
+    messages, schema = confluent_messages(DATA / name, 7)
+    from_file = read_alerts(DATA / name, errors="raise")
+    schema_file = tmp_path / "alert.avsc"
+    schema_file.write_text(json.dumps(schema))
+    for given_schema in (schema, json.dumps(schema), schema_file):  # parsed, JSON text, a file
+        rows = read_messages(messages, {7: given_schema}, errors="raise", source="alerts-topic/0")
+        assert rows.survey is from_file.survey and rows.files == ("alerts-topic/0",)
+        for column in ("obj_id", "band", "t", "mag", "err", "alert_id", "current", "packet", "alert_obj_id",
+                       "alert_alert_id", "alert_t", "alert_row", "alert_packet"):
+            np.testing.assert_array_equal(getattr(rows, column), getattr(from_file, column), err_msg=column)
+
+
+def test_bad_messages_are_problems_naming_their_index() -> None:
+    from mbfast.alerts import read_messages
+
+    messages, schema = confluent_messages(ZTF_DIR / "kafka_snappy_8_packets.avro", 3)
+    bad = [messages[0], b"{not avro}", b"\x00\x00\x00\x00\x09" + messages[1][5:], messages[2][:40],
+           messages[3] + b"\x00\x01", messages[4]]
+    rows = read_messages(bad, {3: schema}, source="topic")
+    problems = {problem.packet: problem.message for problem in rows.problems}
+    assert sorted(problems) == [1, 2, 3, 4]
+    assert "not a Confluent-framed Avro message" in problems[1]
+    assert "schema id 9 is not among the schemas given ([3])" in problems[2]
+    assert problems[3].startswith("undecodable packet")
+    assert "2 bytes left after the packet" in problems[4]
+    assert sorted(set(rows.alert_packet.tolist())) == [0, 5]  # the good messages were read
+    with pytest.raises(AlertError, match="topic.*packet 1"):
+        read_messages(bad, {3: schema}, errors="raise", source="topic")
+    lsst_schema = Container.from_bytes((LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro").read_bytes()).schema
+    mixed = read_messages(bad, {3: schema, 4: lsst_schema}, source="topic")
+    assert len(mixed) == 0 and "schemas of more than one survey" in mixed.problems[0].message

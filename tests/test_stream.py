@@ -335,6 +335,23 @@ def test_replay_with_the_engine(tmp_path: Path) -> None:
         ordered.sort_by([("t", "ascending"), ("alert_id", "ascending")]))
 
 
+def test_kafka_messages_score_like_the_file_they_came_from(tmp_path: Path) -> None:
+    """read_messages + score_alerts (a Kafka consumer's loop) gives replay's scores for the same packets."""
+    from mbfast.alerts import read_messages
+    from mbfast.stream import score_alerts
+    from tests.alerts_support import confluent_messages
+
+    make = real_engine_factory(tmp_path, "lsst")
+    path = DATA / "lsst" / "rubin_lsstcam_v10_0_25_alerts.avro"
+    from_file = replay([path], make()).scores
+    messages, schema = confluent_messages(path, 12)
+    engine = make()
+    from_messages = score_alerts(read_messages(messages, {12: schema}, source="alerts/0"), engine).scores
+    assert from_messages.num_rows == 25
+    assert from_messages.drop_columns(["file"]).equals(from_file.drop_columns(["file"]))
+    assert set(from_messages.column("file").to_pylist()) == {"alerts/0"}
+
+
 def test_cli_stream_writes_scores_and_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     real_engine_factory(tmp_path, "lsst")
     parser = argparse.ArgumentParser(prog="mbfast")

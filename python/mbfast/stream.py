@@ -2,7 +2,8 @@
 
 One call of `replay` is one batch (e.g. one night of alert files). The engine state is committed atomically at
 the end of the batch, with a record of the files it consumed, so a crashed batch is simply run again and
-gives the same scores. This module does not decode packets (mbfast.alerts) nor run the model (mbfast.engine).
+gives the same scores. `score_alerts` is the same step and scoring for rows read any other way (Kafka messages
+through mbfast.alerts.read_messages), the caller keeping the state. This module does not decode packets (mbfast.alerts) nor run the model (mbfast.engine).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ NO_OBJECT = "no_object"   # LSST alert without a diaObjectId (a solar-system sou
 PROGRESS_FILE = "replay.json"
 PROGRESS_VERSION = 1
 
-__all__ = ["ReplayResult", "register", "replay"]
+__all__ = ["ReplayResult", "register", "replay", "score_alerts"]
 
 
 @dataclass
@@ -106,20 +107,36 @@ def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str 
     already = [str(path) for path in paths if path not in todo]
 
     rows = read_alerts(todo, cuts=cuts)
-    class_names = tuple(engine.class_names)
-    result = ReplayResult(scores=_empty_scores(class_names), problems=list(rows.problems),
-                          skipped=dict(rows.skipped), rows_read=len(rows), files_already_done=already)
     if todo:
-        _check_survey(rows, engine)
-        result.scores = _step_and_score(rows, engine, class_names, result)
-        if forget_after is not None and len(rows):
-            result.forgotten = engine.forget_before(float(np.max(rows.t)) - forget_after)
+        result = score_alerts(rows, engine, forget_after=forget_after)
+    else:
+        result = ReplayResult(scores=_empty_scores(tuple(engine.class_names)), problems=list(rows.problems),
+                              skipped=dict(rows.skipped))
+    result.files_already_done = already
     if scores_path is not None and (todo or not already):
         _write_atomic_parquet(result.scores, Path(scores_path))
     if state is not None:
         for path in todo:
             done[str(path.resolve())] = digests[path]
         _commit(state, engine, progress, list(done.values()))
+    return result
+
+
+def score_alerts(rows: AlertRows, engine: Any, *, forget_after: float | None = None) -> ReplayResult:
+    """Step alert rows (read_alerts, or read_messages for a Kafka consumer) through `engine` and score every
+    alert: one replay batch without files or a state folder. A consumer saves the engine state (Engine.save_state)
+    and then commits its offsets, so a crash between the two replays messages the engine reports as duplicates.
+
+    `forget_after` (days) then forgets the objects not detected for that long before the batch's newest
+    detection (Engine.forget_before). Rows keep the order and deduplication rules of `replay`.
+    """
+    class_names = tuple(engine.class_names)
+    result = ReplayResult(scores=_empty_scores(class_names), problems=list(rows.problems), skipped=dict(rows.skipped),
+                          rows_read=len(rows))
+    _check_survey(rows, engine)
+    result.scores = _step_and_score(rows, engine, class_names, result)
+    if forget_after is not None and len(rows):
+        result.forgotten = engine.forget_before(float(np.max(rows.t)) - forget_after)
     return result
 
 

@@ -1,15 +1,18 @@
 """Read ZTF and Rubin/LSST alert packets into flat step rows for Engine.step.
 
 Files: Avro object containers (one packet or many, any codec: null, deflate, snappy, zstandard, bzip2, xz),
-and Parquet with one alert per row as the Fink broker stores them. The survey and schema version come from
-each file; a batch holds one survey. Corrupt, truncated or unsupported packets are collected as problems
+and Parquet with one alert per row as the Fink broker stores them. Kafka messages: the Confluent wire format
+(`read_messages`), as Rubin and ZTF publish them, with the writer schemas the registry serves. The survey and
+schema version come from each file or schema; a batch holds one survey. Corrupt, truncated or unsupported packets are collected as problems
 naming file and packet (`errors="collect"`, the default) or raised as AlertError (`errors="raise"`).
 Ordering, deduplication across packets and scoring are mbfast.stream's job.
 """
 from __future__ import annotations
 
+import io
+import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,8 @@ import pyarrow.parquet as pq
 
 from mbfast.alerts import lsst, ztf
 from mbfast.alerts.container import MAGIC as AVRO_MAGIC
-from mbfast.alerts.container import Container
+from mbfast.alerts.container import Container, project_schema
+from mbfast.alerts.container import _fastavro as fastavro_module
 from mbfast.alerts.rows import AlertError, AlertProblem, AlertRows, RowBuilder
 from mbfast.alerts.ztf import ZtfCuts, apparent_magnitude, ztf_object_id, ztf_object_name
 from mbfast.surveys import LSST, ZTF, Survey
@@ -27,8 +31,11 @@ PARQUET_MAGIC = b"PAR1"
 # Parquet rows are decoded this many at a time (bounded memory for large Fink files)
 PARQUET_BATCH = 1024
 
+# Confluent wire format: this byte, a big-endian 4-byte schema id, then one Avro-encoded packet
+CONFLUENT_MAGIC = 0
+
 __all__ = ["AlertError", "AlertProblem", "AlertRows", "ZtfCuts", "apparent_magnitude", "read_alerts",
-           "ztf_object_id", "ztf_object_name"]
+           "read_messages", "ztf_object_id", "ztf_object_name"]
 
 
 def read_alerts(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
@@ -61,10 +68,39 @@ def read_alerts(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     >>> rows.survey.name, rows.n_alerts                                               # doctest: +SKIP
     ('ztf', 1)
     """
-    if errors not in ("collect", "raise"):
-        raise ValueError(f"errors must be 'collect' or 'raise', got {errors!r}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    return _read(((str(path), lambda path=path: _open(Path(path))) for path in paths), cuts, errors)
+
+
+def read_messages(messages: Iterable[bytes], schemas: Mapping[int, dict[str, Any] | str | os.PathLike[str]], *,
+                  cuts: ZtfCuts | None = None, errors: str = "collect", source: str = "kafka") -> AlertRows:
+    """Read Kafka messages in the Confluent wire format into step rows: one packet per message, as Rubin's and
+    ZTF's alert streams publish them (a zero byte, the big-endian 4-byte schema id, the Avro-encoded packet).
+
+    Parameters
+    ----------
+    messages : iterable of bytes
+        Message values, in the order they were consumed.
+    schemas : mapping of schema id -> writer schema
+        As the schema registry serves them: a parsed JSON dict, JSON text, or the path of a .avsc / .json file.
+        All of one survey.
+    cuts, errors : as read_alerts. A message with another framing, an unknown schema id or bytes that do not
+        decode is a problem named `source` with the message's index.
+    source : the name standing for the file in AlertRows.files and problems (e.g. "topic/partition").
+
+    Returns
+    -------
+    AlertRows, rows in message order; `file` is 0 and `packet` the message index.
+    """
+    return _read([(source, lambda: _open_messages(messages, schemas))], cuts, errors)
+
+
+def _read(sources: Iterable[tuple[str, Callable[[], tuple[Survey, Packets]]]], cuts: ZtfCuts | None,
+          errors: str) -> AlertRows:
+    """Rows of every packet of every source (name, opener); bad packets reported as `errors` says."""
+    if errors not in ("collect", "raise"):
+        raise ValueError(f"errors must be 'collect' or 'raise', got {errors!r}")
     cuts = cuts or ZtfCuts()
     builder: RowBuilder | None = None
     pending: list[AlertProblem] = []  # problems found before the survey (and so the builder) is known
@@ -75,12 +111,11 @@ def read_alerts(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
             raise AlertError(problem)
         (builder.problems if builder is not None else pending).append(problem)
 
-    for path in paths:
-        name = str(path)
+    for name, opener in sources:
         file = len(files)
         files.append(name)
         try:
-            survey, packets = _open(Path(path))
+            survey, packets = opener()
         except (OSError, ValueError, pa.ArrowException) as exc:
             report(AlertProblem(name, -1, str(exc)))
             continue
@@ -140,16 +175,69 @@ def _survey_of_fields(names: Iterable[str], what: str) -> Survey:
     raise ValueError(f"unknown alert schema {what!r}: neither ZTF (candidate) nor LSST (diaSource) fields")
 
 
-def _open_avro(data: bytes) -> tuple[Survey, Packets]:
-    container = Container.from_bytes(data)
-    name = container.schema_name
+def _survey_of_schema(schema: Any) -> Survey:
+    """The survey of an Avro writer schema (its top-level fields); LSST schema versions are checked."""
+    name = str(schema.get("name", "")) if isinstance(schema, dict) else ""
     if name.startswith("lsst."):
         lsst.schema_version(name)
     if name.startswith("elasticc"):
         raise ValueError(f"unknown alert schema {name!r}: simulated ELAsTiCC packets are not read")
-    survey = _survey_of_fields((field["name"] for field in container.schema.get("fields", ())), name)
+    fields = schema.get("fields", ()) if isinstance(schema, dict) else ()
+    return _survey_of_fields((field["name"] for field in fields), name)
+
+
+def _open_avro(data: bytes) -> tuple[Survey, Packets]:
+    container = Container.from_bytes(data)
+    survey = _survey_of_schema(container.schema)
     keep = ztf.FIELDS if survey is ZTF else lsst.FIELDS
     return survey, ((packet.index, packet.record, packet.error) for packet in container.packets(keep))
+
+
+def _open_messages(messages: Iterable[bytes], schemas: Mapping[int, dict[str, Any] | str | os.PathLike[str]]
+                   ) -> tuple[Survey, Packets]:
+    fastavro = fastavro_module()
+    writers = {int(schema_id): _schema_json(schema) for schema_id, schema in schemas.items()}
+    if not writers:
+        raise ValueError("no schemas given: pass {schema id: writer schema}, as the schema registry serves them")
+    surveys = {schema_id: _survey_of_schema(writer) for schema_id, writer in writers.items()}
+    if len(set(surveys.values())) > 1:
+        raise ValueError(f"schemas of more than one survey: {({i: s.name for i, s in surveys.items()})}")
+    survey = next(iter(surveys.values()))
+    keep = ztf.FIELDS if survey is ZTF else lsst.FIELDS
+    parsed = {schema_id: (fastavro.parse_schema(writer), fastavro.parse_schema(project_schema(writer, keep)))
+              for schema_id, writer in writers.items()}
+
+    def packets() -> Packets:
+        for index, message in enumerate(messages):
+            if len(message) < 5 or message[0] != CONFLUENT_MAGIC:
+                yield index, None, "not a Confluent-framed Avro message (a zero byte, a 4-byte schema id, the packet)"
+                continue
+            schema_id = int.from_bytes(message[1:5], "big")
+            if schema_id not in parsed:
+                yield index, None, f"schema id {schema_id} is not among the schemas given ({sorted(parsed)})"
+                continue
+            body = io.BytesIO(message[5:])
+            try:
+                record = fastavro.schemaless_reader(body, *parsed[schema_id])
+            except Exception as exc:  # fastavro raises EOFError, UnicodeDecodeError, ValueError, IndexError ...
+                yield index, None, f"undecodable packet: {type(exc).__name__}: {exc}"
+                continue
+            left = len(message) - 5 - body.tell()
+            if left:
+                yield index, None, f"{left} bytes left after the packet (wrong schema id?)"
+                continue
+            yield index, record, None
+
+    return survey, packets()
+
+
+def _schema_json(schema: dict[str, Any] | str | os.PathLike[str]) -> Any:
+    """A writer schema given as parsed JSON, JSON text or a file path."""
+    if isinstance(schema, dict):
+        return schema
+    if isinstance(schema, str) and schema.lstrip().startswith("{"):
+        return json.loads(schema)
+    return json.loads(Path(schema).read_text())
 
 
 def _prune_type(kind: pa.DataType, keep: frozenset[str]) -> pa.DataType:

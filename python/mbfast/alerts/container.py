@@ -3,7 +3,7 @@
 Unlike `fastavro.reader`, a bad block does not end the file: the problem is reported with its packet index and
 reading resumes at the next sync marker. Records are decoded with a reader schema that keeps only the fields
 the caller names, so cutouts and the ~100 unused candidate fields are skipped rather than built as Python objects.
-This is not a general Avro library: it reads containers only (no Confluent-framed single messages).
+This is not a general Avro library: it reads containers only (Confluent-framed Kafka messages: read_messages).
 """
 from __future__ import annotations
 
@@ -152,10 +152,6 @@ class Container:
         schema = json.loads(meta["avro.schema"])
         codec = meta.get("avro.codec", b"null").decode()
         return cls(data, schema, codec, sync, start)
-
-    @property
-    def schema_name(self) -> str:
-        return str(self.schema.get("name", "")) if isinstance(self.schema, dict) else ""
 
     def packets(self, keep: frozenset[str] | None = None) -> Iterator[Packet]:
         """Decode every record; a bad block yields one error Packet per record it held, then reading resyncs."""
