@@ -125,7 +125,8 @@ def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str 
 def score_alerts(rows: AlertRows, engine: Any, *, forget_after: float | None = None) -> ReplayResult:
     """Step alert rows (read_alerts, or read_messages for a Kafka consumer) through `engine` and score every
     alert: one replay batch without files or a state folder. A consumer saves the engine state (Engine.save_state)
-    and then commits its offsets, so a crash between the two replays messages the engine reports as duplicates.
+    and then commits its offsets; after a crash between the two, the replayed detections are not applied again
+    (the engine reports them as duplicate or late).
 
     `forget_after` (days) then forgets the objects not detected for that long before the batch's newest
     detection (Engine.forget_before). Rows keep the order and deduplication rules of `replay`.
