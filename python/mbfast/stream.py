@@ -3,7 +3,8 @@
 One call of `replay` is one batch (e.g. one night of alert files). The engine state is committed atomically at
 the end of the batch, with a record of the files it consumed, so a crashed batch is simply run again and
 gives the same scores. `score_alerts` is the same step and scoring for rows read any other way (Kafka messages
-through mbfast.alerts.read_messages), the caller keeping the state. This module does not decode packets (mbfast.alerts) nor run the model (mbfast.engine).
+through mbfast.alerts.read_messages), the caller keeping the state. This module does not decode packets
+(mbfast.alerts) nor run the model (mbfast.engine).
 """
 from __future__ import annotations
 
