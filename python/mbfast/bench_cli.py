@@ -218,9 +218,9 @@ def run_bench(args: argparse.Namespace) -> int:
             for name, run in steppers(model_path, batch, num_threads, args.precision, modules, compiled).items():
                 seconds = time_calls(run, n_rounds)
                 obs_per_s = batch / seconds
+                gflops = obs_per_s * flops / 1e9
                 results.append({"batch": batch, "implementation": name, "seconds": seconds, "obs_per_s": obs_per_s,
-                                "gflops": obs_per_s * flops / 1e9,
-                                "ceiling_fraction": obs_per_s * flops / 1e9 / ceiling_gflops if ceiling_gflops else None})
+                                "gflops": gflops, "ceiling_fraction": gflops / ceiling_gflops if ceiling_gflops else None})
     report = {"shape": "ztf", "config": json.loads(ZTF_CONFIG.to_json()), "flops_per_observation": flops,
               "num_threads": num_threads, "precisions": list(args.precision), "gemm_ceiling": ceiling, "results": results,
               "missing": sorted({"torch", "torch.compile", "onnxruntime", "gemm ceiling"}

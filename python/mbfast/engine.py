@@ -118,8 +118,8 @@ class Engine:
             up to ~1e-2 (docs/performance.md). int8: weights quantised per output column, GEMM inputs per row
             (symmetric, max |value| / 127), exact integer sums (AVX-512 VNNI where the CPU has it, else a portable
             kernel with the same bits but ~7x slower than fp32: choose int8 only where `cpu_kernel` then says
-            "avx512_vnni"); LSTM cell, LayerNorm and softmax stay fp32 (docs/engine.md). On CUDA also "fp16"; there bf16/fp16 run the GEMMs on
-            tensor cores (docs/cuda.md).
+            "avx512_vnni"); LSTM cell, LayerNorm and softmax stay fp32 (docs/engine.md). On CUDA also "fp16";
+            there bf16/fp16 run the GEMMs on tensor cores (docs/cuda.md).
         device : "cpu" (default), "cuda" or "cuda:N": where the recurrent state lives and the model step runs. On
             CUDA every object's band and central h, c stay in GPU memory; validation, window rows and the
             obj_id -> slot map stay on the host, so results, statuses and state files are the CPU engine's

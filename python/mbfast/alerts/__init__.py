@@ -3,8 +3,9 @@
 Files: Avro object containers (one packet or many, any codec: null, deflate, snappy, zstandard, bzip2, xz),
 and Parquet with one alert per row as the Fink broker stores them. Kafka messages: the Confluent wire format
 (`read_messages`), as Rubin and ZTF publish them, with the writer schemas the registry serves. The survey and
-schema version come from each file or schema; a batch holds one survey. Corrupt, truncated or unsupported packets are collected as problems
-naming file and packet (`errors="collect"`, the default) or raised as AlertError (`errors="raise"`).
+schema version come from each file or schema; a batch holds one survey. Corrupt, truncated or unsupported
+packets are collected as problems naming file and packet (`errors="collect"`, the default) or raised as
+AlertError (`errors="raise"`).
 Ordering, deduplication across packets and scoring are mbfast.stream's job.
 """
 from __future__ import annotations
