@@ -336,3 +336,13 @@ def test_bad_messages_are_problems_naming_their_index() -> None:
     lsst_schema = Container.from_bytes((LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro").read_bytes()).schema
     mixed = read_messages(bad, {3: schema, 4: lsst_schema}, source="topic")
     assert len(mixed) == 0 and "schemas of more than one survey" in mixed.problems[0].message
+
+
+@given(st.lists(st.binary(max_size=300), min_size=1, max_size=8))
+def test_random_message_bytes_are_problems_never_crashes(bodies: list[bytes]) -> None:
+    from mbfast.alerts import read_messages
+
+    schema = Container.from_bytes((ZTF_DIR / "kafka_snappy_8_packets.avro").read_bytes()).schema
+    messages = [b"\x00\x00\x00\x00\x03" + body for body in bodies]
+    rows = read_messages(messages, {3: schema})
+    assert rows.n_alerts + len(rows.problems) == len(messages)  # each message is an alert or a problem
