@@ -37,6 +37,7 @@ class BatchSummary:
     applied: int = 0               # observations that entered the model
     rejected: dict[str, int] = field(default_factory=dict)  # by reason, before the model
     skipped: dict[str, int] = field(default_factory=dict)   # by engine status (duplicate, late)
+    forgotten: int = 0             # objects dropped from the state (forget_after)
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
@@ -45,6 +46,8 @@ class BatchSummary:
                f"time: {self.seconds:.1f} s  ({rate:,.0f} objects/s)"]
         out += [f"rejected ({reason}): {count:,}" for reason, count in self.rejected.items() if count]
         out += [f"skipped ({reason}): {count:,}" for reason, count in self.skipped.items() if count]
+        if self.forgotten:
+            out.append(f"forgotten (not observed recently): {self.forgotten:,} objects")
         return out
 
 
@@ -88,6 +91,26 @@ def _step_chunk(engine: Engine, chunk: CleanChunk, summary: BatchSummary) -> Pre
     return engine.predict(np.unique(chunk.obj_id))
 
 
+def shard_state_path(state_dir: Path, shard: int) -> Path:
+    return state_dir / f"shard-{shard:05d}.state"
+
+
+def _forget_in_idle_shards(state_dir: Path, n_shards: int, busy: set[int], cutoff: float,
+                           model: str | Path | None, precision: str) -> int:
+    """Engine.forget_before(cutoff) in the saved state of every shard outside `busy`; returns objects dropped."""
+    forgotten = 0
+    for shard in range(n_shards):
+        state_path = shard_state_path(state_dir, shard)
+        if shard in busy or not state_path.exists():
+            continue
+        engine = Engine.load(model, num_threads=1, precision=precision, state=state_path)
+        dropped = engine.forget_before(cutoff)
+        if dropped:
+            engine.save_state(state_path)
+        forgotten += dropped
+    return forgotten
+
+
 def _state_shards(state_dir: Path, requested: int | None) -> int:
     manifest = state_dir / MANIFEST
     if manifest.exists():
@@ -105,14 +128,19 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
                    columns: dict[str, str] | None = None, state_dir: str | Path | None = None,
                    n_shards: int | None = None, shard_rows: int = DEFAULT_SHARD_ROWS, chunk_rows: int = 1_000_000,
                    embedding: bool = False, num_threads: int | None = None, progress: bool = True,
-                   precision: str = "fp32") -> BatchSummary:
+                   precision: str = "fp32", forget_after: float | None = None) -> BatchSummary:
     """Classify every object of `input_spec` (file, directory or glob) and write one Parquet row per object.
 
-    `precision` is Engine.load's ("fp32", "bf16" or "int8"; docs/engine.md).
+    `precision` is Engine.load's ("fp32", "bf16" or "int8"; docs/engine.md). `forget_after` (days, incremental
+    mode only) then drops from every shard's state the objects not observed for that long before the input's
+    newest observation (Engine.forget_before), so the state of years of nights stays bounded.
     Rows the model cannot use are counted by reason and written to `<output>.rejected.parquet`; nothing is
     dropped silently. Returns the summary that the CLI prints.
     """
     started = time.perf_counter()
+    if forget_after is not None and (state_dir is None or not forget_after >= 0):
+        raise ValueError(f"forget_after (--forget-after) needs a state folder (--state, the incremental mode) and "
+                         f"days >= 0; got {forget_after} days, state folder {state_dir}")
     output = Path(output)
     source = open_source(input_spec, columns)
     engine = Engine.load(model, num_threads=num_threads, precision=precision)
@@ -129,11 +157,15 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".mbfast-shards-") as spill_dir:
         spiller = ShardSpiller(Path(spill_dir), n_shards)
+        newest = -math.inf  # the input's newest clean observation: forget_after counts back from it
         with tqdm(desc="reading", unit=" obs", unit_scale=True, disable=not progress) as bar:  # closed on errors too
             for chunk in iter_chunks(source, chunk_rows):
-                spiller.add(clean_chunk(chunk, engine.bands, checks))
+                clean = clean_chunk(chunk, engine.bands, checks)
+                newest = max(newest, float(clean.t.max())) if len(clean.t) else newest
+                spiller.add(clean)
                 bar.update(chunk.num_rows)
         shards = spiller.close()
+        cutoff = newest - forget_after if forget_after is not None and len(shards) else None
         temp_output = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         writer: pq.ParquetWriter | None = None
         bar = tqdm(total=len(shards), desc="classifying", unit=" shard", disable=not progress)
@@ -143,10 +175,12 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
                 if state_dir is None:
                     prediction = _classify_chunk(engine, chunk, summary)
                 else:
-                    state_path = state_dir / f"shard-{shard:05d}.state"
+                    state_path = shard_state_path(state_dir, shard)
                     engine = Engine.load(model, num_threads=num_threads, precision=precision,
                                          state=state_path if state_path.exists() else None)
                     prediction = _step_chunk(engine, chunk, summary)
+                    if cutoff is not None:
+                        summary.forgotten += engine.forget_before(cutoff)
                     engine.save_state(state_path)
                 table = result_table(prediction, engine, embedding)
                 if writer is None:
@@ -155,6 +189,9 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
                 summary.objects += len(prediction)
                 bar.update(1)
                 bar.set_postfix(objects_per_s=f"{summary.objects / (time.perf_counter() - started):,.0f}")
+            if cutoff is not None:  # shards without new rows lose their stale objects too
+                summary.forgotten += _forget_in_idle_shards(state_dir, n_shards, set(shards), cutoff, model,
+                                                            precision)
             if writer is None:  # no usable rows at all: still write a valid, empty result
                 writer = pq.ParquetWriter(temp_output, result_table(engine.predict(np.empty(0, np.int64)),
                                                                     engine, embedding).schema)
@@ -196,6 +233,9 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     classify.add_argument("--column", action="append", default=[], metavar="FIELD=NAME",
                           help="input column for obj_id/band/t/mag/err when not named so (repeatable)")
     classify.add_argument("--state", help="incremental mode: engine state folder, one file per shard")
+    classify.add_argument("--forget-after", type=float, metavar="DAYS",
+                          help="with --state: drop objects not observed for DAYS before the input's newest "
+                               "observation (bounds the state over years of nights)")
     classify.add_argument("--shards", type=int, help="number of obj_id hash shards (default: from input size)")
     classify.add_argument("--embedding", action="store_true", help="also write the multiband embedding")
     classify.add_argument("--threads", type=int, help="engine threads (default: all cores)")
@@ -212,6 +252,8 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 
 def run_classify(args) -> int:  # type: ignore[no-untyped-def]
     columns = _column_option(args.column)
+    if args.forget_after is not None and args.scheduler:
+        raise ValueError("--forget-after runs in the single-process mode only; leave out --scheduler")
     if args.scheduler:
         from mbfast.dask import classify_with_scheduler
 
@@ -221,7 +263,7 @@ def run_classify(args) -> int:  # type: ignore[no-untyped-def]
     else:
         summary = classify_files(args.input, args.output, model=args.model, columns=columns, state_dir=args.state,
                                  n_shards=args.shards, embedding=args.embedding, num_threads=args.threads,
-                                 progress=not args.quiet, precision=args.precision)
+                                 progress=not args.quiet, precision=args.precision, forget_after=args.forget_after)
     print("\n".join(summary.lines()))
     print(f"wrote {args.output}")
     return 0

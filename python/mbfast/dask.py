@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mbfast.batch import BatchSummary, _classify_chunk, _state_shards, _step_chunk, result_table
+from mbfast.batch import (BatchSummary, _classify_chunk, _state_shards, _step_chunk, result_table,
+                          shard_state_path)
 from mbfast.engine import Engine
 from mbfast.shards import RowChecks, clean_chunk, shard_of
 from mbfast.sources import CANONICAL, open_source, resolve
@@ -41,7 +42,7 @@ def _classify_partition(frame: pd.DataFrame, model: str | None, state_dir: str |
         prediction = _classify_chunk(engine, chunk, summary)
     else:
         shard = int(frame.index[0])
-        state_path = Path(state_dir) / f"shard-{shard:05d}.state"
+        state_path = shard_state_path(Path(state_dir), shard)
         stateful = Engine.load(model, num_threads=1, precision=precision,
                                state=state_path if state_path.exists() else None)
         prediction = _step_chunk(stateful, chunk, summary)
