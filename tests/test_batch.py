@@ -7,10 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mbfast.batch import classify_files
+from mbfast.batch import BatchSummary, classify_files
 from mbfast.cli import main
 from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 from mbfast.engine import Engine
+from tests.batch_support import forget_over_two_nights
 
 
 @pytest.fixture
@@ -127,36 +128,14 @@ def test_incremental_state_applies_new_nights_and_a_rerun_changes_nothing(tmp_pa
 
 
 def test_forget_after_drops_stale_objects_from_every_shard_state(tmp_path: Path, small_model_path: Path) -> None:
-    """Night 1 holds an old object and a recent one; night 2 only a new one, in another shard. With
-    forget_after = 30 days each night keeps only objects observed within 30 days of that night's newest row,
-    also in the shard night 2 does not touch."""
-    from mbfast.shards import shard_of
+    def run(source: Path, output: Path, state: Path) -> BatchSummary:
+        return classify_files(source, output, model=small_model_path, state_dir=state, n_shards=4, forget_after=30.0,
+                              progress=False)
 
-    ids = np.arange(1, 200, dtype=np.int64)
-    shard = shard_of(ids, 4)
-    old, recent = (int(i) for i in ids[shard == 0][:2])
-    new = int(ids[shard == 1][0])
-
-    def night(rows: dict[int, float], name: str):  # noqa: ANN202
-        objects = [obj for obj, start in rows.items() for _ in range(3)]
-        times = [start + k for start in rows.values() for k in range(3)]
-        pq.write_table(pa.table({"obj_id": objects, "band": ["g"] * len(objects), "t": times,
-                                 "mag": [20.0] * len(objects), "err": [0.1] * len(objects)}), tmp_path / name)
-        return classify_files(tmp_path / name, tmp_path / f"{name}.out", model=small_model_path,
-                              state_dir=tmp_path / "state", n_shards=4, forget_after=30.0, progress=False)
-
-    def held() -> set[int]:
-        return {int(obj) for path in (tmp_path / "state").glob("shard-*.state")
-                for obj in Engine.load(small_model_path, num_threads=1, state=path).object_ids()}
-
-    first = night({old: 1.0, recent: 100.0}, "n1.parquet")
-    assert first.forgotten == 1 and held() == {recent}
-    assert "forgotten (not observed recently): 1 objects" in first.lines()
-    second = night({new: 200.0}, "n2.parquet")  # shard 0 has no rows tonight: its state is still pruned
-    assert second.forgotten == 1 and held() == {new}
+    forget_over_two_nights(tmp_path, small_model_path, run)
     with pytest.raises(ValueError, match=r"forget_after \(--forget-after\) needs a state folder"):
-        classify_files(tmp_path / "n2.parquet", tmp_path / "x.parquet", model=small_model_path, forget_after=30.0,
-                       progress=False)
+        classify_files(tmp_path / "night1.parquet", tmp_path / "x.parquet", model=small_model_path,
+                       forget_after=30.0, progress=False)
 
 
 def test_a_crash_mid_run_leaves_no_partial_output_and_a_rerun_finishes_the_same(tmp_path: Path, small_model_path: Path,

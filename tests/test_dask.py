@@ -31,3 +31,16 @@ def test_two_worker_local_cluster_equals_the_single_process_run(tmp_path: Path, 
         np.testing.assert_array_equal(got.column(name).to_numpy(zero_copy_only=False),
                                       expected.column(name).to_numpy(zero_copy_only=False), err_msg=name)
     assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.slow
+def test_forget_after_with_a_local_cluster(tmp_path: Path, small_model_path: Path) -> None:
+    from mbfast.batch import BatchSummary
+    from mbfast.dask import classify_with_scheduler
+    from tests.batch_support import forget_over_two_nights
+
+    def run(source: Path, output: Path, state: Path) -> BatchSummary:
+        return classify_with_scheduler(source, output, "local:2", model=small_model_path, state_dir=state,
+                                       n_shards=4, forget_after=30.0)
+
+    forget_over_two_nights(tmp_path, small_model_path, run)

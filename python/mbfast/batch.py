@@ -95,13 +95,19 @@ def shard_state_path(state_dir: Path, shard: int) -> Path:
     return state_dir / f"shard-{shard:05d}.state"
 
 
-def _forget_in_idle_shards(state_dir: Path, n_shards: int, busy: set[int], cutoff: float,
-                           model: str | Path | None, precision: str) -> int:
-    """Engine.forget_before(cutoff) in the saved state of every shard outside `busy`; returns objects dropped."""
+def check_forget_after(forget_after: float | None, state_dir: str | os.PathLike[str] | None) -> None:
+    if forget_after is not None and (state_dir is None or not forget_after >= 0):
+        raise ValueError(f"forget_after (--forget-after) needs a state folder (--state, the incremental mode) and "
+                         f"days >= 0; got {forget_after} days, state folder {state_dir}")
+
+
+def forget_in_shards(state_dir: Path, n_shards: int, skip: set[int], cutoff: float,
+                     model: str | os.PathLike[str] | None, precision: str) -> int:
+    """Engine.forget_before(cutoff) in the saved state of every shard outside `skip`; returns objects dropped."""
     forgotten = 0
     for shard in range(n_shards):
         state_path = shard_state_path(state_dir, shard)
-        if shard in busy or not state_path.exists():
+        if shard in skip or not state_path.exists():
             continue
         engine = Engine.load(model, num_threads=1, precision=precision, state=state_path)
         dropped = engine.forget_before(cutoff)
@@ -138,9 +144,7 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
     dropped silently. Returns the summary that the CLI prints.
     """
     started = time.perf_counter()
-    if forget_after is not None and (state_dir is None or not forget_after >= 0):
-        raise ValueError(f"forget_after (--forget-after) needs a state folder (--state, the incremental mode) and "
-                         f"days >= 0; got {forget_after} days, state folder {state_dir}")
+    check_forget_after(forget_after, state_dir)
     output = Path(output)
     source = open_source(input_spec, columns)
     engine = Engine.load(model, num_threads=num_threads, precision=precision)
@@ -190,8 +194,7 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
                 bar.update(1)
                 bar.set_postfix(objects_per_s=f"{summary.objects / (time.perf_counter() - started):,.0f}")
             if cutoff is not None:  # shards without new rows lose their stale objects too
-                summary.forgotten += _forget_in_idle_shards(state_dir, n_shards, set(shards), cutoff, model,
-                                                            precision)
+                summary.forgotten += forget_in_shards(state_dir, n_shards, set(shards), cutoff, model, precision)
             if writer is None:  # no usable rows at all: still write a valid, empty result
                 writer = pq.ParquetWriter(temp_output, result_table(engine.predict(np.empty(0, np.int64)),
                                                                     engine, embedding).schema)
@@ -252,14 +255,13 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 
 def run_classify(args) -> int:  # type: ignore[no-untyped-def]
     columns = _column_option(args.column)
-    if args.forget_after is not None and args.scheduler:
-        raise ValueError("--forget-after runs in the single-process mode only; leave out --scheduler")
     if args.scheduler:
         from mbfast.dask import classify_with_scheduler
 
         summary = classify_with_scheduler(args.input, args.output, args.scheduler, model=args.model,
                                           columns=columns, state_dir=args.state, n_shards=args.shards,
-                                          embedding=args.embedding, precision=args.precision)
+                                          embedding=args.embedding, precision=args.precision,
+                                          forget_after=args.forget_after)
     else:
         summary = classify_files(args.input, args.output, model=args.model, columns=columns, state_dir=args.state,
                                  n_shards=args.shards, embedding=args.embedding, num_threads=args.threads,

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mbfast.batch import (BatchSummary, _classify_chunk, _state_shards, _step_chunk, result_table,
-                          shard_state_path)
+from mbfast.batch import (BatchSummary, _classify_chunk, _state_shards, _step_chunk, check_forget_after,
+                          forget_in_shards, result_table, shard_state_path)
 from mbfast.engine import Engine
 from mbfast.shards import RowChecks, clean_chunk, shard_of
 from mbfast.sources import CANONICAL, open_source, resolve
@@ -74,11 +74,14 @@ def classify(frame, model: str | os.PathLike[str] | None = None, n_shards: int |
 def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os.PathLike[str], scheduler: str,
                             model: str | os.PathLike[str] | None = None, columns: dict[str, str] | None = None,
                             state_dir: str | os.PathLike[str] | None = None, n_shards: int | None = None,
-                            embedding: bool = False, precision: str = "fp32") -> BatchSummary:
-    """`mbfast classify --scheduler ADDRESS|local:N`: read with Dask, classify, write a Parquet folder atomically."""
+                            embedding: bool = False, precision: str = "fp32",
+                            forget_after: float | None = None) -> BatchSummary:
+    """`mbfast classify --scheduler ADDRESS|local:N`: read with Dask, classify, write a Parquet folder atomically.
+    `forget_after` as in mbfast.batch.classify_files: applied to the saved shard states once the workers are done."""
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
+    check_forget_after(forget_after, state_dir)
     started = time.perf_counter()
     source = open_source(input_spec, columns)
     paths = [os.fspath(path) for path in source.paths]
@@ -93,7 +96,9 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
         cluster, client = None, Client(scheduler)
     try:
         engine = Engine.load(model, num_threads=1)
-        rejected = frame.map_partitions(_rejections, engine.bands, meta=pd.Series(dtype="int64")).compute().groupby(level=0).sum()
+        checked = frame.map_partitions(_rejections, engine.bands, meta=pd.Series(dtype="float64")).compute()
+        newest = float(checked.loc[["newest_t"]].max())
+        rejected = checked.drop("newest_t").groupby(level=0).sum().astype("int64")
         results = classify(frame, model, n_shards=n_shards or max(2, frame.npartitions), state_dir=state_dir,
                            embedding=embedding, precision=precision)
         output = Path(output)
@@ -111,6 +116,10 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
                             if reason != "rows_in" and count}
         duplicates = rows_in - sum(summary.rejected.values()) - applied
         summary.skipped = {"duplicate": duplicates} if state_dir is None else {"duplicate or late": duplicates}
+        if forget_after is not None and state_dir is not None:
+            state = Path(state_dir)
+            summary.forgotten = forget_in_shards(state, _state_shards(state, None), set(), newest - forget_after,
+                                                 model, precision)
     finally:
         client.close()
         if cluster is not None:
@@ -120,9 +129,11 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
 
 
 def _rejections(frame: pd.DataFrame, bands: tuple[str, ...]) -> pd.Series:
+    """One partition's rows read, rows rejected by reason, and its newest clean observation time."""
     checks = RowChecks()
-    clean_chunk(pa.Table.from_pandas(frame, preserve_index=False), bands, checks)
-    return pd.Series({"rows_in": checks.rows_in, **checks.rejected}, dtype="int64")
+    clean = clean_chunk(pa.Table.from_pandas(frame, preserve_index=False), bands, checks)
+    newest = float(clean.t.max()) if len(clean.t) else -np.inf
+    return pd.Series({"rows_in": checks.rows_in, **checks.rejected, "newest_t": newest}, dtype="float64")
 
 
 __all__ = ["classify", "classify_with_scheduler"]

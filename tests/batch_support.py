@@ -1,0 +1,42 @@
+"""A two-night incremental scenario shared by the single-process and the Dask tests of --forget-after."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mbfast.batch import BatchSummary
+from mbfast.engine import Engine
+from mbfast.shards import shard_of
+
+
+def forget_over_two_nights(tmp_path: Path, model: Path,
+                           run: Callable[[Path, Path, Path], BatchSummary]) -> None:
+    """Night 1 holds an old object and a recent one; night 2 only a new one, in another of 4 shards. `run(input,
+    output, state folder)` classifies a night incrementally with forget_after = 30 days: each night keeps only
+    the objects observed within 30 days of its newest row, also in the shard night 2 does not touch."""
+    ids = np.arange(1, 200, dtype=np.int64)
+    shard = shard_of(ids, 4)
+    old, recent = (int(i) for i in ids[shard == 0][:2])
+    new = int(ids[shard == 1][0])
+    state = tmp_path / "state"
+
+    def night(rows: dict[int, float], name: str) -> BatchSummary:
+        objects = [obj for obj in rows for _ in range(3)]
+        times = [start + k for start in rows.values() for k in range(3)]
+        pq.write_table(pa.table({"obj_id": objects, "band": ["g"] * len(objects), "t": times,
+                                 "mag": [20.0] * len(objects), "err": [0.1] * len(objects)}), tmp_path / name)
+        return run(tmp_path / name, tmp_path / f"{name}.out", state)
+
+    def held() -> set[int]:
+        return {int(obj) for path in state.glob("shard-*.state")
+                for obj in Engine.load(model, num_threads=1, state=path).object_ids()}
+
+    first = night({old: 1.0, recent: 100.0}, "night1.parquet")
+    assert first.forgotten == 1 and held() == {recent}
+    assert "forgotten (not observed recently): 1 objects" in first.lines()
+    second = night({new: 200.0}, "night2.parquet")  # shard 0 has no rows tonight: its state is still pruned
+    assert second.forgotten == 1 and held() == {new}
