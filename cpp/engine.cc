@@ -113,10 +113,9 @@ int32_t StateStore::add(int64_t id) {
 }
 
 bool StateStore::remove(int64_t id) {
-  const int32_t found = slot_of.find(id);
+  const int32_t found = slot_of.erase(id);
   if (found < 0) return false;
   const size_t slot = size_t(found), last = size() - 1;
-  slot_of.erase(id);
   const size_t B = n_bands;
   if (slot != last) {  // keep slots dense: the last object moves into the hole
     move_block(obj_id, 1, last, slot);
@@ -277,10 +276,9 @@ Plan plan_rows(const ModelConfig& config, const StateStore& store, const Observa
       reject(row, Status::kInvalid, "mag must be within +-10000, got " + number_text(mag));
       continue;
     }
-    int32_t local = local_of.find(id);
-    if (local < 0) {
-      local = static_cast<int32_t>(plan.objects.size());
-      local_of.insert(id, local);
+    const auto next = static_cast<int32_t>(plan.objects.size());
+    const int32_t local = local_of.insert(id, next);  // one probe: the object's index, new or not
+    if (local == next) {
       LocalObject object;
       object.obj_id = id;
       object.slot = store.find(id);

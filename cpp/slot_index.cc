@@ -29,14 +29,14 @@ int32_t SlotIndex::find(int64_t id) const {
   return entries_[position(id)].slot;  // kEmpty (-1) when absent
 }
 
-bool SlotIndex::insert(int64_t id, int32_t slot) {
+int32_t SlotIndex::insert(int64_t id, int32_t slot) {
   if (slot < 0) throw std::invalid_argument("SlotIndex::insert: slot must be >= 0");
   if (4 * (size_ + 1) > 3 * entries_.size()) rehash(entries_.empty() ? 16 : 2 * entries_.size());
   Entry& entry = entries_[position(id)];
-  if (entry.slot != kEmpty) return false;
+  if (entry.slot != kEmpty) return entry.slot;
   entry = Entry{id, slot};
   ++size_;
-  return true;
+  return slot;
 }
 
 void SlotIndex::assign(int64_t id, int32_t slot) {
@@ -45,11 +45,12 @@ void SlotIndex::assign(int64_t id, int32_t slot) {
   entry->slot = slot;
 }
 
-bool SlotIndex::erase(int64_t id) {
-  if (size_ == 0) return false;
+int32_t SlotIndex::erase(int64_t id) {
+  if (size_ == 0) return -1;
   const size_t mask = entries_.size() - 1;
   size_t hole = position(id);
-  if (entries_[hole].slot == kEmpty) return false;
+  const int32_t slot = entries_[hole].slot;
+  if (slot == kEmpty) return -1;
   // Backward-shift deletion: move later entries of the run into the hole when their probe passes through it, so
   // every remaining id stays reachable from its home without tombstones.
   for (size_t next = (hole + 1) & mask; entries_[next].slot != kEmpty; next = (next + 1) & mask) {
@@ -62,7 +63,7 @@ bool SlotIndex::erase(int64_t id) {
   }
   entries_[hole].slot = kEmpty;
   --size_;
-  return true;
+  return slot;
 }
 
 void SlotIndex::reserve(size_t n_ids) {

@@ -12,11 +12,11 @@ namespace mbfast {
 
 class SlotIndex {
  public:
-  int32_t find(int64_t id) const;         // slot, or -1
-  bool insert(int64_t id, int32_t slot);  // false (and nothing changed) if id is already present
-  void assign(int64_t id, int32_t slot);  // new slot of a present id
-  bool erase(int64_t id);                 // false if id was absent
-  void reserve(size_t n_ids);             // room for n_ids without rehashing
+  int32_t find(int64_t id) const;            // slot, or -1
+  int32_t insert(int64_t id, int32_t slot);  // id's slot afterwards: `slot`, or the one it already had (kept)
+  void assign(int64_t id, int32_t slot);     // new slot of a present id
+  int32_t erase(int64_t id);                 // the slot id had, or -1 if absent
+  void reserve(size_t n_ids);                // room for n_ids without rehashing
   size_t size() const { return size_; }
 
  private:

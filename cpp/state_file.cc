@@ -233,7 +233,7 @@ StateStore read_state_file(const std::string& path, const Model& model) {
   }, version == 1 ? &format_1_embedding : nullptr);
   store.slot_of.reserve(n_objects);
   for (uint64_t slot = 0; slot < n_objects; ++slot)
-    if (!store.slot_of.insert(store.obj_id[slot], static_cast<int32_t>(slot)))
+    if (store.slot_of.insert(store.obj_id[slot], static_cast<int32_t>(slot)) != static_cast<int32_t>(slot))
       throw std::invalid_argument(path + ": corrupt: obj_id " + std::to_string(store.obj_id[slot]) + " appears twice");
   return store;
 }

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @functools.cache
+@functools.lru_cache(maxsize=1)
 def supported_kernels() -> list[str]:
     """The kernels this CPU can run: its best one (asked in a child without MBFAST_KERNEL) and all below it."""
     env = {name: value for name, value in os.environ.items() if name != "MBFAST_KERNEL"}
@@ -123,6 +124,16 @@ def reference_outputs(model_path: Path, status: np.ndarray) -> dict[str, np.ndar
     return expected
 
 
+def exact_run(kernel: str, model_path: Path, precision: str, tmp_path: Path, state_dtype: str = "fp32",
+              single_threads: int = 1) -> dict[str, np.ndarray]:
+    """run_with_kernel on a kernel this CPU has (the test is skipped otherwise), checked exact across batches."""
+    if kernel not in supported_kernels():
+        pytest.skip(f"this CPU has no {kernel}")
+    got = run_with_kernel(kernel, model_path, precision, tmp_path, state_dtype, single_threads)
+    assert_exact_across_batches(got)
+    return got
+
+
 def assert_exact_across_batches(got: dict[str, np.ndarray]) -> None:
     """Inside one kernel, batch composition and threads change nothing: one call == one row per call, and
     classify == predict after the stream."""
@@ -141,11 +152,8 @@ def test_kernel_is_reported() -> None:
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_kernel_matches_reference_and_is_exact_across_batches(kernel: str, precision: str, model_path: Path,
                                                               tmp_path: Path) -> None:
-    if kernel not in supported_kernels():
-        pytest.skip(f"this CPU has no {kernel}")
-    got = run_with_kernel(kernel, model_path, precision, tmp_path)
+    got = exact_run(kernel, model_path, precision, tmp_path)
     assert str(got["kernel"]) == kernel_that_runs(kernel, precision)
-    assert_exact_across_batches(got)
 
     want = reference_outputs(model_path, got["status"])
     predicted = got["status"] == Status.PREDICTED
@@ -168,10 +176,7 @@ def test_one_row_calls_split_over_threads_are_exact(kernel: str, precision: str,
                                                     tmp_path: Path) -> None:
     # One row per call on 2 threads: every product is split by columns between the threads (ColumnTeam); the
     # one-call run on 2 threads spreads chunks of objects over them instead. Both give the same bits.
-    if kernel not in supported_kernels():
-        pytest.skip(f"this CPU has no {kernel}")
-    got = run_with_kernel(kernel, wide_model_path, precision, tmp_path, single_threads=2)
-    assert_exact_across_batches(got)
+    got = exact_run(kernel, wide_model_path, precision, tmp_path, single_threads=2)
     if precision == "fp32":
         want = reference_outputs(wide_model_path, got["status"])
         predicted = got["status"] == Status.PREDICTED
@@ -238,10 +243,7 @@ def test_int8_is_close_to_fp32(model_path: Path) -> None:
 @pytest.mark.parametrize("kernel", ["portable", "avx2", "avx512"])
 def test_fp16_state_is_exact_across_batches_and_close_to_reference(kernel: str, model_path: Path,
                                                                     tmp_path: Path) -> None:
-    if kernel not in supported_kernels():
-        pytest.skip(f"this CPU has no {kernel}")
-    got = run_with_kernel(kernel, model_path, "fp32", tmp_path, state_dtype="fp16")
-    assert_exact_across_batches(got)
+    got = exact_run(kernel, model_path, "fp32", tmp_path, state_dtype="fp16")
     want = reference_outputs(model_path, got["status"])
     predicted = got["status"] == Status.PREDICTED
     max_diff = {name: float(np.abs(got[name][predicted] - want[name][predicted]).max()) for name in OUTPUTS}

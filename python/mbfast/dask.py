@@ -116,8 +116,8 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
                             if reason != "rows_in" and count}
         duplicates = rows_in - sum(summary.rejected.values()) - applied
         summary.skipped = {"duplicate": duplicates} if state_dir is None else {"duplicate or late": duplicates}
-        if forget_after is not None and state_dir is not None:
-            state = Path(state_dir)
+        if forget_after is not None:  # check_forget_after: a state folder is given
+            state = Path(state_dir)  # type: ignore[arg-type]
             summary.forgotten = forget_in_shards(state, _state_shards(state, None), set(), newest - forget_after,
                                                  model, precision)
     finally:
