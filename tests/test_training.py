@@ -125,7 +125,7 @@ def tiny_data() -> TrainingData:
     inputs = preprocess_reference(data.curves.select(chosen), n_skip=2)
     targets = data.targets["redshift"][chosen][:, None]
     return TrainingData(inputs, data.labels[chosen], data.class_names, data.curves.bands, ("redshift",),
-                        targets, inputs.n_rows > 0)
+                        targets, inputs.n_rows > 0, data.curves.select(chosen))
 
 
 def tiny_model(data: TrainingData, seed: int = 0) -> MultibandModel:

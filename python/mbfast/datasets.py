@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mbfast.io import read_parquet, write_parquet
-from mbfast.surveys import PLASTICC, SNANA_ZERO_POINT, YSE, flux_to_mag, select_objects
+from mbfast.surveys import PLASTICC, SNANA_ZERO_POINT, SURVEYS, YSE, ZTF, flux_to_mag, select_objects
 from mbfast.table import LightCurves
 
 # PLAsTiCC `target` codes -> the class names astronomers use (Kessler et al. 2019, Table 1)
@@ -32,6 +32,7 @@ YSE_CLASS_ORDER = ("Ia", "II", "Ibc", "other")
 # SNANA FLT letters in YSE DR1: Pan-STARRS1 g r i z; ZTF forced photometry X = g, Y = r
 YSE_FILTERS = {"g": "ps1_g", "r": "ps1_r", "i": "ps1_i", "z": "ps1_z", "X": "ztf_g", "Y": "ztf_r"}
 UNLABELLED = -1
+MAG_PER_FLUX_RATIO = 2.5 / np.log(10.0)  # sigma_mag = this / (S/N)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class LabelledSet:
     targets: dict[str, np.ndarray]     # name -> float64 (K,), NaN where unknown (masked in the loss)
     n_rows_dropped_snr: int            # observations removed by the flux > flux_err cut
     names: tuple[str, ...] = ()        # (K,) survey names of the objects (e.g. IAU names), empty if none
+    survey: str = "plasticc"           # the survey preset of curves.bands (mbfast.surveys), stored in models
 
     def subset(self, object_indices: np.ndarray) -> LabelledSet:
         """The objects at `object_indices` (in that order); n_rows_dropped_snr is carried over unchanged."""
@@ -49,7 +51,7 @@ class LabelledSet:
         names = tuple(self.names[i] for i in object_indices) if self.names else ()
         return LabelledSet(self.curves.select(object_indices), self.labels[object_indices], self.class_names,
                            {name: values[object_indices] for name, values in self.targets.items()},
-                           self.n_rows_dropped_snr, names)
+                           self.n_rows_dropped_snr, names, self.survey)
 
     def class_counts(self) -> dict[str, int]:
         """Class name -> number of objects (unlabelled ones under "unlabelled" when present)."""
@@ -292,9 +294,154 @@ def load_yse(directory: str | Path | None = None, include_unlabelled: bool = Fal
     object_ids = [int(i) for i in curves.object_ids]
     return LabelledSet(curves, np.array([labels_by_id[i] for i in object_ids], dtype=np.int64), YSE_CLASS_ORDER,
                        {"redshift": np.array([redshift_by_id[i] for i in object_ids], dtype=np.float64)},
-                       magnitudes.n_dropped, tuple(name_by_id[i] for i in object_ids))
+                       magnitudes.n_dropped, tuple(name_by_id[i] for i in object_ids), YSE.name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One's own labelled light curves
+
+LABEL_COLUMN = "label"
+
+
+def load_files(curves_path: str | Path, labels_path: str | Path, survey: str | None = None) -> LabelledSet:
+    """Light curves (Parquet or CSV: obj_id, band, t, mag, err) + a labels CSV (obj_id, label, then optional
+    regression targets, empty where unknown) as a LabelledSet for training.
+
+    Classes are the distinct labels in sorted order. `survey` names the band order (mbfast.surveys; required for
+    CSV, read from a Parquet file written by mbfast otherwise). Objects without a label row are left out and
+    counted in the message of none; a label row without light curve is an error naming the obj_id.
+    """
+    from mbfast.io import read_csv
+
+    curves_path, labels_path = Path(curves_path), Path(labels_path)
+    _require(curves_path, "light curves")
+    _require(labels_path, "labels")
+    curves = (read_csv(curves_path, survey) if curves_path.suffix.lower() == ".csv"
+              else read_parquet(curves_path, survey))
+    with open(labels_path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        if "obj_id" not in header or LABEL_COLUMN not in header:
+            raise ValueError(f"{labels_path}: the labels CSV needs columns obj_id and {LABEL_COLUMN}, has {header}")
+        target_names = [name for name in header if name not in ("obj_id", LABEL_COLUMN)]
+        label_by_id: dict[int, str] = {}
+        targets_by_id: dict[int, list[float]] = {}
+        for line, record in enumerate(reader, start=2):
+            try:
+                obj_id = int(record["obj_id"])
+                values = [float(record[name]) if record[name].strip() else np.nan for name in target_names]
+            except ValueError as error:
+                raise ValueError(f"{labels_path} line {line}: {error}") from None
+            if not record[LABEL_COLUMN].strip():
+                raise ValueError(f"{labels_path} line {line} (obj_id {obj_id}): empty label")
+            if obj_id in label_by_id:
+                raise ValueError(f"{labels_path} line {line}: obj_id {obj_id} is labelled twice")
+            label_by_id[obj_id] = record[LABEL_COLUMN].strip()
+            targets_by_id[obj_id] = values
+    object_ids = [int(i) for i in curves.object_ids]
+    known = set(object_ids)
+    missing = [obj_id for obj_id in label_by_id if obj_id not in known]
+    if missing:
+        raise ValueError(f"{labels_path}: obj_id {missing[0]} has a label but no light curve in {curves_path} "
+                         f"({len(missing)} such objects)")
+    chosen = np.array([k for k, obj_id in enumerate(object_ids) if obj_id in label_by_id], dtype=np.int64)
+    class_names = tuple(sorted(set(label_by_id.values())))
+    labels = np.array([class_names.index(label_by_id[object_ids[k]]) for k in chosen], dtype=np.int64)
+    targets = {name: np.array([targets_by_id[object_ids[k]][j] for k in chosen], dtype=np.float64)
+               for j, name in enumerate(target_names)}
+    bands_survey = next((name for name, preset in SURVEYS.items() if preset.bands == curves.bands), "custom")
+    return LabelledSet(curves.select(chosen), labels, class_names, targets, 0, (), survey or bands_survey)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ZTF-like training data. No large labelled set of real ZTF light curves is public, so the ZTF model learns from
+# PLAsTiCC g r i made to look like ZTF alert photometry and is checked on the real ZTF photometry of YSE DR1.
+
+# ZTF single-epoch 5-sigma depths (Bellm et al. 2019: median 20.8 g, 20.6 r; i about 20.2)
+ZTF_DEPTH = {"g": 20.8, "r": 20.6, "i": 20.2}
+ZTF_ERROR_FLOOR = 0.015   # mag, calibration floor added in quadrature
+ZTF_I_KEPT = 0.2          # i-band was observed by the partnership survey only: keep a fifth of i observations
+ZTF_PEAK_RANGE = (15.5, 19.5)
+ZTF_MAX_LSST_ERR = 0.3    # mag: noisier simulated points would carry more noise than a ZTF detection has  # an object fainter than this at peak is brightened to a peak drawn uniformly here
+
+
+def ztf_error(mag: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """1-sigma mag error of a background-limited detection: S/N 5 at the depth, plus the calibration floor."""
+    snr = 5.0 * 10.0 ** (-0.4 * (mag - depth))
+    return np.hypot(MAG_PER_FLUX_RATIO / snr, ZTF_ERROR_FLOOR)
+
+
+def to_ztf_like(labelled: LabelledSet, seed: int = 0) -> LabelledSet:
+    """PLAsTiCC (LSST) g r i light curves resampled to ZTF-like depth and noise, as ZTF bands g r i.
+
+    Per object: magnitudes shifted so the peak lands in ZTF_PEAK_RANGE if it was fainter (a closer copy of the
+    same event; no K-correction or time dilation), `err` set to ZTF's (`ztf_error`) and noise added up to it
+    (the simulated LSST noise already in the magnitudes is kept; points with LSST err >= ZTF_MAX_LSST_ERR are
+    dropped), observations fainter than the ZTF depth dropped (alerts are detections), 4 of 5 i-band
+    observations dropped. The LSST cadence is kept (sparser per band than ZTF's).
+    """
+    rng = np.random.default_rng(seed)
+    curves = labelled.curves
+    lsst = list(curves.bands)
+    wanted = np.array([lsst.index(band) for band in ZTF.bands])
+    in_ztf = np.isin(curves.band, wanted)
+    lengths = np.diff(curves.offsets)
+    owner = np.repeat(np.arange(curves.n_objects), lengths)
+    peak = np.full(curves.n_objects, np.inf)
+    np.minimum.at(peak, owner[in_ztf], curves.mag[in_ztf].astype(np.float64))
+    target = rng.uniform(*ZTF_PEAK_RANGE, size=curves.n_objects)
+    shift = np.where(np.isfinite(peak), np.maximum(peak - target, 0.0), 0.0)          # (K,) >= 0: brighter only
+    band = np.searchsorted(wanted, curves.band.astype(np.int64)).clip(0, len(wanted) - 1).astype(np.int8)
+    depth = np.array([ZTF_DEPTH[name] for name in ZTF.bands])[band]
+    mag = curves.mag.astype(np.float64) - shift[owner]
+    err = ztf_error(mag, depth)
+    # the simulated LSST noise stays in the magnitudes: add only what ZTF's noise has beyond it
+    lsst_err = curves.err.astype(np.float64)
+    mag = mag + np.sqrt(np.maximum(err ** 2 - lsst_err ** 2, 0.0)) * rng.standard_normal(len(mag))
+    keep = in_ztf & (mag < depth) & (lsst_err < ZTF_MAX_LSST_ERR)
+    keep &= (band != ZTF.bands.index("i")) | (rng.random(len(mag)) < ZTF_I_KEPT)
+    kept = np.bincount(owner[keep], minlength=curves.n_objects)
+    present = kept > 0
+    offsets = np.concatenate([[0], np.cumsum(kept[present])]).astype(np.int64)
+    ztf_curves = LightCurves(curves.obj_id[keep], band[keep], curves.t[keep], mag[keep].astype(np.float32),
+                             err[keep].astype(np.float32), offsets, ZTF.bands)
+    chosen = np.flatnonzero(present)
+    names = tuple(labelled.names[i] for i in chosen) if labelled.names else ()
+    return LabelledSet(ztf_curves, labelled.labels[chosen], labelled.class_names,
+                       {name: values[chosen] for name, values in labelled.targets.items()},
+                       labelled.n_rows_dropped_snr, names, ZTF.name)
+
+
+def load_plasticc_ztf() -> LabelledSet:
+    """The PLAsTiCC training set (SIMULATED) as ZTF-like g r i photometry (`to_ztf_like`, seed 0)."""
+    return to_ztf_like(load_plasticc())
+
+
+def load_yse_ztf(directory: str | Path | None = None) -> LabelledSet:
+    """YSE DR1 (REAL) restricted to its ZTF forced photometry (ztf_g, ztf_r), as ZTF bands g r i.
+
+    The same spectroscopic classes (Ia, II, Ibc, other) as `load_yse`; objects without any ZTF detection are left
+    out.
+    """
+    full = load_yse(directory)
+    curves = full.curves
+    mapping = {full.curves.bands.index(f"ztf_{band}"): ZTF.bands.index(band) for band in ("g", "r")}
+    keep = np.isin(curves.band, list(mapping))
+    band = np.zeros(len(curves), dtype=np.int8)
+    for source, target in mapping.items():
+        band[curves.band == source] = target
+    owner = np.repeat(np.arange(curves.n_objects), np.diff(curves.offsets))
+    kept = np.bincount(owner[keep], minlength=curves.n_objects)
+    present = kept > 0
+    offsets = np.concatenate([[0], np.cumsum(kept[present])]).astype(np.int64)
+    ztf_curves = LightCurves(curves.obj_id[keep], band[keep], curves.t[keep], curves.mag[keep], curves.err[keep],
+                             offsets, ZTF.bands)
+    chosen = np.flatnonzero(present)
+    return LabelledSet(ztf_curves, full.labels[chosen], full.class_names,
+                       {name: values[chosen] for name, values in full.targets.items()}, full.n_rows_dropped_snr,
+                       tuple(full.names[i] for i in chosen), ZTF.name)
 
 
 __all__ = ["LabelledSet", "PLASTICC_CLASSES", "PLASTICC_CLASS_ORDER", "YSE_CLASS_ORDER",
-           "load_plasticc", "load_sample", "load_yse", "read_snana", "shared_data_dir",
+           "load_files", "load_plasticc", "load_plasticc_ztf", "load_sample", "load_yse", "load_yse_ztf", "to_ztf_like", "read_snana", "shared_data_dir",
            "write_plasticc_sample", "yse_obj_id"]

@@ -17,8 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train the multiband model (needs mbfast[train])")
     train.add_argument("run_dir", help="folder for config, split, checkpoints, history and model.mbf")
     train.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoint.pt")
-    train.add_argument("--dataset", default="plasticc")
-    train.add_argument("--targets", nargs="*", default=None, help="regression targets (default: all)")
+    train.add_argument("--dataset", default=None,
+                       help="a named set (plasticc, plasticc_ztf, yse, yse_ztf); default plasticc, or 'files' when "
+                            "--data is given")
+    train.add_argument("--data", default=None, help="your own light curves (Parquet/CSV: obj_id, band, t, mag, err)")
+    train.add_argument("--labels", default=None, help="labels CSV for --data: obj_id, label[, regression targets]")
+    train.add_argument("--survey", default=None, help="survey of --data's bands (ztf, lsst, ps1, ...)")
+    train.add_argument("--targets", "--target", nargs="*", default=None, dest="targets",
+                       help="regression targets (default: all the data has)")
     for name in CONFIG_FIELDS:
         train.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"ModelConfig.{name}")
     train.add_argument("--batch-size", type=int, default=256)
@@ -34,6 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--fold", type=int, default=0)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto")
+    train.add_argument("--weight-decay", type=float, default=1e-4)
+    train.add_argument("--class-balance", default="weights", choices=("weights", "sampling", "none"),
+                       help="weights: inverse class frequency in the losses (default); sampling: classes drawn "
+                            "equally often; none: the paper's")
+    train.add_argument("--augment-truncate", type=float, default=0.5, help="P(curve cut at a random time)")
+    train.add_argument("--augment-obs-dropout", type=float, default=0.1, help="P(observation dropped)")
+    train.add_argument("--augment-band-dropout", type=float, default=0.2, help="P(random band subset dropped)")
+    train.add_argument("--no-augment-redraw", dest="augment_redraw", action="store_false",
+                       help="keep magnitudes as measured (default: re-drawn from N(mag, err) every epoch)")
+    train.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
+    train.add_argument("--select-on", default="macro_f1", choices=("macro_f1", "loss"),
+                       help="best epoch and early stopping by validation macro F1 (ties: loss) or loss")
+    train.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser("evaluate", help="test-set report: F1, recall, confusion matrix, figures")
@@ -55,13 +74,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from mbfast.model.training import TrainOptions, train
 
+    if args.threads is not None:
+        import torch
+        torch.set_num_threads(args.threads)
     overrides = {name: getattr(args, name) for name in CONFIG_FIELDS if getattr(args, name) is not None}
+    dataset = args.dataset or ("files" if args.data is not None else "plasticc")
+    no_augment = args.no_augment
     options = TrainOptions(
-        dataset=args.dataset, targets=None if args.targets is None else tuple(args.targets),
+        dataset=dataset, data=args.data, labels=args.labels, survey=args.survey,
+        targets=None if args.targets is None else tuple(args.targets),
         batch_size=args.batch_size, lr=args.lr, steps_wait=args.steps_wait,
         central_steps_per_batch=args.central_steps_per_batch, band_dropout=args.band_dropout,
         patience=args.patience, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
-        max_per_class=args.max_per_class, n_folds=args.folds, fold=args.fold, seed=args.seed, device=args.device)
+        max_per_class=args.max_per_class, n_folds=args.folds, fold=args.fold, seed=args.seed, device=args.device,
+        weight_decay=args.weight_decay, class_balance=args.class_balance, select_on=args.select_on,
+        augment_truncate=0.0 if no_augment else args.augment_truncate,
+        augment_obs_dropout=0.0 if no_augment else args.augment_obs_dropout,
+        augment_band_dropout=0.0 if no_augment else args.augment_band_dropout,
+        augment_redraw=args.augment_redraw and not no_augment)
     train(args.run_dir, overrides, options, resume=args.resume)
     return 0
 

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from mbfast.config import RegressionTarget
+from mbfast.datasets import LabelledSet
 from mbfast.inputs import ModelInputs
 from mbfast.table import LightCurves
 
@@ -23,9 +24,10 @@ except ImportError:
 Preprocess = Callable[[LightCurves, int], ModelInputs]
 
 
-def dataset_loaders() -> dict[str, Callable]:
-    from mbfast.datasets import load_plasticc
-    return {"plasticc": load_plasticc}
+def dataset_loaders() -> dict[str, Callable[[], LabelledSet]]:
+    """Named labelled sets for `mbfast train --dataset` (files of one's own go through `--data`/`--labels`)."""
+    from mbfast.datasets import load_plasticc, load_plasticc_ztf, load_yse, load_yse_ztf
+    return {"plasticc": load_plasticc, "plasticc_ztf": load_plasticc_ztf, "yse": load_yse, "yse_ztf": load_yse_ztf}
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,40 @@ class TrainingData:
     target_names: tuple[str, ...]
     targets: np.ndarray                # float64 (K, G) physical units, NaN where unknown
     usable: np.ndarray                 # bool (K,) object has >= 1 window row
+    curves: LightCurves | None = None  # the light curves behind `inputs`, same object order (for augmentation)
+    survey: str = "plasticc"           # what the model's bands are (mbfast.surveys), stored in its config
+
+
+FILES = "files"  # the dataset name of one's own light curves + labels
+
+
+def load_labelled(dataset: str, data_path: str | Path | None = None, labels_path: str | Path | None = None,
+                  survey: str | None = None) -> LabelledSet:
+    """A named set of dataset_loaders(), or with dataset "files" one's own tables (mbfast.datasets.load_files)."""
+    if dataset == FILES:
+        if data_path is None or labels_path is None:
+            raise ValueError("dataset 'files' needs the light curves (--data) and the labels (--labels)")
+        from mbfast.datasets import load_files
+        return load_files(data_path, labels_path, survey)
+    loaders = dataset_loaders()
+    if dataset not in loaders:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(loaders)}, or your own light curves and "
+                         f"labels with --data and --labels")
+    return loaders[dataset]()
+
+
+def preprocess_curves(curves: LightCurves, n_skip: int) -> ModelInputs:
+    return _preprocess(curves, n_skip)
 
 
 def load_training_data(dataset: str, n_skip: int, target_names: tuple[str, ...] | None = None,
-                       cache_dir: str | Path | None = None, preprocess: Preprocess = _preprocess) -> TrainingData:
-    """Load `dataset` (a name from dataset_loaders()) and preprocess it, caching ModelInputs as .npz."""
-    loaders = dataset_loaders()
-    if dataset not in loaders:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(loaders)}")
-    labelled = loaders[dataset]()
+                       cache_dir: str | Path | None = None, preprocess: Preprocess = _preprocess,
+                       data_path: str | Path | None = None, labels_path: str | Path | None = None,
+                       survey: str | None = None) -> TrainingData:
+    """Load `dataset` (see load_labelled) and preprocess it, caching ModelInputs of named sets as .npz."""
+    labelled = load_labelled(dataset, data_path, labels_path, survey)
+    if dataset == FILES:
+        cache_dir = None
     names = tuple(labelled.targets) if target_names is None else tuple(target_names)
     unknown = [name for name in names if name not in labelled.targets]
     if unknown:
@@ -59,8 +86,9 @@ def load_training_data(dataset: str, n_skip: int, target_names: tuple[str, ...] 
             save_inputs(cache, inputs)
     targets = np.stack([labelled.targets[name] for name in names], axis=1) if names else \
         np.zeros((labelled.curves.n_objects, 0))
+    usable = (inputs.n_rows > 0) & (labelled.labels >= 0)
     return TrainingData(inputs, labelled.labels, tuple(labelled.class_names), tuple(labelled.curves.bands), names,
-                        targets.astype(np.float64), inputs.n_rows > 0)
+                        targets.astype(np.float64), usable, labelled.curves, labelled.survey)
 
 
 def save_inputs(path: Path, inputs: ModelInputs) -> None:

@@ -79,10 +79,16 @@ class MultibandModel(nn.Module):
                 for band, rows in zip(self.bands, batch.band_rows)]
 
     def band_logits(self, batch: Batch, states: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
-        """Each band head on its own mix at the band's valid steps: per band (M_b, C), row-major over (K, T_b)."""
+        """Each band head on its own mix at the band's valid steps: per band (M_b, C), row-major over (K, T_b).
+
+        None for a band without steps, and in training mode for a band with one step (training BatchNorm needs
+        two values; augmentation can leave a band one step in a batch)."""
         out = []
         for band, hiddens, mask in zip(self.bands, states, batch.band_mask):
-            out.append(None if hiddens is None else band.head(band.stack.mixed(hiddens)[mask]))
+            if hiddens is None or (self.training and int(mask.sum()) < 2):
+                out.append(None)
+            else:
+                out.append(band.head(band.stack.mixed(hiddens)[mask]))
         return out
 
     def central_forward(self, batch: Batch, states: list[torch.Tensor | None], every_step: bool = False

@@ -2,7 +2,10 @@
 
 Per batch: every band model takes one AdamW step on its own eq. 5 loss; after `steps_wait` batches the central
 model takes `central_steps_per_batch` steps at half the band learning rate on detached band states (no gradient
-from the central loss reaches the band models). Early stopping on the validation loss restores the best weights.
+from the central loss reaches the band models). Beyond the paper, for imbalanced sets and early classification:
+class balance (inverse-frequency weights in eqs. 5 and 7, or balanced sampling) and a freshly augmented copy of
+the training curves every epoch (mbfast.model.augment). Model selection and early stopping on validation macro F1
+(log loss breaks ties) restore the best weights.
 Dimension legend: K objects, M valid central steps, C classes, G regression targets.
 """
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +22,25 @@ import torch.nn.functional as F
 
 from mbfast.config import ModelConfig
 from mbfast.inputs import ModelInputs
+from mbfast.model.augment import Augmentation, augment, balanced_sample, class_weights
 from mbfast.model.batch import Batch, make_batch
-from mbfast.model.data import (TrainingData, cap_per_class, fit_targets, load_training_data, scale_targets,
-                               stratified_split)
+from mbfast.model.data import (TrainingData, cap_per_class, fit_targets, load_training_data, preprocess_curves,
+                               scale_targets, stratified_split)
+from mbfast.model.metrics import confusion_matrix, macro_f1
 from mbfast.model.export import export_model
 from mbfast.model.multiband import CentralOutput, MultibandModel
 
 
+CLASS_BALANCE = ("weights", "sampling", "none")
+SELECT_ON = ("macro_f1", "loss")
+
+
 @dataclass(frozen=True)
 class TrainOptions:
-    dataset: str = "plasticc"
+    dataset: str = "plasticc"         # a name of mbfast.model.data.dataset_loaders(), or "files" (below)
+    data: str | None = None            # dataset "files": light-curve table (Parquet/CSV) ...
+    labels: str | None = None          # ... and its labels CSV (obj_id, label[, regression targets])
+    survey: str | None = None          # ... and the survey of its bands (mbfast.surveys)
     targets: tuple[str, ...] | None = None       # regression targets (None: every target the dataset has)
     target_weights: tuple[float, ...] | None = None  # lambda_k of eq. 6 (default 1 each)
     batch_size: int = 256
@@ -48,6 +60,27 @@ class TrainOptions:
     fold: int = 0
     seed: int = 0
     device: str = "auto"
+    class_balance: str = "weights"     # "weights": inverse class frequency in the losses; "sampling": every
+                                       # class drawn equally often (with replacement); "none": the paper's
+    augment_truncate: float = 0.5      # mbfast.model.augment.Augmentation, per epoch on the training curves
+    augment_obs_dropout: float = 0.1
+    augment_band_dropout: float = 0.2
+    augment_redraw: bool = True
+    select_on: str = "macro_f1"        # best epoch by validation "macro_f1" (ties: loss) or "loss"
+
+    def __post_init__(self) -> None:
+        if self.class_balance not in CLASS_BALANCE:
+            raise ValueError(f"class_balance must be one of {CLASS_BALANCE}, got {self.class_balance!r}")
+        if self.select_on not in SELECT_ON:
+            raise ValueError(f"select_on must be one of {SELECT_ON}, got {self.select_on!r}")
+        for name in ("augment_truncate", "augment_obs_dropout", "augment_band_dropout"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation(self.augment_truncate, self.augment_obs_dropout, self.augment_band_dropout,
+                            self.augment_redraw)
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainOptions:
@@ -67,14 +100,18 @@ def resolve_device(device: str) -> str:
 # Losses
 # ------------------------------------------------------------------------------------------------------------
 
-def weighted_ce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, n_objects: int) -> torch.Tensor:
-    """Eq. 5: sum_j w_j CE_j per object (w = 0 on the first N_skip steps), averaged over `n_objects`."""
+def weighted_ce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                normaliser: float | torch.Tensor) -> torch.Tensor:
+    """Eq. 5: sum_j w_j CE_j per object (w = 0 on the first N_skip steps; times the object's class weight when
+    balancing), divided by `normaliser` (the number, or the summed class weights, of the objects counted)."""
     per_step = F.cross_entropy(logits, labels, reduction="none")
-    return (per_step * weights).sum() / max(n_objects, 1)
+    return (per_step * weights).sum() / max(float(normaliser), 1e-12)
 
 
-def band_losses(model: MultibandModel, batch: Batch, states: list) -> list[torch.Tensor]:
-    """Eq. 5 of every band present in the batch (averaged over the objects that have weighted steps in it)."""
+def band_losses(model: MultibandModel, batch: Batch, states: list,
+                object_weight: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Eq. 5 of every band present in the batch, averaged over the objects that have weighted steps in it
+    (weighted by `object_weight` (K,), the objects' class weights, when given)."""
     losses = []
     for b, logits in enumerate(model.band_logits(batch, states)):
         if logits is None or logits.shape[0] < 2:
@@ -82,21 +119,34 @@ def band_losses(model: MultibandModel, batch: Batch, states: list) -> list[torch
         mask = batch.band_mask[b]
         owner = torch.nonzero(mask)[:, 0]
         weights = batch.band_weight[b][mask]
-        n_objects = int((batch.band_weight[b].sum(dim=1) > 0).sum())
-        losses.append(weighted_ce(logits, batch.labels[owner], weights, n_objects))
+        counted = batch.band_weight[b].sum(dim=1) > 0                       # (K,)
+        if object_weight is None:
+            normaliser = counted.sum()
+        else:
+            weights = weights * object_weight[owner]
+            normaliser = object_weight[counted].sum()
+        losses.append(weighted_ce(logits, batch.labels[owner], weights, normaliser))
     return losses
 
 
 def central_loss(model: MultibandModel, batch: Batch, states: list, target_weights: torch.Tensor,
-                 out: CentralOutput | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 out: CentralOutput | None = None, object_weight: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eq. 7: eq. 5 on the per-step classifier + eq. 6 masked, lambda-weighted MSE on z-scored targets.
 
-    Returns (total, classification, regression); `out` reuses an existing central_forward of the batch.
+    Returns (total, classification, regression); `out` reuses an existing central_forward of the batch;
+    `object_weight` (K,) weighs each object's classification loss (class balance).
     """
     out = model.central_forward(batch, states) if out is None else out
     mask = batch.central_mask
     owner = torch.nonzero(mask)[:, 0]
-    cls = weighted_ce(out.logits, batch.labels[owner], batch.central_weight[mask], mask.shape[0])
+    weights = batch.central_weight[mask]
+    if object_weight is None:
+        normaliser = mask.shape[0]
+    else:
+        weights = weights * object_weight[owner]
+        normaliser = object_weight.sum()
+    cls = weighted_ce(out.logits, batch.labels[owner], weights, normaliser)
     reg = out.logits.new_zeros(())
     if out.regression.shape[1]:
         known = torch.isfinite(batch.targets)                              # delta_k of eq. 6
@@ -169,10 +219,11 @@ def predict(model: MultibandModel, inputs: ModelInputs, objects: np.ndarray, bat
 @torch.no_grad()
 def validation_loss(model: MultibandModel, data: TrainingData, objects: np.ndarray, targets_z: np.ndarray,
                     target_weights: torch.Tensor, batch_size: int, device: str) -> dict[str, float]:
-    """Eval-mode eq. 7 loss, object-weighted mean over batches, and last-step accuracy."""
+    """Eval-mode eq. 7 loss (object-weighted mean over batches), last-step accuracy and macro F1."""
     was_training = model.training
     model.eval()
     total, cls_total, reg_total, correct = 0.0, 0.0, 0.0, 0
+    predicted = np.empty(len(objects), dtype=np.int64)
     for start in range(0, len(objects), batch_size):
         chosen = objects[start:start + batch_size]
         batch = make_batch(data.inputs, chosen, data.labels, targets_z).to_torch(device)
@@ -182,10 +233,14 @@ def validation_loss(model: MultibandModel, data: TrainingData, objects: np.ndarr
         cls_total += float(cls) * len(chosen)
         reg_total += float(reg) * len(chosen)
         last = torch.cumsum(batch.n_rows, 0) - 1
-        correct += int((out.logits[last].argmax(-1) == batch.labels).sum())
+        final = out.logits[last].argmax(-1)
+        correct += int((final == batch.labels).sum())
+        predicted[start:start + len(chosen)] = final.cpu().numpy()
     model.train(was_training)
     n = max(len(objects), 1)
-    return {"val_loss": total / n, "val_cls": cls_total / n, "val_reg": reg_total / n, "val_final_acc": correct / n}
+    matrix = confusion_matrix(data.labels[objects], predicted, len(data.class_names))
+    return {"val_loss": total / n, "val_cls": cls_total / n, "val_reg": reg_total / n, "val_final_acc": correct / n,
+            "val_macro_f1": macro_f1(matrix) if len(objects) else 0.0}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -227,7 +282,8 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
 
     n_skip = config_overrides.get("n_skip", ModelConfig.__dataclass_fields__["n_skip"].default)
     if data is None:
-        data = load_training_data(options.dataset, n_skip, options.targets, cache_dir)
+        data = load_training_data(options.dataset, n_skip, options.targets, cache_dir, data_path=options.data,
+                                  labels_path=options.labels, survey=options.survey)
     usable = data.usable.copy()
     if options.max_per_class is not None:
         capped = cap_per_class(np.flatnonzero(usable), data.labels, options.max_per_class, options.seed)
@@ -235,7 +291,7 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
         usable[capped] = True
     train_idx, val_idx, test_idx = stratified_split(data.labels, usable, options.seed, options.n_folds, options.fold)
     scalers = fit_targets(data.target_names, data.targets, train_idx, options.target_weights)
-    config = ModelConfig(survey=options.dataset, bands=data.bands, class_names=data.class_names,
+    config = ModelConfig(survey=data.survey, bands=data.bands, class_names=data.class_names,
                          regression_targets=scalers, **config_overrides)
     targets_z = scale_targets(data.targets, scalers)
     target_weights = torch.tensor([t.weight for t in scalers], dtype=torch.float32, device=device)
@@ -247,8 +303,22 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     band_sched = torch.optim.lr_scheduler.LambdaLR(band_opt, decay(options.decay_rate, options.decay_steps))
     central_sched = torch.optim.lr_scheduler.LambdaLR(central_opt, decay(options.decay_rate, options.decay_steps))
 
+    augmentation = options.augmentation
+    if augmentation.active and data.curves is None:
+        raise ValueError("augmentation needs the training light curves (TrainingData.curves); pass them or turn "
+                         "augmentation off (augment_truncate=augment_obs_dropout=augment_band_dropout=0, "
+                         "augment_redraw=False)")
+    train_curves = None
+    if augmentation.active:  # obj_id renumbered 0..K-1 so preprocessing sees them sorted whatever the table order
+        train_curves = data.curves.select(train_idx)
+        train_curves = replace(train_curves, obj_id=np.repeat(np.arange(train_curves.n_objects, dtype=np.int64),
+                                                              np.diff(train_curves.offsets)))
+    balance = None
+    if options.class_balance == "weights":
+        balance = torch.from_numpy(class_weights(data.labels[train_idx], config.n_classes)).to(device)
+
     state = {"epoch": 0, "step": 0, "best_score": math.inf, "best_epoch": -1, "bad_epochs": 0, "elapsed_s": 0.0,
-             "history": [], "best_state": None, "stopped": None}
+             "history": [], "best_state": None, "stopped": None, "best_key": None}
     if resume:
         saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
         model.load_state_dict(saved["model"])
@@ -275,17 +345,26 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     budget_s = None if options.max_minutes is None else 60.0 * options.max_minutes
     model.train()
     while state["stopped"] is None and state["epoch"] < options.max_epochs:
-        batches = batch_order(train_idx, data.inputs.n_rows, options.batch_size, rng)
+        if augmentation.active:  # a fresh augmented copy of the training objects, indexed 0..len(train_idx)-1
+            epoch_inputs = preprocess_curves(augment(train_curves, augmentation, rng), config.n_skip)
+            epoch_labels, epoch_targets = data.labels[train_idx], targets_z[train_idx]
+            epoch_objects = np.flatnonzero(epoch_inputs.n_rows > 0)
+        else:
+            epoch_inputs, epoch_labels, epoch_targets, epoch_objects = data.inputs, data.labels, targets_z, train_idx
+        if options.class_balance == "sampling":
+            epoch_objects = balanced_sample(epoch_objects, epoch_labels, rng)
+        batches = batch_order(epoch_objects, epoch_inputs.n_rows, options.batch_size, rng)
         sums = {"band": 0.0, "central": 0.0, "cls": 0.0, "reg": 0.0, "n_central": 0}
         bar = tqdm(batches, desc=f"epoch {state['epoch']}", disable=not progress, mininterval=30, leave=False)
         for objects in bar:
             if budget_s is not None and time.monotonic() - started > budget_s:
                 state["stopped"] = f"time budget of {options.max_minutes} min reached"
                 break
-            batch = make_batch(data.inputs, objects, data.labels, targets_z).to_torch(device)
+            batch = make_batch(epoch_inputs, objects, epoch_labels, epoch_targets).to_torch(device)
+            object_weight = None if balance is None else balance[batch.labels]
             # band models: one step each on their own eq. 5 losses (a sum: each band's gradient is its own loss's)
             states = model.band_states(batch)
-            losses = band_losses(model, batch, states)
+            losses = band_losses(model, batch, states, object_weight)
             band_opt.zero_grad(set_to_none=True)
             if losses:
                 band_loss = torch.stack(losses).sum()
@@ -298,7 +377,7 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
                 with torch.no_grad():
                     states = model.band_states(batch)
                 for _ in range(options.central_steps_per_batch):
-                    loss, cls, reg = central_loss(model, batch, states, target_weights)
+                    loss, cls, reg = central_loss(model, batch, states, target_weights, object_weight=object_weight)
                     central_opt.zero_grad(set_to_none=True)
                     loss.backward()
                     central_opt.step()
@@ -315,8 +394,10 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
                   "lr_band": band_opt.param_groups[0]["lr"], "elapsed_min": (time.monotonic() - started) / 60}
         record.update(validation_loss(model, data, val_idx, targets_z, target_weights, 512, device))
         central_started = state["step"] > options.steps_wait
-        if central_started and record["val_loss"] < state["best_score"]:
-            state.update(best_score=record["val_loss"], best_epoch=state["epoch"], bad_epochs=0,
+        # larger is better: (macro F1, -loss) compared as tuples, so the loss breaks ties of F1
+        key = [-record["val_loss"]] if options.select_on == "loss" else [record["val_macro_f1"], -record["val_loss"]]
+        if central_started and (state.get("best_key") is None or key > state["best_key"]):
+            state.update(best_score=record["val_loss"], best_key=key, best_epoch=state["epoch"], bad_epochs=0,
                          best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
         elif central_started:
             state["bad_epochs"] += 1
@@ -340,7 +421,9 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     export_model(model.cpu(), model_path, config)
     summary = {"stopped": state["stopped"], "best_epoch": state["best_epoch"], "epochs": state["epoch"],
                "steps": state["step"], "training_minutes": state["elapsed_s"] / 60, "device": device,
-               "best_val_loss": state["best_score"]}
+               "best_val_loss": state["best_score"], "select_on": options.select_on,
+               "best_val_macro_f1": state["history"][state["best_epoch"]]["val_macro_f1"]
+               if state["best_epoch"] >= 0 else None}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"stopped: {state['stopped']}; best epoch {state['best_epoch']}; model written to {model_path}", flush=True)
     return model_path
