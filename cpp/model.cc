@@ -93,7 +93,8 @@ ModelConfig parse_config(const std::string& text) {
   static const std::set<std::string> known = {
       "survey", "bands", "class_names", "band_hidden", "band_layers", "central_hidden", "central_layers",
       "translation_layers", "classifier_hidden", "classifier_layers", "band_head_hidden", "band_head_layers",
-      "regression_hidden", "regression_layers", "regression_targets", "n_skip", "layernorm_eps", "batchnorm_eps"};
+      "regression_hidden", "regression_layers", "regression_targets", "n_skip", "layernorm_eps", "batchnorm_eps",
+      "card"};  // card: the model card (what it learned from, metrics, limits), for people; not read here
   for (const auto& item : root.object)
     if (!known.count(item.first))
       throw std::invalid_argument("model config has unknown field '" + item.first + "'; upgrade mbfast");

@@ -35,5 +35,5 @@ def test_info_runs_as_a_console_script() -> None:
 
 
 def test_default_model_metadata_lists_its_held_out_objects() -> None:
-    meta = json.loads((SAMPLE_DIR / "default_model.json").read_text())
+    meta = json.loads((SAMPLE_DIR / "lsst.json").read_text())
     assert len(meta["split"]["test_obj_ids"]) == meta["split"]["test"]

@@ -351,7 +351,7 @@ def test_step_argument_checks(warm_engine: Engine) -> None:
 
 def test_missing_default_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(mbfast.engine, "DEFAULT_MODEL", tmp_path / "absent.mbf")
-    with pytest.raises(FileNotFoundError, match="default model is not trained yet"):
+    with pytest.raises(FileNotFoundError, match=r"no model file at .*absent\.mbf \(shipped models: lsst, ztf\)"):
         Engine.load()
 
 

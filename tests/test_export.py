@@ -136,7 +136,7 @@ def test_export_refuses_a_model_built_for_another_config(plasticc_sample, tmp_pa
         export_model(MultibandModel(config), tmp_path / "model.mbf", wider)
 
 
-DEFAULT_MODEL = Path(mbfast.__file__).parent / "data" / "default_model.mbf"
+DEFAULT_MODEL = Path(mbfast.__file__).parent / "data" / "lsst.mbf"
 
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no shipped default model yet")

@@ -281,7 +281,7 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     truth = dict(zip(sample.curves.object_ids.tolist(), (sample.class_names[i] for i in sample.labels)))
     predicted = scores.column("class").to_pylist()
     true_class = [truth[i] for i in scores.column("obj_id").to_pylist()]
-    held_out = set(json.loads((SAMPLE_DIR / "default_model.json").read_text())["split"]["test_obj_ids"])
+    held_out = set(json.loads((SAMPLE_DIR / "lsst.json").read_text())["split"]["test_obj_ids"])
     for name, keep in (("all sample objects (most were in the training split)", lambda obj: True),
                        ("held-out test objects of the default model", lambda obj: obj in held_out)):
         pairs = [(p, t) for obj, p, t in zip(scores.column("obj_id").to_pylist(), predicted, true_class)

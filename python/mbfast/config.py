@@ -48,6 +48,8 @@ class ModelConfig:
     n_skip: int = 2
     layernorm_eps: float = 1e-3
     batchnorm_eps: float = 1e-3
+    # the model card (data, classes, metrics on simulated and real data, known limits): for people, not the maths
+    card: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.bands) < 1:
@@ -87,7 +89,10 @@ class ModelConfig:
         return self.central_hidden + self.n_colours + 1
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        raw = asdict(self)
+        if not raw["card"]:  # files without a card keep the bytes they had before cards existed
+            del raw["card"]
+        return json.dumps(raw, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mbfast import _core
+from mbfast import _core, models
 from mbfast.config import ModelConfig
 from mbfast.costs import model_info
 from mbfast.table import LightCurves, band_indices
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model.mbf"
+DEFAULT_MODEL = models.shipped_path(models.DEFAULT)
 STATE_FORMAT_VERSION = 2  # byte layout of state files; equals _core.STATE_FORMAT_VERSION (tested)
 OUTPUTS = ("probs", "embedding", "regression")
 CPU_PRECISIONS = ("fp32", "bf16", "int8")   # Engine.load(precision=...) on the CPU
@@ -109,7 +109,7 @@ class Engine:
 
         Parameters
         ----------
-        path : model file; None loads the default model shipped in mbfast/data/default_model.mbf.
+        path : a shipped model's name ("lsst", the default, or "ztf"; mbfast.models) or a model file path.
         num_threads : worker threads for step/classify; None uses every CPU this process may run on.
         state : a file written by Engine.save_state for the same model file.
         precision : "fp32" (default; matches mbfast.reference to rtol 1e-5), "bf16" or "int8" (CPU only). bf16:
@@ -136,10 +136,9 @@ class Engine:
             GPU ("no CUDA device available").
         """
         _check_device(device)
-        model_path = Path(DEFAULT_MODEL if path is None else path)
+        model_path = DEFAULT_MODEL if path is None else models.resolve(path)
         if not model_path.is_file():
-            hint = " (the default model is not trained yet; pass path=...)" if path is None else ""
-            raise FileNotFoundError(f"no model file at {model_path}{hint}")
+            raise FileNotFoundError(f"no model file at {model_path} (shipped models: {', '.join(models.SHIPPED)})")
         if num_threads is None:
             num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
