@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mbfast.io import read_parquet, write_parquet
-from mbfast.surveys import PLASTICC, SNANA_ZERO_POINT, SURVEYS, YSE, ZTF, flux_to_mag, select_objects
+from mbfast.surveys import LSST, PLASTICC, SNANA_ZERO_POINT, SURVEYS, YSE, ZTF, flux_to_mag, select_objects
 from mbfast.table import LightCurves
 
 # PLAsTiCC `target` codes -> the class names astronomers use (Kessler et al. 2019, Table 1)
@@ -417,31 +417,39 @@ def load_plasticc_ztf() -> LabelledSet:
     return to_ztf_like(load_plasticc())
 
 
-def load_yse_ztf(directory: str | Path | None = None) -> LabelledSet:
-    """YSE DR1 (REAL) restricted to its ZTF forced photometry (ztf_g, ztf_r), as ZTF bands g r i.
-
-    The same spectroscopic classes (Ia, II, Ibc, other) as `load_yse`; objects without any ZTF detection are left
-    out.
-    """
-    full = load_yse(directory)
-    curves = full.curves
-    mapping = {full.curves.bands.index(f"ztf_{band}"): ZTF.bands.index(band) for band in ("g", "r")}
-    keep = np.isin(curves.band, list(mapping))
-    band = np.zeros(len(curves), dtype=np.int8)
-    for source, target in mapping.items():
-        band[curves.band == source] = target
+def rebanded(labelled: LabelledSet, mapping: dict[str, str], bands: tuple[str, ...], survey: str) -> LabelledSet:
+    """The observations of the bands in `mapping` (old label -> new label), relabelled into band order `bands`;
+    objects left without any observation are left out."""
+    curves = labelled.curves
+    code = np.full(len(curves.bands), -1, dtype=np.int8)
+    for old, new in mapping.items():
+        code[curves.bands.index(old)] = bands.index(new)
+    band = code[curves.band]
+    keep = band >= 0
     owner = np.repeat(np.arange(curves.n_objects), np.diff(curves.offsets))
     kept = np.bincount(owner[keep], minlength=curves.n_objects)
-    present = kept > 0
-    offsets = np.concatenate([[0], np.cumsum(kept[present])]).astype(np.int64)
-    ztf_curves = LightCurves(curves.obj_id[keep], band[keep], curves.t[keep], curves.mag[keep], curves.err[keep],
-                             offsets, ZTF.bands)
-    chosen = np.flatnonzero(present)
-    return LabelledSet(ztf_curves, full.labels[chosen], full.class_names,
-                       {name: values[chosen] for name, values in full.targets.items()}, full.n_rows_dropped_snr,
-                       tuple(full.names[i] for i in chosen), ZTF.name)
+    chosen = np.flatnonzero(kept > 0)
+    offsets = np.concatenate([[0], np.cumsum(kept[chosen])]).astype(np.int64)
+    moved = LightCurves(curves.obj_id[keep], band[keep], curves.t[keep], curves.mag[keep], curves.err[keep],
+                        offsets, bands)
+    names = tuple(labelled.names[i] for i in chosen) if labelled.names else ()
+    return LabelledSet(moved, labelled.labels[chosen], labelled.class_names,
+                       {name: values[chosen] for name, values in labelled.targets.items()},
+                       labelled.n_rows_dropped_snr, names, survey)
+
+
+def load_yse_ztf(directory: str | Path | None = None) -> LabelledSet:
+    """YSE DR1 (REAL) restricted to its ZTF forced photometry, as ZTF bands (g, r of g r i); same classes as
+    `load_yse`; objects without ZTF photometry are left out."""
+    return rebanded(load_yse(directory), {"ztf_g": "g", "ztf_r": "r"}, ZTF.bands, ZTF.name)
+
+
+def load_yse_ps1(directory: str | Path | None = None) -> LabelledSet:
+    """YSE DR1 (REAL) restricted to its Pan-STARRS1 photometry, as LSST bands (g r i z of ugrizy): how an LSST
+    model does on real griz light curves; same classes as `load_yse`."""
+    return rebanded(load_yse(directory), {f"ps1_{band}": band for band in "griz"}, LSST.bands, LSST.name)
 
 
 __all__ = ["LabelledSet", "PLASTICC_CLASSES", "PLASTICC_CLASS_ORDER", "YSE_CLASS_ORDER",
-           "load_files", "load_plasticc", "load_plasticc_ztf", "load_sample", "load_yse", "load_yse_ztf", "to_ztf_like", "read_snana", "shared_data_dir",
+           "load_files", "load_plasticc", "load_plasticc_ztf", "load_sample", "load_yse", "load_yse_ps1", "load_yse_ztf", "rebanded", "to_ztf_like", "read_snana", "shared_data_dir",
            "write_plasticc_sample", "yse_obj_id"]

@@ -58,7 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser("evaluate", help="test-set report: F1, recall, confusion matrix, figures")
     evaluate.add_argument("model", help="model file (.mbf) or a run folder (its model.mbf and split.npz)")
     evaluate.add_argument("out_dir")
-    evaluate.add_argument("--dataset", default="plasticc")
+    evaluate.add_argument("--dataset", default=None, help="default: the run's (a run folder), else plasticc")
+    evaluate.add_argument("--data", default=None, help="your own light curves (with --labels; as mbfast train)")
+    evaluate.add_argument("--labels", default=None)
+    evaluate.add_argument("--survey", default=None)
     evaluate.add_argument("--split", default=None, help="split.npz (default: the run folder's, else all objects)")
     evaluate.add_argument("--part", default="test", choices=("train", "val", "test"))
     evaluate.add_argument("--object-id", type=int, default=None, help="object of the probability figure")
@@ -100,10 +103,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from mbfast.model.evaluate import evaluate
 
     model, split = Path(args.model), args.split
+    source = {"dataset": args.dataset, "data": args.data, "labels": args.labels, "survey": args.survey}
     if model.is_dir():
         split = split or (model / "split.npz")
+        run_options = json.loads((model / "options.json").read_text())
+        if args.dataset is None and args.data is None:  # the run's own data, its own files included
+            source = {name: run_options.get(name) for name in source}
         model = model / "model.mbf"
-    report = evaluate(model, args.out_dir, args.dataset, split, args.part, args.object_id, device=args.device)
+    dataset = source["dataset"] or ("files" if source["data"] is not None else "plasticc")
+    report = evaluate(model, args.out_dir, dataset, split, args.part, args.object_id, device=args.device,
+                      data_path=source["data"], labels_path=source["labels"], survey=source["survey"])
     print(json.dumps({key: report[key] for key in ("n_objects", "accuracy", "macro_recall", "macro_f1",
                                                    "regression")}, indent=1))
     return 0

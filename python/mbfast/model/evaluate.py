@@ -27,14 +27,17 @@ def object_indices(object_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 def evaluate(model_path: str | Path, out_dir: str | Path, dataset: str = "plasticc",
              split_path: str | Path | None = None, part: str = "test", object_id: int | None = None,
-             cache_dir: str | Path | None = "runs/cache", device: str = "auto") -> dict:
+             cache_dir: str | Path | None = "runs/cache", device: str = "auto", data_path: str | None = None,
+             labels_path: str | None = None, survey: str | None = None) -> dict:
     """Write report.json and figures to out_dir for the `part` objects of split.npz (all usable objects when
-    split_path is None). Returns the report dictionary."""
+    split_path is None). dataset "files" reads data_path + labels_path (mbfast.datasets.load_files). Returns the
+    report dictionary."""
     device = resolve_device(device)
     model = load_torch_model(model_path, device)
     config = model.config
     names = tuple(target.name for target in config.regression_targets)
-    data = load_training_data(dataset, config.n_skip, names, cache_dir)
+    data = load_training_data(dataset, config.n_skip, names, cache_dir, data_path=data_path,
+                              labels_path=labels_path, survey=survey)
     if tuple(data.class_names) != config.class_names or tuple(data.bands) != config.bands:
         raise ValueError(f"{model_path}: classes/bands differ from dataset {dataset!r}")
     if split_path is None:

@@ -1,0 +1,32 @@
+"""Early classification (paper Fig. 10): every method scored on the same light curves cut to their first n
+observations, so the multiband model and the feature forests are compared on identical information.
+
+NumPy only: a method is a function from LightCurves to predicted class indices.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from mbfast.model.metrics import confusion_matrix, macro_f1
+from mbfast.table import LightCurves
+
+Classifier = Callable[[LightCurves], np.ndarray]  # curves -> int64 (K,) predicted class of each object
+
+
+def first_observations(curves: LightCurves, n: int) -> LightCurves:
+    """Each object's first n observations (in time order; all of them when it has fewer)."""
+    lengths = np.minimum(np.diff(curves.offsets), n)
+    rows = np.repeat(curves.offsets[:-1], lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return LightCurves(curves.obj_id[rows], curves.band[rows], curves.t[rows], curves.mag[rows], curves.err[rows],
+                       offsets, curves.bands)
+
+
+def f1_by_prefix(classify: Classifier, curves: LightCurves, labels: np.ndarray, n_classes: int,
+                 prefixes: tuple[int, ...]) -> list[float]:
+    """Macro F1 of `classify` on `curves` cut to each n of `prefixes` (every object counts at every n)."""
+    return [macro_f1(confusion_matrix(labels, classify(first_observations(curves, n)), n_classes))
+            for n in prefixes]
