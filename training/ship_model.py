@@ -19,7 +19,7 @@ from mbfast.datasets import LabelledSet, load_yse_ps1, load_yse_ztf
 from mbfast.model import metrics
 from mbfast.model.data import load_labelled
 from mbfast.model.evaluate import evaluate, object_indices
-from mbfast.model.prefix import first_observations
+from mbfast.model.prefix import engine_classes, first_observations
 from mbfast.modelfile import read_model, write_model
 from mbfast.models import shipped_path
 
@@ -45,13 +45,6 @@ LIMITS = {
 }
 
 
-def engine_predict(engine: mbfast.Engine, curves, fallback: int) -> np.ndarray:
-    """Engine.classify's class of each object; `fallback` where it has no window row yet."""
-    index = engine.classify(curves).class_index.copy()
-    index[index < 0] = fallback
-    return index
-
-
 def scores(true: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> dict:
     matrix = metrics.confusion_matrix(true, predicted, len(class_names))
     return {"n_objects": int(len(true)), "accuracy": metrics.accuracy(matrix),
@@ -68,9 +61,9 @@ def real_data_check(model_path: Path, real: LabelledSet, fallback: int) -> dict:
     labelled = real.labels >= 0
     curves = real.curves.select(np.flatnonzero(labelled))
     true = real.labels[labelled]
-    out = scores(true, group[engine_predict(engine, curves, fallback)], real.class_names)
+    out = scores(true, group[engine_classes(engine, curves, fallback)], real.class_names)
     out["f1_by_n_obs"] = {n: metrics.macro_f1(metrics.confusion_matrix(
-        true, group[engine_predict(engine, first_observations(curves, n), fallback)], len(real.class_names)))
+        true, group[engine_classes(engine, first_observations(curves, n), fallback)], len(real.class_names)))
         for n in PREFIXES}
     return out
 
@@ -100,10 +93,10 @@ def main() -> None:
     simulated = {}
     for precision in ("fp32", "bf16", "int8"):
         engine = mbfast.Engine.load(run_dir / "model.mbf", precision=precision)
-        simulated[precision] = scores(true, engine_predict(engine, curves, fallback), class_names)
+        simulated[precision] = scores(true, engine_classes(engine, curves, fallback), class_names)
     engine = mbfast.Engine.load(run_dir / "model.mbf")
     simulated["f1_by_n_obs"] = {n: metrics.macro_f1(metrics.confusion_matrix(
-        true, engine_predict(engine, first_observations(curves, n), fallback), len(class_names))) for n in PREFIXES}
+        true, engine_classes(engine, first_observations(curves, n), fallback), len(class_names))) for n in PREFIXES}
     loader, real_description = REAL_SETS[args.real]
     real_set = loader()
     real = real_data_check(run_dir / "model.mbf", real_set, fallback)

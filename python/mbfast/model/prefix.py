@@ -5,7 +5,7 @@ NumPy only: a method is a function from LightCurves to predicted class indices.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,6 +23,14 @@ def first_observations(curves: LightCurves, n: int) -> LightCurves:
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     return LightCurves(curves.obj_id[rows], curves.band[rows], curves.t[rows], curves.mag[rows], curves.err[rows],
                        offsets, curves.bands)
+
+
+def engine_classes(engine: Any, curves: LightCurves, fallback: int) -> np.ndarray:
+    """int64 (K,) mbfast.Engine.classify's class of each object; `fallback` (e.g. the commonest training class)
+    for an object without a window row yet, which the engine leaves unclassified."""
+    index = np.asarray(engine.classify(curves).class_index).copy()
+    index[index < 0] = fallback
+    return index
 
 
 def f1_by_prefix(classify: Classifier, curves: LightCurves, labels: np.ndarray, n_classes: int,

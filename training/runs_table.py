@@ -1,0 +1,67 @@
+"""The search table of docs/training.md, regenerated from the training runs' own files: each run's options and
+config (options.json, overrides.json), its best validation epoch (summary.json, history.json) and its test-set
+scores through the engine (model.mbf on split.npz's test objects).
+
+    python training/runs_table.py runs/lsst_f0 runs/lsst_f1 runs/lsst_f2 runs/lsst_sampling_f0 > table.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+import mbfast
+from mbfast.model import metrics
+from mbfast.model.data import load_labelled
+from mbfast.model.evaluate import object_indices
+from mbfast.model.prefix import engine_classes
+
+KNOBS = ("dataset", "fold", "class_balance", "augment_truncate", "augment_obs_dropout", "augment_band_dropout",
+         "augment_redraw", "select_on", "band_dropout", "weight_decay", "lr", "batch_size")
+
+
+def run_row(run_dir: Path, cache: dict) -> dict:
+    options = json.loads((run_dir / "options.json").read_text())
+    overrides = json.loads((run_dir / "overrides.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+    key = (options["dataset"], options.get("data"), options.get("labels"), options.get("survey"))
+    if key not in cache:
+        cache[key] = load_labelled(*key)
+    labelled = cache[key]
+    with np.load(run_dir / "split.npz") as split:
+        test = object_indices(labelled.curves.object_ids, split["test"])
+        train = object_indices(labelled.curves.object_ids, split["train"])
+    fallback = int(np.bincount(labelled.labels[train]).argmax())
+    predicted = engine_classes(mbfast.Engine.load(run_dir / "model.mbf"), labelled.curves.select(test), fallback)
+    matrix = metrics.confusion_matrix(labelled.labels[test], predicted, len(labelled.class_names))
+    best = history[summary["best_epoch"]] if summary["best_epoch"] >= 0 else {}
+    return {"run": run_dir.name, **{knob: options.get(knob) for knob in KNOBS},
+            "hidden": overrides.get("band_hidden"), "n_skip": overrides.get("n_skip"),
+            "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],
+            "minutes": round(summary["training_minutes"], 1), "stopped": summary["stopped"],
+            "val_macro_f1": round(best.get("val_macro_f1", float("nan")), 3),
+            "test_macro_recall": round(metrics.macro_recall(matrix), 3),
+            "test_macro_f1": round(metrics.macro_f1(matrix), 3), "test_accuracy": round(metrics.accuracy(matrix), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+    cache: dict = {}
+    rows = [run_row(Path(run), cache) for run in args.runs]
+    columns = list(rows[0])
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(row[column]) for column in columns) + " |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
