@@ -200,6 +200,48 @@ def test_tiny_training_is_deterministic_resumable_and_exported(tmp_path, tiny_da
     assert summary["stopped"].startswith("max_epochs")
 
 
+def test_init_from_starts_from_a_model_files_weights(tmp_path, tiny_data) -> None:
+    source, _ = run_tiny(tmp_path, "source", tiny_data, max_epochs=1)
+    copied, _ = run_tiny(tmp_path, "copy", tiny_data, max_epochs=0, init_from=str(source))
+    before, after = read_model(source).tensors, read_model(copied).tensors
+    assert before.keys() == after.keys()
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    fresh, _ = run_tiny(tmp_path, "fresh", tiny_data, max_epochs=0, seed=5)
+    assert any(not np.array_equal(read_model(fresh).tensors[name], before[name]) for name in before)
+    other = dict(TINY, band_hidden=7)
+    with pytest.raises(ValueError, match="band_hidden differ"):
+        train(tmp_path / "wrong", other, TrainOptions(max_epochs=0, init_from=str(source)), cache_dir=None,
+              progress=False, data=tiny_data)
+
+
+@torch.no_grad()
+def test_class_weights_change_the_loss_as_written(tiny_data) -> None:
+    model = tiny_model(tiny_data)
+    objects = np.flatnonzero(tiny_data.usable)[:20]
+    batch = make_batch(tiny_data.inputs, objects, tiny_data.labels, np.zeros((len(tiny_data.labels), 1))
+                       ).to_torch()
+    states = model.band_states(batch)
+    target_weights = torch.ones(1)
+    plain, _, _ = central_loss(model, batch, states, target_weights)
+    ones, _, _ = central_loss(model, batch, states, target_weights, object_weight=torch.ones(len(objects)))
+    assert float(ones) == pytest.approx(float(plain), rel=1e-6)  # weight 1 everywhere is the paper's loss
+    # one object weighted 3x: its eq. 5 sum counts 3 times, the normaliser grows by 2
+    weight = torch.ones(len(objects))
+    weight[0] = 3.0
+    _, cls_w, _ = central_loss(model, batch, states, target_weights, object_weight=weight)
+    _, cls, _ = central_loss(model, batch, states, target_weights)
+    out = model.central_forward(batch, states)
+    first = batch.central_mask[0]
+    own = torch.nn.functional.cross_entropy(out.logits[:int(first.sum())], batch.labels[0].repeat(int(first.sum())),
+                                            reduction="none")
+    own_sum = float((own * batch.central_weight[0][first]).sum())
+    expected = (float(cls) * len(objects) + 2 * own_sum) / (len(objects) + 2)
+    assert float(cls_w) == pytest.approx(expected, rel=1e-5)
+    bands = band_losses(model, batch, states, torch.ones(len(objects)))
+    assert [float(x) for x in bands] == pytest.approx([float(x) for x in band_losses(model, batch, states)])
+
+
 def test_time_budget_stops_gracefully(tmp_path, tiny_data) -> None:
     path, history = run_tiny(tmp_path, "budget", tiny_data, max_minutes=0.0, max_epochs=50)
     summary = json.loads((tmp_path / "budget" / "summary.json").read_text())

@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--select-on", default="macro_f1", choices=("macro_f1", "loss"),
                        help="best epoch and early stopping by validation macro F1 (ties: loss) or loss")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    train.add_argument("--init-from", default=None,
+                       help="start from this model's weights (lsst, ztf or a model file): fine-tune it on your data "
+                            "(same bands, classes and shape)")
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser("evaluate", help="test-set report: F1, recall, confusion matrix, figures")
@@ -90,7 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
         central_steps_per_batch=args.central_steps_per_batch, band_dropout=args.band_dropout,
         patience=args.patience, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
         max_per_class=args.max_per_class, n_folds=args.folds, fold=args.fold, seed=args.seed, device=args.device,
-        weight_decay=args.weight_decay, class_balance=args.class_balance, select_on=args.select_on,
+        weight_decay=args.weight_decay, init_from=args.init_from, class_balance=args.class_balance, select_on=args.select_on,
         augment_truncate=0.0 if no_augment else args.augment_truncate,
         augment_obs_dropout=0.0 if no_augment else args.augment_obs_dropout,
         augment_band_dropout=0.0 if no_augment else args.augment_band_dropout,

@@ -67,6 +67,7 @@ class TrainOptions:
     augment_band_dropout: float = 0.2
     augment_redraw: bool = True
     select_on: str = "macro_f1"        # best epoch by validation "macro_f1" (ties: loss) or "loss"
+    init_from: str | None = None       # start from a model file's weights (fine-tuning; same bands, classes, shape)
 
     def __post_init__(self) -> None:
         if self.class_balance not in CLASS_BALANCE:
@@ -297,6 +298,8 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     target_weights = torch.tensor([t.weight for t in scalers], dtype=torch.float32, device=device)
 
     model = MultibandModel(config, options.band_dropout).to(device)
+    if options.init_from is not None and not resume:
+        start_from(model, options.init_from)
     band_opt = torch.optim.AdamW(model.bands.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     central_opt = torch.optim.AdamW(model.central.parameters(), lr=options.lr * options.central_lr_factor,
                                     weight_decay=options.weight_decay)
@@ -419,6 +422,7 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
         model.load_state_dict(state["best_state"])
     model_path = run_dir / "model.mbf"
     export_model(model.cpu(), model_path, config)
+    (run_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
     summary = {"stopped": state["stopped"], "best_epoch": state["best_epoch"], "epochs": state["epoch"],
                "steps": state["step"], "training_minutes": state["elapsed_s"] / 60, "device": device,
                "best_val_loss": state["best_score"], "select_on": options.select_on,
@@ -427,6 +431,23 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"stopped: {state['stopped']}; best epoch {state['best_epoch']}; model written to {model_path}", flush=True)
     return model_path
+
+
+def start_from(model: MultibandModel, model_file: str) -> None:
+    """Copy a model file's weights into `model` (fine-tuning); its shape, bands and classes must be the same."""
+    from mbfast.model.export import load_torch_model
+    from mbfast.models import resolve
+
+    source = load_torch_model(resolve(model_file))
+    ours, theirs = model.config, source.config
+    differs = [name for name in ("bands", "class_names", "band_hidden", "band_layers", "central_hidden",
+                                 "central_layers", "n_skip") if getattr(ours, name) != getattr(theirs, name)]
+    if [t.name for t in ours.regression_targets] != [t.name for t in theirs.regression_targets]:
+        differs.append("regression_targets")
+    if differs:
+        raise ValueError(f"--init-from {model_file}: its {', '.join(differs)} differ from this run's "
+                         f"({', '.join(f'{name}={getattr(theirs, name)!r}' for name in differs[:2])} there)")
+    model.load_state_dict(source.state_dict())
 
 
 def save_checkpoint(path: Path, model, band_opt, central_opt, band_sched, central_sched, rng, state) -> None:
