@@ -1,17 +1,15 @@
 """mbfast.stream.replay on real alert fixtures: ordering, deduplication, idempotence, split batches, restarts.
 
-Most tests drive a small Python stand-in (StubEngine) that follows the step rules of cpp/engine.h (duplicate =
-repeat of the band's last observation, late = not after it, predictions from the 3rd observation of a band);
-test_replay_with_the_engine runs the same checks on mbfast.Engine when it is built.
+Every test runs mbfast.Engine, on small models with random weights: what is checked is the engine's step rules
+(duplicate, late, warming up) and replay's bookkeeping around them, not a model's accuracy.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
+from collections.abc import Callable
 
 import fastavro
 import numpy as np
@@ -19,8 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mbfast import Engine
 from mbfast.alerts import ZtfCuts, read_alerts
+from mbfast.config import ModelConfig
+from mbfast.modelfile import write_model
 from mbfast.stream import STEP_STATUSES, register, replay
+from tests.conftest import random_tensors
 
 DATA = Path(__file__).parent / "data" / "alerts"
 ZTF_FILES = [DATA / "ztf" / name for name in ("ztf_v3p3_ZTF19abvhduf.avro", "ztf_v3p3_3_packets_deflate.avro",
@@ -29,68 +31,30 @@ LSST_PARQUET = DATA / "lsst" / "rubin_lsstcam_v10_0_25_alerts.parquet"
 CLASSES = ("SNIa", "SNII", "AGN", "RRL")
 
 
-class StubEngine:
-    """Per (object, band): count, last (t, mag, err); probabilities from a running hash of applied rows, stored
-    at each predicted row (predict returns the last window row's outputs, as the engine does)."""
-
-    def __init__(self, survey: str, bands: tuple[str, ...]):
-        self.config = SimpleNamespace(survey=survey, bands=bands)
-        self.class_names = CLASSES
-        self.bands: dict[tuple[int, int], list[float]] = {}   # (obj, band) -> [count, t, mag, err]
-        self.objects: dict[int, list[float]] = {}             # obj -> [acc, *probs of the last window row]
-
-    def step(self, obj_id, band, t, mag, err, errors="raise"):  # noqa: ANN001, ANN201 - mirrors Engine.step
-        assert errors == "skip"
-        assert obj_id.dtype == np.int64 and band.dtype == np.int8 and t.dtype == np.float64
-        assert mag.dtype == np.float32 and err.dtype == np.float32
-        status = np.zeros(len(t), dtype=np.int8)
-        probs = np.full((len(t), len(CLASSES)), np.nan, dtype=np.float32)
-        for i in range(len(t)):
-            key = (int(obj_id[i]), int(band[i]))
-            last = self.bands.get(key)
-            if not (math.isfinite(t[i]) and math.isfinite(mag[i]) and err[i] > 0):
-                status[i] = 4
-            elif last and (t[i], mag[i], err[i]) == tuple(last[1:]):
-                status[i] = 2
-            elif last and t[i] <= last[1]:
-                status[i] = 3
-            else:
-                count = (last[0] if last else 0) + 1
-                self.bands[key] = [count, float(t[i]), float(mag[i]), float(err[i])]
-                state = self.objects.setdefault(key[0], [0.0] + [math.nan] * len(CLASSES))
-                state[0] = (state[0] * 1.3 + float(mag[i]) + 0.1 * (float(t[i]) % 7) + key[1]) % 97
-                if count >= 3:
-                    logits = np.array([math.sin(state[0] * (c + 1)) for c in range(len(CLASSES))])
-                    probs[i] = np.exp(logits) / np.exp(logits).sum()
-                    state[1:] = probs[i].tolist()
-                    status[i] = 0
-                else:
-                    status[i] = 1
-        return SimpleNamespace(status=status, probs=probs)
-
-    def predict(self, obj_ids):  # noqa: ANN001, ANN201
-        probs = np.full((len(obj_ids), len(CLASSES)), np.nan, dtype=np.float32)
-        for k, obj in enumerate(obj_ids):
-            if int(obj) in self.objects:
-                probs[k] = self.objects[int(obj)][1:]
-        return SimpleNamespace(probs=probs)
-
-    def save_state(self, path: str) -> None:
-        Path(path).write_text(json.dumps({"bands": sorted([*k, *v] for k, v in self.bands.items()),
-                                          "objects": sorted([k, *v] for k, v in self.objects.items())}))
-
-    def load_state(self, path: str) -> None:
-        state = json.loads(Path(path).read_text())
-        self.bands = {(int(a), int(b)): list(rest) for a, b, *rest in state["bands"]}
-        self.objects = {int(k): list(rest) for k, *rest in state["objects"]}
+def write_random_model(directory: Path, survey: str) -> Path:
+    """A small model with random weights for `survey`: the real engine's step rules, not a model's accuracy."""
+    bands = ("g", "r", "i") if survey == "ztf" else ("u", "g", "r", "i", "z", "y")
+    config = ModelConfig(survey=survey, bands=bands, class_names=CLASSES, band_hidden=8, central_hidden=8,
+                         classifier_hidden=8, band_head_hidden=8, regression_hidden=8)
+    path = directory / f"{survey}.mbf"
+    write_model(path, config, random_tensors(config))
+    return path
 
 
-def ztf_engine() -> StubEngine:
-    return StubEngine("ztf", ("g", "r", "i"))
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("models")
+    return {survey: write_random_model(directory, survey) for survey in ("ztf", "lsst")}
 
 
-def lsst_engine() -> StubEngine:
-    return StubEngine("lsst", ("u", "g", "r", "i", "z", "y"))
+@pytest.fixture
+def ztf_engine(models: dict[str, Path]) -> Callable[[], Engine]:
+    return lambda: Engine.load(models["ztf"], num_threads=1)
+
+
+@pytest.fixture
+def lsst_engine(models: dict[str, Path]) -> Callable[[], Engine]:
+    return lambda: Engine.load(models["lsst"], num_threads=1)
 
 
 def assert_current_probs(scores: pa.Table, engine: object) -> None:
@@ -104,7 +68,7 @@ def scores_without_files(table: pa.Table) -> pa.Table:
     return table.drop_columns(["file"])
 
 
-def test_scores_one_row_per_alert_in_time_order(tmp_path: Path) -> None:
+def test_scores_one_row_per_alert_in_time_order(tmp_path: Path, ztf_engine: Callable[[], Engine]) -> None:
     out = tmp_path / "scores.parquet"
     result = replay(ZTF_FILES, ztf_engine(), scores_path=out)
     scores = pq.read_table(out)
@@ -124,7 +88,7 @@ def test_scores_one_row_per_alert_in_time_order(tmp_path: Path) -> None:
     assert [c is not None for c in scores.column("class").to_pylist()] == has.tolist()
 
 
-def test_history_repeated_across_packets_is_stepped_once() -> None:
+def test_history_repeated_across_packets_is_stepped_once(ztf_engine: Callable[[], Engine]) -> None:
     """ZTF19abvhduf's packet is in two files: its 18 detections are stepped once, both alerts get one score."""
     result = replay(ZTF_FILES[:2], ztf_engine())
     assert result.rows_read == 18 + 19 and result.rows_stepped == 19
@@ -135,7 +99,8 @@ def test_history_repeated_across_packets_is_stepped_once() -> None:
     assert [same[0][name] for name in CLASSES] == [same[1][name] for name in CLASSES]
 
 
-def test_replaying_the_same_alerts_again_changes_nothing(tmp_path: Path) -> None:
+def test_replaying_the_same_alerts_again_changes_nothing(tmp_path: Path,
+                                                        ztf_engine: Callable[[], Engine]) -> None:
     state = tmp_path / "state"
     engine = ztf_engine()
     first = replay(ZTF_FILES, engine, state_dir=state)
@@ -188,7 +153,8 @@ def earlier_alerts(tmp_path: Path, groups: list[list[int]], window: int = 3) -> 
 
 
 @pytest.mark.parametrize("survey", ["ztf_one_object", "ztf", "lsst"])
-def test_two_batches_with_save_and_load_equal_one_pass(tmp_path: Path, survey: str) -> None:
+def test_two_batches_with_save_and_load_equal_one_pass(tmp_path: Path, survey: str, ztf_engine: Callable[[], Engine],
+                                                      lsst_engine: Callable[[], Engine]) -> None:
     if survey == "lsst":
         early, late = split_by_time(LSST_PARQUET, tmp_path)
         make = lsst_engine
@@ -215,7 +181,8 @@ def test_two_batches_with_save_and_load_equal_one_pass(tmp_path: Path, survey: s
         assert not replay([late], make()).scores.drop_columns(["file"]).equals(joined.slice(3))
 
 
-def test_one_batch_per_alert_equals_one_pass_with_cut_alerts(tmp_path: Path) -> None:
+def test_one_batch_per_alert_equals_one_pass_with_cut_alerts(tmp_path: Path,
+                                                             ztf_engine: Callable[[], Engine]) -> None:
     """An alert whose own detection is cut (rb < 0.9 here) reports its object's probabilities up to its time.
 
     Full history (as in ZTF packets) so that no detection first shows up after later ones were applied.
@@ -231,7 +198,7 @@ def test_one_batch_per_alert_equals_one_pass_with_cut_alerts(tmp_path: Path) -> 
     assert any(status == "cut" and valid for status, valid in zip(statuses, has_probs))
 
 
-def test_crashed_batch_rerun_gives_the_same_scores(tmp_path: Path) -> None:
+def test_crashed_batch_rerun_gives_the_same_scores(tmp_path: Path, lsst_engine: Callable[[], Engine]) -> None:
     early, late = split_by_time(LSST_PARQUET, tmp_path)
     state = tmp_path / "state"
     replay([early], lsst_engine(), state_dir=state)
@@ -257,7 +224,7 @@ def test_crashed_batch_rerun_gives_the_same_scores(tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "scores.parquet").equals(reference.scores)
 
 
-def test_lsst_alert_statuses(tmp_path: Path) -> None:
+def test_lsst_alert_statuses(tmp_path: Path, lsst_engine: Callable[[], Engine]) -> None:
     result = replay([LSST_PARQUET], lsst_engine())
     scores = result.scores.to_pylist()
     statuses = [row["status"] for row in scores]
@@ -267,7 +234,7 @@ def test_lsst_alert_statuses(tmp_path: Path) -> None:
     assert len(object_22) == 1 and object_22[0]["status"] == "predicted"
 
 
-def test_bad_packets_are_reported_and_the_rest_scored(tmp_path: Path) -> None:
+def test_bad_packets_are_reported_and_the_rest_scored(tmp_path: Path, ztf_engine: Callable[[], Engine]) -> None:
     junk = tmp_path / "junk.avro"
     junk.write_bytes(b"Obj\x01" + bytes(20))
     result = replay([ZTF_FILES[0], junk], ztf_engine())
@@ -275,9 +242,17 @@ def test_bad_packets_are_reported_and_the_rest_scored(tmp_path: Path) -> None:
     assert result.scores.num_rows == 1
 
 
-def test_model_for_another_survey_is_refused() -> None:
+def test_model_for_another_survey_is_refused(lsst_engine: Callable[[], Engine]) -> None:
     with pytest.raises(ValueError, match="the model is for lsst but the alerts are ztf"):
         replay(ZTF_FILES[:1], lsst_engine())
+
+
+def test_step_statuses_are_the_engines_codes() -> None:
+    """replay names statuses by the engine's codes: index k of STEP_STATUSES is the status with code k."""
+    from mbfast import _core
+
+    assert [_core.STATUS_CODES[name] for name in STEP_STATUSES] == list(range(len(_core.STATUS_CODES)))
+    assert STEP_STATUSES == ("predicted", "warming_up", "duplicate", "late", "invalid")
 
 
 def test_cli_registration() -> None:
@@ -290,26 +265,9 @@ def test_cli_registration() -> None:
     assert args.min_rb == 0.65 and not args.apparent and callable(args.run)
 
 
-# --- the real engine ------------------------------------------------------------------------------------------
-
-def real_engine_factory(tmp_path: Path, survey: str):  # noqa: ANN201 - returns a zero-argument Engine factory
-    from mbfast import Engine
-    from mbfast.config import ModelConfig
-    from mbfast.modelfile import write_model
-
-    from .conftest import random_tensors
-
-    bands = ("g", "r", "i") if survey == "ztf" else ("u", "g", "r", "i", "z", "y")
-    config = ModelConfig(survey=survey, bands=bands, class_names=CLASSES, band_hidden=8, central_hidden=8,
-                         classifier_hidden=8, band_head_hidden=8, regression_hidden=8)
-    path = tmp_path / f"{survey}.mbf"
-    write_model(path, config, random_tensors(config))
-    return lambda: Engine.load(path, num_threads=1)
-
-
-def test_replay_with_the_engine(tmp_path: Path) -> None:
+def test_replay_with_the_engine(tmp_path: Path, ztf_engine: Callable[[], Engine]) -> None:
     """Idempotence and split batches == one pass, on mbfast.Engine with a small random-weight model."""
-    make = real_engine_factory(tmp_path, "ztf")
+    make = ztf_engine
     early, late = earlier_alerts(tmp_path, [[2, 4, 8, 9], [13, 17, 20]])
     files = [early, late, *ZTF_FILES]
     state = tmp_path / "state"
@@ -335,13 +293,13 @@ def test_replay_with_the_engine(tmp_path: Path) -> None:
         ordered.sort_by([("t", "ascending"), ("alert_id", "ascending")]))
 
 
-def test_kafka_messages_score_like_the_file_they_came_from(tmp_path: Path) -> None:
+def test_kafka_messages_score_like_the_file_they_came_from(lsst_engine: Callable[[], Engine]) -> None:
     """read_messages + score_alerts (a Kafka consumer's loop) gives replay's scores for the same packets."""
     from mbfast.alerts import read_messages
     from mbfast.stream import score_alerts
     from tests.alerts_support import confluent_messages
 
-    make = real_engine_factory(tmp_path, "lsst")
+    make = lsst_engine
     path = DATA / "lsst" / "rubin_lsstcam_v10_0_25_alerts.avro"
     from_file = replay([path], make()).scores
     messages, schema = confluent_messages(path, 12)
@@ -352,12 +310,12 @@ def test_kafka_messages_score_like_the_file_they_came_from(tmp_path: Path) -> No
     assert set(from_messages.column("file").to_pylist()) == {"alerts/0"}
 
 
-def test_cli_stream_writes_scores_and_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    real_engine_factory(tmp_path, "lsst")
+def test_cli_stream_writes_scores_and_state(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            models: dict[str, Path]) -> None:
     parser = argparse.ArgumentParser(prog="mbfast")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["stream", str(LSST_PARQUET), "--state", str(tmp_path / "state"),
-                              "-o", str(tmp_path / "scores.parquet"), "--model", str(tmp_path / "lsst.mbf")])
+                              "-o", str(tmp_path / "scores.parquet"), "--model", str(models["lsst"])])
     assert args.run(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["alerts"] == 25 and summary["problems"] == []
@@ -366,11 +324,9 @@ def test_cli_stream_writes_scores_and_state(tmp_path: Path, capsys: pytest.Captu
     assert json.loads((tmp_path / "state" / "replay.json").read_text())["state"] == "engine-000001.state"
 
 
-def test_cli_stream_precision_reaches_the_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mbfast import Engine
-
-    real_engine_factory(tmp_path, "lsst")
-    model = tmp_path / "lsst.mbf"
+def test_cli_stream_precision_reaches_the_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 models: dict[str, Path]) -> None:
+    model = models["lsst"]
     parser = argparse.ArgumentParser(prog="mbfast")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["stream", str(LSST_PARQUET), "--state", str(tmp_path / "state"),
@@ -383,13 +339,11 @@ def test_cli_stream_precision_reaches_the_engine(tmp_path: Path, capsys: pytest.
     assert not got.equals(scores["fp32"])  # the two precisions give different probabilities here
 
 
-def test_cli_stream_forget_after_bounds_the_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_stream_forget_after_bounds_the_state(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  models: dict[str, Path]) -> None:
     """--forget-after DAYS drops, before the state is committed, the objects whose newest detection is more than
     DAYS before the batch's newest: the saved state holds only the recent ones."""
-    from mbfast import Engine
-
-    real_engine_factory(tmp_path, "lsst")
-    model = tmp_path / "lsst.mbf"
+    model = models["lsst"]
     full = Engine.load(model, num_threads=1)
     replay([LSST_PARQUET], full)
     held = full.object_ids()
@@ -418,8 +372,6 @@ def test_cli_stream_forget_after_bounds_the_state(tmp_path: Path, capsys: pytest
 
 def test_the_default_plasticc_model_replays_real_rubin_alerts(tmp_path: Path) -> None:
     """PLAsTiCC simulates LSST's ugrizy, so the shipped model takes LSST packets; a ZTF model would be refused."""
-    from mbfast.engine import Engine
-
     engine = Engine.load()
     result = replay(sorted((DATA / "lsst").glob("*.parquet")), engine, state_dir=tmp_path / "state")
     assert result.scores.num_rows > 0

@@ -22,11 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mbfast.alerts import AlertProblem, AlertRows, ZtfCuts, read_alerts
-from mbfast.engine import CPU_PRECISIONS
+from mbfast import _core
+from mbfast.engine import CPU_PRECISIONS, Status
 from mbfast.surveys import SURVEYS
 
-# Engine.step statuses in code order (cpp/engine.h Status), then the per-alert statuses replay adds
-STEP_STATUSES = ("predicted", "warming_up", "duplicate", "late", "invalid")
+# Engine.step status names indexed by code, as the engine defines them; then the per-alert statuses replay adds
+STEP_STATUSES = tuple(sorted(_core.STATUS_CODES, key=_core.STATUS_CODES.__getitem__))
 CUT = "cut"               # the alert's own detection failed the reader's cuts (mbfast.alerts)
 NO_OBJECT = "no_object"   # LSST alert without a diaObjectId (a solar-system source)
 PROGRESS_FILE = "replay.json"
@@ -166,7 +167,7 @@ def _step_and_score(rows: AlertRows, engine: Any, class_names: tuple[str, ...], 
                                  rows.err[step_order], n_classes)
     result.rows_stepped = len(step_order)
     result.step_counts = {name: int((status == code).sum()) for code, name in enumerate(STEP_STATUSES)}
-    after = _forward_fill(obj_id, status == 0, probs, before)           # (U, C) object probs after each row
+    after = _forward_fill(obj_id, status == Status.PREDICTED, probs, before)           # (U, C) object probs after each row
 
     # per alert: the step of the unique row holding its own detection
     step_of_unique = np.empty(len(step_order), dtype=np.int64)
@@ -312,12 +313,10 @@ def _engine_step(engine: Any, obj_id: np.ndarray, band: np.ndarray, t: np.ndarra
     if not len(obj_id):
         return np.zeros(0, dtype=np.int8), np.zeros((0, n_classes), dtype=np.float32)
     out = engine.step(obj_id, band, t, mag, err, errors="skip")
-    status = np.asarray(out.status)
-    if status.dtype.kind in "UO":  # names rather than codes
-        status = np.array([STEP_STATUSES.index(str(name)) for name in status], dtype=np.int8)
+    status = np.asarray(out.status, dtype=np.int8)
     probs = np.asarray(out.probs, dtype=np.float32).copy()
-    probs[status != 0] = np.nan
-    return status.astype(np.int8), probs
+    probs[status != Status.PREDICTED] = np.nan
+    return status, probs
 
 
 # --- state and progress -------------------------------------------------------------------------------------
