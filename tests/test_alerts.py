@@ -1,17 +1,20 @@
 """Alert readers on real ZTF and Rubin packets (tests/data/alerts): values read by hand, cuts, bad packets."""
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
 
 import fastavro
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mbfast.alerts import (AlertError, ZtfCuts, apparent_magnitude, read_alerts, ztf_object_id,
+from mbfast.alerts import (AlertError, ZtfCuts, apparent_magnitude, read_alerts, read_messages, ztf_object_id,
                            ztf_object_name)
 from mbfast.alerts.container import Container
 from mbfast.surveys import LSST, ZTF
@@ -346,3 +349,114 @@ def test_random_message_bytes_are_problems_never_crashes(bodies: list[bytes]) ->
     messages = [b"\x00\x00\x00\x00\x03" + body for body in bodies]
     rows = read_messages(messages, {3: schema})
     assert rows.n_alerts + len(rows.problems) == len(messages)  # each message is an alert or a problem
+
+
+# --- schemas lacking what the readers need ------------------------------------------------------------------
+
+def _edit_struct(table: pa.Table, column: str, name: str, values: pa.Array | None) -> pa.Table:
+    """`table` with struct column `column`'s field `name` replaced by `values`, or dropped when None."""
+    struct = table.column(column).combine_chunks()
+    fields = {field.name: struct.field(field.name) for field in struct.type}
+    if values is None:
+        del fields[name]
+    else:
+        fields[name] = values
+    edited = pa.StructArray.from_arrays(list(fields.values()), names=list(fields), mask=struct.is_null())
+    return table.set_column(table.schema.get_field_index(column), column, edited)
+
+
+LSST_PARQUET = LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.parquet"
+ZTF_PARQUET = ZTF_DIR / "fink_ztf_v4p02_8_alerts.parquet"
+SCHEMA_CASES = {
+    # case: (file, struct column, field, replacement (None: dropped), problem)
+    "no diaObjectId": (LSST_PARQUET, "diaSource", "diaObjectId", None, "no field diaSource.diaObjectId"),
+    "no band": (LSST_PARQUET, "diaSource", "band", None, "no field diaSource.band or diaSource.filterName"),
+    "integer band": (LSST_PARQUET, "diaSource", "band", pa.array([1] * 25, pa.int8()),
+                     "diaSource.band is int, expected string"),
+    "no psfFlux": (LSST_PARQUET, "diaSource", "psfFlux", None, "no field diaSource.psfFlux or diaSource.psFlux"),
+    "fid as strings": (ZTF_PARQUET, "candidate", "fid", pa.array(["1"] * 8), "candidate.fid is string, expected int"),
+    "no magpsf": (ZTF_PARQUET, "candidate", "magpsf", None, "no field candidate.magpsf"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCHEMA_CASES))
+def test_a_schema_lacking_a_needed_field_is_a_problem_naming_it(case: str, tmp_path: Path) -> None:
+    """Never rows quietly cut (no magpsf read as upper limits, no diaObjectId as solar-system sources)."""
+    source, column, name, values, problem = SCHEMA_CASES[case]
+    path = tmp_path / "edited.parquet"
+    pq.write_table(_edit_struct(pq.read_table(source), column, name, values), path)
+    rows = read_alerts(path)
+    assert [str(p) for p in rows.problems] == [f"{path}: whole file: alert schema unusable: {problem}"]
+    assert rows.n_alerts == 0 and rows.skipped == {}
+
+
+def test_an_avro_schema_lacking_a_needed_field_is_a_problem_naming_it(tmp_path: Path) -> None:
+    def drop_object_id(schema: dict) -> dict:
+        for field in schema["fields"]:
+            if field["name"] == "diaSource":
+                field["type"]["fields"] = [f for f in field["type"]["fields"] if f["name"] != "diaObjectId"]
+        return schema
+
+    path = tmp_path / "no_object_id.avro"
+    _rewrite(LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro", path, edit_schema=drop_object_id)
+    rows = read_alerts(path)
+    assert [str(p) for p in rows.problems] == [
+        f"{path}: whole file: alert schema unusable: no field diaSource.diaObjectId"]
+    messages, schema = confluent_messages(path, 5)
+    from_kafka = read_messages(messages, {5: schema}, source="topic/0")
+    assert [str(p) for p in from_kafka.problems] == [
+        "topic/0: whole file: alert schema unusable: no field diaSource.diaObjectId"]
+
+
+# --- text that is not UTF-8; arguments that are not messages ------------------------------------------------
+
+def test_a_band_that_is_not_utf8_names_file_and_packet(tmp_path: Path) -> None:
+    with open(LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro", "rb") as handle:
+        reader = fastavro.reader(handle)
+        schema, records = reader.writer_schema, list(reader)
+    records[1]["diaSource"]["band"] = "Q"
+    body = io.BytesIO()
+    fastavro.writer(body, fastavro.parse_schema(schema), records[:3], codec="null")
+    data = body.getvalue()
+    at = data.index(b"\x02Q")  # the 1-character string "Q"
+    path = tmp_path / "band.avro"
+    path.write_bytes(data[:at] + b"\x02\xff" + data[at + 2:])
+    rows = read_alerts(path)
+    assert rows.n_alerts == 1
+    assert [str(p).split(": ", 2)[1:] for p in rows.problems] == [
+        ["packet 1", "undecodable record in block at byte "
+                     f"{Container.from_bytes(data).start}: a string field is not UTF-8 text (invalid start byte at "
+                     "byte 0 of the string)"],
+        ["packet 2", f"not read: packet 1 before it in the block at byte {Container.from_bytes(data).start} could "
+                     "not be decoded"]]
+
+
+def test_an_avro_header_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    data = (LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro").read_bytes()
+    key = data.index(b"avro.schema")
+    bad_key = tmp_path / "key.avro"
+    bad_key.write_bytes(data[:key] + b"\xff" + data[key + 1:])
+    name = data.index(b'"name"')
+    bad_schema = tmp_path / "schema.avro"
+    bad_schema.write_bytes(data[:name] + b'"\xff' + data[name + 2:])
+    empty = tmp_path / "empty.avro"
+    empty.write_bytes(b"")
+    assert [str(p) for p in read_alerts([bad_key, bad_schema, empty]).problems] == [
+        f"{bad_key}: whole file: Avro header: metadata key at byte {key} is not UTF-8 text",
+        f"{bad_schema}: whole file: Avro header: avro.schema or avro.codec is not UTF-8 text (invalid start byte at "
+        f"byte {name + 1 - data.index(b'{')} of the value)",
+        f"{empty}: whole file: empty file"]
+
+
+def test_read_messages_refuses_what_is_not_messages() -> None:
+    messages, schema = confluent_messages(ZTF_DIR / "kafka_snappy_8_packets.avro", 3)
+    for given, kind in ((None, "NoneType"), (messages[0], "bytes"), ("abc", "str"), (3, "int")):
+        with pytest.raises(ValueError, match=f"^messages must be an iterable of message values \\(bytes\\), got "
+                                             f"{kind}$"):
+            read_messages(given, {3: schema})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^schemas must map schema id -> writer schema, got NoneType$"):
+        read_messages(messages, None)  # type: ignore[arg-type]
+    rows = read_messages([None, messages[0], "text"], {3: schema}, source="t")  # type: ignore[list-item]
+    assert [str(p) for p in rows.problems] == ["t: packet 0: message value is NoneType, not bytes",
+                                               "t: packet 2: message value is str, not bytes"]
+    assert rows.n_alerts == 1

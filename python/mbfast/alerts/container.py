@@ -30,6 +30,13 @@ def _fastavro() -> Any:
 SYNC_SIZE = 16
 
 
+def describe(exc: Exception) -> str:
+    """A decoding error in words: a string that is not UTF-8 says so rather than only naming the codec."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"a string field is not UTF-8 text ({exc.reason} at byte {exc.start} of the string)"
+    return f"{type(exc).__name__}: {exc}"
+
+
 @dataclass(frozen=True)
 class Packet:
     """One decoded record (`record`) or one undecodable one (`error`), with its 0-based index in the file."""
@@ -69,7 +76,10 @@ def _read_header(buf: bytes) -> tuple[dict[str, bytes], bytes, int]:
             _, pos = _read_long(buf, pos)
         for _ in range(count):
             size, pos = _read_long(buf, pos)
-            key = buf[pos:pos + size].decode()
+            try:
+                key = buf[pos:pos + size].decode()
+            except UnicodeDecodeError:
+                raise ValueError(f"Avro header: metadata key at byte {pos} is not UTF-8 text") from None
             pos += size
             size, pos = _read_long(buf, pos)
             meta[key] = buf[pos:pos + size]
@@ -149,8 +159,14 @@ class Container:
             raise ValueError("truncated Avro header") from None
         if "avro.schema" not in meta:
             raise ValueError("Avro header has no avro.schema")
-        schema = json.loads(meta["avro.schema"])
-        codec = meta.get("avro.codec", b"null").decode()
+        try:
+            schema = json.loads(meta["avro.schema"].decode())
+            codec = meta.get("avro.codec", b"null").decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"Avro header: avro.schema or avro.codec is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start} of the value)") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"Avro header: avro.schema is not JSON ({exc})") from None
         return cls(data, schema, codec, sync, start)
 
     def packets(self, keep: frozenset[str] | None = None) -> Iterator[Packet]:
@@ -209,9 +225,11 @@ class Container:
                 records.append(fastavro.schemaless_reader(stream, writer, reader))
             except Exception as exc:  # fastavro raises EOFError, UnicodeDecodeError, ValueError, IndexError ...
                 yield from (Packet(k, record) for k, record in enumerate(records, first))  # type: ignore[arg-type]
-                for j in range(i, first + count):
-                    yield Packet(j, None, f"undecodable record in block at byte {block_start}: "
-                                          f"{type(exc).__name__}: {exc}")
+                yield Packet(i, None, f"undecodable record in block at byte {block_start}: {describe(exc)}")
+                # the block has no index: where the next record starts is lost with this one
+                for j in range(i + 1, first + count):
+                    yield Packet(j, None, f"not read: packet {i} before it in the block at byte {block_start} "
+                                          "could not be decoded")
                 return
         left = len(stream.getbuffer()) - stream.tell()
         if left:  # the null codec has no checksum: bytes left over are the one sign of a corrupt block

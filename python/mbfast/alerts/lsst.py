@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from mbfast.alerts.rows import RowBuilder
+from mbfast.alerts.schema import INTEGER, NUMBER, STRING, Requirement, Tree, has
 from mbfast.surveys import LOW_SNR, LSST_NJY_ZERO_POINT, MAG_PER_LN_FLUX
 
 SUPPORTED_MAJORS = range(4, 12)
@@ -22,6 +23,20 @@ FLUX_ERR = ("psfFluxErr", "psFluxErr")
 
 FIELDS = frozenset({"alertId", "diaSourceId", "diaSource", "prvDiaSources", "diaObjectId",
                     *BAND, *TIME, *FLUX, *FLUX_ERR})
+
+
+def required(tree: Tree) -> tuple[Requirement, ...]:
+    """What an LSST packet schema must hold: the alert id, the diaSource's object id, band, time and flux, and the
+    same (object id aside) in prvDiaSources when the schema has them."""
+    needed: list[Requirement] = [((("alertId",), ("diaSourceId",), ("diaSource", "diaSourceId")), INTEGER),
+                                 ((("diaSource", "diaObjectId"),), INTEGER)]
+    for part in ("diaSource", "prvDiaSources"):
+        if part == "diaSource" or has(tree, (part,)):
+            needed += [(((part, BAND[0]), (part, BAND[1])), STRING), (((part, TIME[0]), (part, TIME[1])), NUMBER),
+                       (((part, FLUX[0]), (part, FLUX[1])), NUMBER),
+                       (((part, FLUX_ERR[0]), (part, FLUX_ERR[1])), NUMBER)]
+    return tuple(needed)
+
 
 _VERSION = re.compile(r"lsst\.v(\d+)_(\d+)(\.alert)?")
 
@@ -85,4 +100,4 @@ def _add_source(source: dict[str, Any], rows: RowBuilder, obj_id: int, alert_id:
                     MAG_PER_LN_FLUX * flux_err / flux, alert_id, current, file, index)
 
 
-__all__ = ["add_packet", "schema_version"]
+__all__ = ["add_packet", "required", "schema_version"]

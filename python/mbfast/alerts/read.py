@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 
 from mbfast.alerts import lsst, ztf
 from mbfast.alerts.container import MAGIC as AVRO_MAGIC
-from mbfast.alerts.container import Container, project_schema
+from mbfast.alerts.container import Container, describe, project_schema
 from mbfast.alerts.container import _fastavro as fastavro_module
 from mbfast.alerts.rows import AlertError, AlertProblem, AlertRows, RowBuilder
+from mbfast.alerts.schema import Tree, arrow_tree, avro_tree, check
 from mbfast.alerts.ztf import ZtfCuts
 from mbfast.surveys import LSST, ZTF, Survey
 
@@ -90,6 +91,10 @@ def read_messages(messages: Iterable[bytes], schemas: Mapping[int, dict[str, Any
     -------
     AlertRows, rows in message order; `file` is 0 and `packet` the message index.
     """
+    if messages is None or isinstance(messages, (bytes, bytearray, str)) or not isinstance(messages, Iterable):
+        raise ValueError(f"messages must be an iterable of message values (bytes), got {type(messages).__name__}")
+    if not isinstance(schemas, Mapping):
+        raise ValueError(f"schemas must map schema id -> writer schema, got {type(schemas).__name__}")
     return _read([(source, lambda: _open_messages(messages, schemas))], cuts, errors)
 
 
@@ -160,6 +165,8 @@ def _open(path: Path) -> tuple[Survey, Packets]:
             return _open_avro(magic + handle.read())
     if magic == PARQUET_MAGIC:
         return _open_parquet(path)
+    if not magic:
+        raise ValueError("empty file")
     raise ValueError(f"neither an Avro container nor Parquet (starts with {magic!r})")
 
 
@@ -180,7 +187,14 @@ def _survey_of_schema(schema: Any) -> Survey:
     if name.startswith("elasticc"):
         raise ValueError(f"unknown alert schema {name!r}: simulated ELAsTiCC packets are not read")
     fields = schema.get("fields", ()) if isinstance(schema, dict) else ()
-    return _survey_of_fields((field["name"] for field in fields), name)
+    survey = _survey_of_fields((field["name"] for field in fields), name)
+    _check_fields(survey, avro_tree(schema))
+    return survey
+
+
+def _check_fields(survey: Survey, tree: Tree) -> None:
+    """Every field the survey's packets are read from is in the schema, with a usable type."""
+    check(tree, (ztf if survey is ZTF else lsst).required(tree))
 
 
 def _open_avro(data: bytes) -> tuple[Survey, Packets]:
@@ -206,6 +220,9 @@ def _open_messages(messages: Iterable[bytes], schemas: Mapping[int, dict[str, An
 
     def packets() -> Packets:
         for index, message in enumerate(messages):
+            if not isinstance(message, (bytes, bytearray, memoryview)):
+                yield index, None, f"message value is {type(message).__name__}, not bytes"
+                continue
             if len(message) < 5 or message[0] != CONFLUENT_MAGIC:
                 yield index, None, "not a Confluent-framed Avro message (a zero byte, a 4-byte schema id, the packet)"
                 continue
@@ -217,7 +234,7 @@ def _open_messages(messages: Iterable[bytes], schemas: Mapping[int, dict[str, An
             try:
                 record = fastavro.schemaless_reader(body, *parsed[schema_id])
             except Exception as exc:  # fastavro raises EOFError, UnicodeDecodeError, ValueError, IndexError ...
-                yield index, None, f"undecodable packet: {type(exc).__name__}: {exc}"
+                yield index, None, f"undecodable packet: {describe(exc)}"
                 continue
             left = len(message) - 5 - body.tell()
             if left:
@@ -253,6 +270,7 @@ def _open_parquet(path: Path) -> tuple[Survey, Packets]:
     parquet = pq.ParquetFile(path)
     schema = parquet.schema_arrow
     survey = _survey_of_fields(schema.names, path.name)
+    _check_fields(survey, arrow_tree(schema))
     keep = ztf.FIELDS if survey is ZTF else lsst.FIELDS
     columns = [name for name in schema.names if name in keep]
     if survey is LSST and "lsst_schema_version" in schema.names:

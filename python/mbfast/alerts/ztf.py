@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mbfast.alerts.rows import RowBuilder
+from mbfast.alerts.schema import INTEGER, NUMBER, STRING, Requirement, Tree, has
 from mbfast.surveys import LOW_SNR, MAG_PER_LN_FLUX
 
 # jd -> MJD
@@ -24,6 +25,22 @@ MAX_SIGMAPSF = MAG_PER_LN_FLUX
 # Fields read from a packet; everything else (cutouts, PS1/Gaia cross-matches ...) is skipped while decoding.
 FIELDS = frozenset({"schemavsn", "objectId", "candid", "candidate", "prv_candidates", "jd", "fid", "magpsf",
                     "sigmapsf", "isdiffpos", "rb", "drb", "nbad", "magnr", "sigmagnr", "distnr"})
+
+# Fields a schema must have (mbfast.alerts.schema.check); rb, drb, nbad and the reference-source fields may be
+# absent (their cuts then do not apply). History is optional, but when present its entries need the same fields.
+DETECTION = ((("jd",),), NUMBER), ((("fid",),), INTEGER), ((("magpsf",),), NUMBER), ((("sigmapsf",),), NUMBER), \
+    ((("isdiffpos",),), STRING)
+
+
+def required(tree: Tree) -> tuple[Requirement, ...]:
+    """What a ZTF packet schema must hold: objectId, candid, the candidate's detection fields, and the same in
+    prv_candidates when the schema has them."""
+    needed: list[Requirement] = [((("objectId",),), STRING), ((("candid",), ("candidate", "candid")), INTEGER)]
+    for part in ("candidate", "prv_candidates"):
+        if part == "candidate" or has(tree, (part,)):
+            needed += [(tuple((part, *path) for path in paths), kinds) for paths, kinds in DETECTION]
+    return tuple(needed)
+
 
 _OBJECT_ID = re.compile(r"ZTF(\d{2})([a-z]{7})")
 _LETTERS = 26 ** 7
@@ -170,5 +187,5 @@ def _add_detection(det: dict[str, Any], rows: RowBuilder, cuts: ZtfCuts, obj_id:
     return rows.add(obj_id, band, float(det["jd"]) - JD_MINUS_MJD, mag, err, alert_id, current, file, index)
 
 
-__all__ = ["FID_BANDS", "ZtfCuts", "add_packet", "apparent_magnitude", "schema_version", "ztf_object_id",
-           "ztf_object_name"]
+__all__ = ["FID_BANDS", "ZtfCuts", "add_packet", "apparent_magnitude", "required", "schema_version",
+           "ztf_object_id", "ztf_object_name"]
