@@ -6,10 +6,15 @@ Every test runs mbfast.Engine, on small models with random weights: what is chec
 from __future__ import annotations
 
 import argparse
+import fcntl
+import io
 import json
 import shutil
-from pathlib import Path
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import fastavro
 import numpy as np
@@ -17,11 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mbfast import Engine
+from mbfast import Engine, exit_codes
 from mbfast.alerts import ZtfCuts, read_alerts
+from mbfast.cli import main
 from mbfast.config import ModelConfig
 from mbfast.modelfile import write_model
-from mbfast.stream import STEP_STATUSES, register, replay
+from mbfast.stream import LOCK_FILE, STEP_STATUSES, register, replay
 from tests.conftest import random_tensors
 
 DATA = Path(__file__).parent / "data" / "alerts"
@@ -73,7 +79,9 @@ def test_scores_one_row_per_alert_in_time_order(tmp_path: Path, ztf_engine: Call
     result = replay(ZTF_FILES, ztf_engine(), scores_path=out)
     scores = pq.read_table(out)
     assert scores.equals(result.scores)
-    assert scores.num_rows == 1 + 3 + 8 + 8
+    # 1 + 3 + 8 + 8 packets; ZTF19abvhduf's (candid 1048197683315015009) is in the first two files: scored once
+    assert scores.num_rows == 1 + 3 + 8 + 8 - 1 and result.duplicate_alerts == 1
+    assert scores.column("alert_id").to_pylist().count(1048197683315015009) == 1
     assert scores.column_names == ["obj_id", "object", "alert_id", "t", "status", "class", *CLASSES,
                                    "file", "packet"]
     t = scores.column("t").to_numpy()
@@ -89,14 +97,15 @@ def test_scores_one_row_per_alert_in_time_order(tmp_path: Path, ztf_engine: Call
 
 
 def test_history_repeated_across_packets_is_stepped_once(ztf_engine: Callable[[], Engine]) -> None:
-    """ZTF19abvhduf's packet is in two files: its 18 detections are stepped once, both alerts get one score."""
+    """ZTF19abvhduf's packet is in two files: its 18 detections are stepped once and its alert scored once, from
+    the first file."""
     result = replay(ZTF_FILES[:2], ztf_engine())
     assert result.rows_read == 18 + 19 and result.rows_stepped == 19
     assert result.step_counts["late"] == result.step_counts["duplicate"] == 0
     scores = result.scores.to_pylist()
     same = [row for row in scores if row["object"] == "ZTF19abvhduf"]
-    assert len(same) == 2 and same[0]["status"] == same[1]["status"] == "predicted"
-    assert [same[0][name] for name in CLASSES] == [same[1][name] for name in CLASSES]
+    assert len(same) == 1 and same[0]["status"] == "predicted" and same[0]["file"] == str(ZTF_FILES[0])
+    assert result.scores.num_rows == 3 and result.duplicate_alerts == 1
 
 
 def test_replaying_the_same_alerts_again_changes_nothing(tmp_path: Path,
@@ -377,3 +386,207 @@ def test_the_default_plasticc_model_replays_real_rubin_alerts(tmp_path: Path) ->
     assert result.scores.num_rows > 0
     assert set(result.scores.column("status").to_pylist()) <= {"predicted", "warming_up", "duplicate", "late",
                                                                  "invalid", "cut", "no_object"}
+
+
+# --- the command's guarantees: one run per state folder, files consumed once, honest exit codes ---------------
+
+def stream_command(*argv: str | Path) -> list[str]:
+    return [sys.executable, "-m", "mbfast.cli", "stream", *map(str, argv)]
+
+
+def run_cli(argv: list[str | Path], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict | None, str]:
+    """Exit status, the JSON summary (None if none was printed) and stderr of `mbfast stream argv`."""
+    code = main(["stream", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if out.strip() else None, err
+
+
+def test_a_second_run_on_a_state_folder_waits_for_the_first(tmp_path: Path, models: dict[str, Path]) -> None:
+    """Two processes on one --state: the second says so and waits for the lock; both batches end up in the state."""
+    early, late = split_by_time(LSST_PARQUET, tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    with open(state / LOCK_FILE, "a+") as held:  # a first run, holding the folder
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242\n")
+        held.flush()
+        second = subprocess.Popen(stream_command(late, "--state", state, "-o", tmp_path / "scores.parquet",
+                                                 "--model", models["lsst"]), stderr=subprocess.PIPE, text=True)
+        assert second.stderr is not None
+        line = second.stderr.readline()  # blocks until the second run has reached the lock
+        assert line == (f"mbfast stream: state folder {state} is in use by another run (pid 4242); waiting for it "
+                        "to finish\n")
+        time.sleep(0.5)
+        assert second.poll() is None and not (state / "replay.json").exists()
+    second.communicate(timeout=120)
+    assert second.returncode == 0
+    assert json.loads((state / "replay.json").read_text())["batches"] == 1
+
+    # two real runs at once: whichever goes first, the other applies its batch on top of it
+    runs = [subprocess.Popen(stream_command(path, "--state", tmp_path / "both", "-o", tmp_path / f"{path.stem}.scores",
+                                            "--model", models["lsst"]), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for path in (early, late)]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0]
+    record = json.loads((tmp_path / "both" / "replay.json").read_text())
+    assert record["batches"] == 2 and sorted(entry["path"] for entry in record["files"]) == [str(early), str(late)]
+    engine = Engine.load(models["lsst"], num_threads=1, state=tmp_path / "both" / record["state"])
+    one_pass = Engine.load(models["lsst"], num_threads=1)
+    replay([early, late], one_pass)
+    assert sorted(engine.object_ids().tolist()) == sorted(one_pass.object_ids().tolist())
+
+
+def test_the_same_file_twice_is_read_once(tmp_path: Path, lsst_engine: Callable[[], Engine]) -> None:
+    """By content: a second path to the same bytes is skipped in the call and in later runs on the state."""
+    copy = tmp_path / "copy.parquet"
+    shutil.copyfile(LSST_PARQUET, copy)
+    state = tmp_path / "state"
+    once = replay([LSST_PARQUET], lsst_engine())
+    twice = replay([LSST_PARQUET, LSST_PARQUET, copy], lsst_engine(), state_dir=state)
+    assert twice.files_repeated == [str(LSST_PARQUET), str(copy)]
+    assert twice.scores.num_rows == 25 and twice.duplicate_alerts == 0
+    assert twice.scores.equals(once.scores)
+    record = (state / "replay.json").read_bytes()
+    again = replay([copy], lsst_engine(), state_dir=state)
+    assert again.files_already_done == [str(copy)] and again.scores.num_rows == 0 and not again.committed
+    assert (state / "replay.json").read_bytes() == record            # a completed batch: no new state file
+    assert sorted(path.name for path in state.iterdir()) == ["engine-000001.state", "lock", "replay.json"]
+
+
+def truncated_container(tmp_path: Path) -> Path:
+    """The 8 ZTF Kafka packets one per block, the last block cut short: packets 0-6 read, packet 7 a problem."""
+    with open(ZTF_FILES[3], "rb") as handle:
+        reader = fastavro.reader(handle)
+        schema, records = reader.writer_schema, list(reader)
+    body = io.BytesIO()
+    fastavro.writer(body, fastavro.parse_schema(schema), records, codec="deflate", sync_interval=1)
+    path = tmp_path / "truncated.avro"
+    path.write_bytes(body.getvalue()[:-100])
+    return path
+
+
+def test_a_file_with_problems_is_not_recorded_as_consumed(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          models: dict[str, Path]) -> None:
+    """The rerun reads it again and reports the problem again (exit 1 both times); the good file is done."""
+    bad = truncated_container(tmp_path)
+    argv = [ZTF_FILES[0], bad, "--state", tmp_path / "state", "-o", tmp_path / "s.parquet", "--model", models["ztf"]]
+    code, first, _ = run_cli(argv, capsys)
+    assert code == exit_codes.REJECTED and first is not None
+    assert len(first["problems"]) == 1 and first["problems"][0].startswith(f"{bad}: packet 7: truncated")
+    assert first["alerts"] == 1 + 7 and first["state_committed"]
+    code, again, _ = run_cli(argv, capsys)
+    assert code == exit_codes.REJECTED and again is not None
+    assert again["problems"] == first["problems"] and again["files_already_done"] == [str(ZTF_FILES[0])]
+    assert again["alerts"] == 7 and set(again["alert_status"]) <= {"duplicate", "late", "cut"}
+    record = json.loads((tmp_path / "state" / "replay.json").read_text())
+    assert [entry["path"] for entry in record["files"]] == [str(ZTF_FILES[0])]
+
+
+def test_cli_usage_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       models: dict[str, Path]) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    state, out = tmp_path / "state", tmp_path / "out.parquet"
+    cases = {
+        (folder, "--state", state, "-o", out): f"{folder}: is a folder, not an alert file",
+        (tmp_path / "missing.avro", "--state", state, "-o", out): f"{tmp_path / 'missing.avro'}: no such alert file",
+        (LSST_PARQUET, "--state", a_file, "-o", out): f"--state {a_file}: is a file, not a state folder",
+        (LSST_PARQUET, "--state", a_file / "st", "-o", out): f"state folder {a_file / 'st'}: {a_file} is a file, "
+                                                              "not a folder",
+        (LSST_PARQUET, "--state", state, "-o", folder): f"output {folder}: is a folder; name the Parquet file to "
+                                                         "write",
+        (LSST_PARQUET, "--state", state, "-o", LSST_PARQUET): f"output {LSST_PARQUET}: is one of the alert files; "
+                                                               "it would be overwritten",
+        (LSST_PARQUET, "--state", "/proc/self/state", "-o", out): "state folder /proc/self/state: /proc/self is not "
+                                                                   "writable",
+    }
+    for argv, message in cases.items():
+        code, summary, err = run_cli([*argv, "--model", models["lsst"]], capsys)
+        assert (code, summary, err) == (exit_codes.USAGE, None, f"mbfast stream: error: {message}\n"), argv
+    assert not state.exists() and not out.exists()
+    code, _, err = run_cli([LSST_PARQUET, "--state", state, "-o", "/proc/self/out.parquet"], capsys)
+    assert code == exit_codes.USAGE and err.startswith("mbfast stream: error: output /proc/self/out.parquet: folder: ")
+    assert err.endswith(" is not writable\n")
+
+
+@pytest.mark.parametrize("content", [b"", b"junk at the start", b"Obj\x02 not quite avro", b"Obj\x01\x02\x00",
+                                     "no diaSource"])
+def test_unreadable_files_with_the_default_model_report_the_real_problem(
+        content: bytes | str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not 'the model is for plasticc but the alerts are ztf': nothing was read, so exit 3 and the reason."""
+    path = tmp_path / "alerts.avro"
+    if content == "no diaSource":
+        pq.write_table(pq.read_table(LSST_PARQUET).drop_columns(["diaSource"]), path)
+    else:
+        path.write_bytes(content)  # type: ignore[arg-type]
+    code, summary, err = run_cli([path, "--state", tmp_path / "state", "-o", tmp_path / "s.parquet"], capsys)
+    expected = {b"": "empty file",
+                b"junk at the start": "neither an Avro container nor Parquet (starts with b'junk')",
+                b"Obj\x02 not quite avro": "neither an Avro container nor Parquet (starts with b'Obj\\x02')",
+                b"Obj\x01\x02\x00": "truncated Avro header",
+                "no diaSource": "unknown alert schema 'alerts.avro': neither ZTF (candidate) nor LSST (diaSource) "
+                                "fields"}[content]
+    assert (code, err) == (exit_codes.NOT_DONE, "")
+    assert summary is not None and summary["problems"] == [f"{path}: whole file: {expected}"]
+    assert summary["alerts"] == 0 and not summary["state_committed"]
+    assert not (tmp_path / "state" / "replay.json").exists()
+
+
+def test_a_corrupt_replay_record_names_its_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                models: dict[str, Path]) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    for content, reason in (("{not json", "Expecting property name enclosed in double quotes: line 1 column 2 "
+                                          "(char 1)"),
+                            ("", "Expecting value: line 1 column 1 (char 0)"),
+                            ('{"version": 1, "state": 3, "batches": 1, "files": []}',
+                             "not a replay record (state, batches, files)")):
+        (state / "replay.json").write_text(content)
+        code, summary, err = run_cli([LSST_PARQUET, "--state", state, "-o", tmp_path / "s.parquet", "--model",
+                                      models["lsst"]], capsys)
+        assert (code, summary) == (exit_codes.USAGE, None)
+        assert err == (f"mbfast stream: error: {state / 'replay.json'}: unreadable, {reason}; restore it or start "
+                       "a new state folder\n")
+
+
+def test_a_state_that_cannot_be_saved_exits_3_and_keeps_the_previous_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], models: dict[str, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    early, late = split_by_time(LSST_PARQUET, tmp_path)
+    state = tmp_path / "state"
+    argv = ["--state", state, "-o", tmp_path / "s.parquet", "--model", models["lsst"]]
+    assert run_cli([early, *argv], capsys)[0] == exit_codes.OK
+    kept = {path.name: path.read_bytes() for path in state.iterdir()}
+
+    def full_disk(self: Engine, path: str) -> None:
+        Path(path).write_bytes(b"partial")
+        raise RuntimeError(f"{path}: write failed: No space left on device")
+
+    monkeypatch.setattr(Engine, "save_state", full_disk)
+    code, summary, err = run_cli([late, *argv], capsys)
+    assert (code, summary) == (exit_codes.NOT_DONE, None)
+    assert err == (f"mbfast stream: error: state folder {state}: the batch was scored but its state was not saved "
+                   f"({state / 'engine-000002.state'}: write failed: No space left on device); the previous state is "
+                   "kept, run the batch again\n")
+    assert {path.name: path.read_bytes() for path in state.iterdir()} == kept
+    monkeypatch.undo()
+    code, summary, _ = run_cli([late, *argv], capsys)
+    # the rerun applies the batch's rows afresh: the failed run left nothing of them in the state
+    assert code == exit_codes.OK and summary is not None and summary["step"]["warming_up"] == 8
+
+
+def test_leftovers_of_killed_runs_are_removed(tmp_path: Path, lsst_engine: Callable[[], Engine]) -> None:
+    early, late = split_by_time(LSST_PARQUET, tmp_path)
+    state = tmp_path / "state"
+    replay([early], lsst_engine(), state_dir=state)
+    leftovers = ["engine-000002.state.tmp-4242-0", "engine-000002.state.tmp-4243-1", "replay.json.tmp",
+                 "engine-000002.state"]  # killed during save_state, while writing the record, just before it
+    for name in leftovers:
+        (state / name).write_bytes(b"left by a killed run")
+    (state / "notes.txt").write_text("the user's")
+    result = replay([late], lsst_engine(), state_dir=state)
+    assert result.committed
+    assert sorted(path.name for path in state.iterdir()) == ["engine-000002.state", "lock", "notes.txt",
+                                                             "replay.json"]
+    assert (state / "engine-000002.state").read_bytes() != b"left by a killed run"

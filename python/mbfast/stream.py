@@ -1,19 +1,22 @@
 """Replay alert files through an Engine: read, order by time, deduplicate, step, score each alert, save state.
 
 One call of `replay` is one batch (e.g. one night of alert files). The engine state is committed atomically at
-the end of the batch, with a record of the files it consumed, so a crashed batch is simply run again and
-gives the same scores. `score_alerts` is the same step and scoring for rows read any other way (Kafka messages
+the end of the batch, with a record of the files it consumed (by content), so a crashed batch is simply run again
+and gives the same scores; the state folder is locked meanwhile, so two runs on it apply their batches in turn. `score_alerts` is the same step and scoring for rows read any other way (Kafka messages
 through mbfast.alerts.read_messages), the caller keeping the state. This module does not decode packets
 (mbfast.alerts) nor run the model (mbfast.engine).
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mbfast import _core, exit_codes
 from mbfast.alerts import AlertProblem, AlertRows, ZtfCuts, read_alerts
-from mbfast import _core
 from mbfast.engine import CPU_PRECISIONS, Status
 from mbfast.surveys import SURVEYS
 
@@ -32,8 +35,13 @@ CUT = "cut"               # the alert's own detection failed the reader's cuts (
 NO_OBJECT = "no_object"   # LSST alert without a diaObjectId (a solar-system source)
 PROGRESS_FILE = "replay.json"
 PROGRESS_VERSION = 1
+LOCK_FILE = "lock"  # flock'ed for a whole batch: one replay at a time per state folder
 
-__all__ = ["ReplayResult", "register", "replay", "score_alerts"]
+__all__ = ["CommitError", "ReplayResult", "check_paths", "register", "replay", "score_alerts"]
+
+
+class CommitError(RuntimeError):
+    """The batch was scored but its state could not be committed; the previous state is still in force."""
 
 
 @dataclass
@@ -48,7 +56,10 @@ class ReplayResult:
     rows_read : detections read (history repeats included);  rows_stepped : unique ones sent to Engine.step.
     conflicts : repeated detections (same obj_id, band, t) whose mag or err differ from the copy kept.
     step_counts : Engine.step status -> rows;  files_already_done : files skipped because the state has them.
+    files_repeated : files skipped because an earlier file of the same call has the same bytes.
+    duplicate_alerts : alert packets (same alert id) read again after their first copy; scored once.
     forgotten : objects dropped by `forget_after`.
+    committed : the state folder now holds this batch (False without one, or when nothing had to change).
     """
 
     scores: pa.Table
@@ -59,7 +70,10 @@ class ReplayResult:
     conflicts: int = 0
     step_counts: dict[str, int] = field(default_factory=dict)
     files_already_done: list[str] = field(default_factory=list)
+    files_repeated: list[str] = field(default_factory=list)
+    duplicate_alerts: int = 0
     forgotten: int = 0
+    committed: bool = False
 
 
 def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str | os.PathLike[str] | None = None,
@@ -70,19 +84,23 @@ def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str 
     Parameters
     ----------
     paths : iterable of paths
-        Alert files (see mbfast.alerts.read_alerts): one survey, matching the engine's model.
+        Alert files (see mbfast.alerts.read_alerts): one survey, matching the engine's model. A file with the
+        same bytes as an earlier one of the call is read once (`files_repeated`).
     engine : mbfast.Engine
         Its state is loaded from `state_dir` first when that holds one, and advanced in place.
     state_dir : path, optional
-        Where the engine state and the list of consumed files live; written atomically after the batch.
+        Where the engine state and the list of consumed files live; written atomically after the batch. The
+        folder is locked for the whole call: a second replay on it waits until the first one is done.
     scores_path : path, optional
         Parquet file for `ReplayResult.scores`, written atomically (temporary file, then rename).
     cuts : ZtfCuts, optional
         ZTF detection cuts (default `ZtfCuts()`).
     skip_done : bool
-        Skip files the state in `state_dir` already consumed (same path, size and SHA-256), so a batch re-run
-        after its state was committed changes nothing. With False they are stepped again; the engine then
-        reports their rows as duplicate or late and the state is unchanged.
+        Skip files the state in `state_dir` already consumed (same SHA-256, whatever their path), so a batch re-run
+        after its state was committed changes nothing. A file with a problem (a packet that could not be read) is
+        never recorded as consumed: each run reads it again and reports the problem again. With False the
+        recorded files are stepped again; the engine then reports their rows as duplicate or late and the state
+        is unchanged.
     forget_after : float, optional
         Days: after stepping, forget every object whose newest detection is more than this many days older than
         the newest detection of the batch (Engine.forget_before), before the state is committed. Bounds the
@@ -91,6 +109,13 @@ def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str 
     Returns
     -------
     ReplayResult
+
+    Raises
+    ------
+    ValueError
+        Before any work: a path that cannot be used (check_paths), an unreadable replay.json.
+    CommitError
+        The state could not be written (e.g. the disk is full); the previous state stays in force.
 
     Notes
     -----
@@ -102,26 +127,99 @@ def replay(paths: Iterable[str | os.PathLike[str]], engine: Any, state_dir: str 
     """
     paths = [Path(path) for path in paths]
     state = Path(state_dir) if state_dir is not None else None
-    progress = _load_progress(state, engine)
-    done = {entry["path"]: entry for entry in progress["files"]}
-    digests = {path: _digest(path) for path in paths}
-    todo = [path for path in paths if not (skip_done and done.get(str(path.resolve())) == digests[path])]
-    already = [str(path) for path in paths if path not in todo]
+    check_paths(paths, state, scores_path)
+    with _locked(state):
+        progress = _load_progress(state, engine)
+        done = {entry["sha256"] for entry in progress["files"]}
+        todo: list[Path] = []
+        digests: dict[Path, dict[str, Any]] = {}
+        seen: set[str] = set()
+        already: list[str] = []
+        repeated: list[str] = []
+        for path in paths:
+            digest = _digest(path)
+            if digest["sha256"] in seen:
+                repeated.append(str(path))
+            elif skip_done and digest["sha256"] in done:
+                already.append(str(path))
+            else:
+                todo.append(path)
+                digests[path] = digest
+            seen.add(digest["sha256"])
 
-    rows = read_alerts(todo, cuts=cuts)
-    if todo:
+        rows = read_alerts(todo, cuts=cuts)
         result = score_alerts(rows, engine, forget_after=forget_after)
-    else:
-        result = ReplayResult(scores=_empty_scores(tuple(engine.class_names)), problems=list(rows.problems),
-                              skipped=dict(rows.skipped))
-    result.files_already_done = already
-    if scores_path is not None and (todo or not already):
-        _write_atomic_parquet(result.scores, Path(scores_path))
-    if state is not None:
-        for path in todo:
-            done[str(path.resolve())] = digests[path]
-        _commit(state, engine, progress, list(done.values()))
+        result.files_already_done = already
+        result.files_repeated = repeated
+        if scores_path is not None and (todo or not already):
+            _write_atomic_parquet(result.scores, Path(scores_path))
+        with_problems = {problem.file for problem in rows.problems}
+        consumed = [digests[path] for path in todo if str(path) not in with_problems]
+        if state is not None and (consumed or result.rows_stepped or result.forgotten):
+            _commit(state, engine, progress, progress["files"] + consumed)
+            result.committed = True
     return result
+
+
+def check_paths(paths: Iterable[Path], state: Path | None, scores_path: str | os.PathLike[str] | None) -> None:
+    """Raise ValueError, before any work, for a path replay could not use: a missing or unreadable alert file,
+    a folder given as one, a state folder that is a file or not writable, an output that is a folder, is not
+    writable, or is one of the alert files."""
+    paths = list(paths)
+    for path in paths:
+        if path.is_dir():
+            raise ValueError(f"{path}: is a folder, not an alert file")
+        if not path.is_file():
+            raise ValueError(f"{path}: no such alert file")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"{path}: alert file not readable")
+    if state is not None:
+        if state.exists() and not state.is_dir():
+            raise ValueError(f"--state {state}: is a file, not a state folder")
+        _check_writable_folder(state, f"state folder {state}")
+    if scores_path is not None:
+        scores = Path(scores_path)
+        if scores.is_dir():
+            raise ValueError(f"output {scores}: is a folder; name the Parquet file to write")
+        if any(scores.resolve() == path.resolve() for path in paths):
+            raise ValueError(f"output {scores}: is one of the alert files; it would be overwritten")
+        _check_writable_folder(scores.resolve().parent, f"output {scores}: folder")
+
+
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """The folder, or the nearest existing folder above it (it would be created there), must be writable."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what}: {existing} is not writable")
+
+
+@contextmanager
+def _locked(state: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on the state folder (created if needed); wait, saying so, while another run has it."""
+    if state is None:
+        yield
+        return
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            print(f"mbfast stream: state folder {state} is in use by another run (pid {holder}); waiting for it "
+                  "to finish", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def score_alerts(rows: AlertRows, engine: Any, *, forget_after: float | None = None) -> ReplayResult:
@@ -131,16 +229,34 @@ def score_alerts(rows: AlertRows, engine: Any, *, forget_after: float | None = N
     (the engine reports them as duplicate or late).
 
     `forget_after` (days) then forgets the objects not detected for that long before the batch's newest
-    detection (Engine.forget_before). Rows keep the order and deduplication rules of `replay`.
+    detection (Engine.forget_before). Rows keep the order and deduplication rules of `replay`. An alert read more
+    than once (same ZTF candid or LSST alert id, e.g. a Kafka message delivered twice) is scored once, from its
+    first copy; `duplicate_alerts` counts the others.
     """
     class_names = tuple(engine.class_names)
     result = ReplayResult(scores=_empty_scores(class_names), problems=list(rows.problems), skipped=dict(rows.skipped),
                           rows_read=len(rows))
+    if not rows.n_alerts:  # nothing was read (the survey of an unreadable file is unknown): nothing to step
+        return result
     _check_survey(rows, engine)
+    rows, result.duplicate_alerts = _first_copy_of_each_alert(rows)
     result.scores = _step_and_score(rows, engine, class_names, result)
     if forget_after is not None and len(rows):
         result.forgotten = engine.forget_before(float(np.max(rows.t)) - forget_after)
     return result
+
+
+def _first_copy_of_each_alert(rows: AlertRows) -> tuple[AlertRows, int]:
+    """`rows` with only the first (read-order) copy of each alert id among its alerts, and how many were dropped.
+
+    The detections of the dropped copies stay: they are the same detections, deduplicated when stepped."""
+    _, first = np.unique(rows.alert_alert_id, return_index=True)
+    if len(first) == rows.n_alerts:
+        return rows, 0
+    keep = np.sort(first)
+    alerts = {name: getattr(rows, name)[keep] for name in ("alert_obj_id", "alert_alert_id", "alert_t", "alert_row",
+                                                            "alert_file", "alert_packet")}
+    return replace(rows, **alerts), rows.n_alerts - len(keep)
 
 
 def _step_and_score(rows: AlertRows, engine: Any, class_names: tuple[str, ...], result: ReplayResult) -> pa.Table:
@@ -167,7 +283,7 @@ def _step_and_score(rows: AlertRows, engine: Any, class_names: tuple[str, ...], 
                                  rows.err[step_order], n_classes)
     result.rows_stepped = len(step_order)
     result.step_counts = {name: int((status == code).sum()) for code, name in enumerate(STEP_STATUSES)}
-    after = _forward_fill(obj_id, status == Status.PREDICTED, probs, before)           # (U, C) object probs after each row
+    after = _forward_fill(obj_id, status == Status.PREDICTED, probs, before)  # (U, C) object probs after each row
 
     # per alert: the step of the unique row holding its own detection
     step_of_unique = np.empty(len(step_order), dtype=np.int64)
@@ -330,14 +446,33 @@ def _digest(path: Path) -> dict[str, Any]:
 
 
 def _load_progress(state: Path | None, engine: Any) -> dict[str, Any]:
-    """The state directory's record, loading its engine state into `engine`; an empty record if none."""
+    """The state folder's record, loading its engine state into `engine`; an empty record if none.
+
+    Also removes what killed runs left behind (temporary state and record files, a state file the record does not
+    name): the caller holds the folder's lock, so no other run is writing them.
+    """
     empty = {"version": PROGRESS_VERSION, "state": None, "batches": 0, "files": []}
-    if state is None or not (state / PROGRESS_FILE).exists():
+    if state is None:
         return empty
-    progress = json.loads((state / PROGRESS_FILE).read_text())
-    if progress.get("version") != PROGRESS_VERSION:
-        raise ValueError(f"{state / PROGRESS_FILE}: replay record version {progress.get('version')} "
-                         f"(this mbfast reads {PROGRESS_VERSION})")
+    record = state / PROGRESS_FILE
+    progress = empty
+    if record.exists():
+        try:
+            progress = json.loads(record.read_text())
+            if progress.get("version") != PROGRESS_VERSION:
+                raise ValueError(f"replay record version {progress.get('version')} (this mbfast reads "
+                                 f"{PROGRESS_VERSION})")
+            if not (isinstance(progress.get("batches"), int) and isinstance(progress.get("files"), list)
+                    and all(isinstance(entry, dict) and "sha256" in entry for entry in progress["files"])
+                    and (progress.get("state") is None or isinstance(progress["state"], str))):
+                raise ValueError("not a replay record (state, batches, files)")
+        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+            raise ValueError(f"{record}: unreadable, {exc}; restore it or start a new state folder") from None
+    for leftover in state.iterdir():
+        name = leftover.name
+        if (".state.tmp-" in name or name == PROGRESS_FILE + ".tmp"
+                or (name.startswith("engine-") and name.endswith(".state") and name != progress["state"])):
+            leftover.unlink(missing_ok=True)
     if progress["state"] is not None:
         engine.load_state(str(state / progress["state"]))
     return progress
@@ -348,16 +483,22 @@ def _commit(state: Path, engine: Any, progress: dict[str, Any], files: list[dict
 
     A crash before the rename leaves the previous (state, files) pair in force, so re-running the batch is safe.
     """
-    state.mkdir(parents=True, exist_ok=True)
     batch = progress["batches"] + 1
     name = f"engine-{batch:06d}.state"
-    engine.save_state(str(state / name))
-    record = {"version": PROGRESS_VERSION, "state": name, "batches": batch, "files": files}
     temporary = state / (PROGRESS_FILE + ".tmp")
-    temporary.write_text(json.dumps(record, indent=1))
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, state / PROGRESS_FILE)
+    try:
+        engine.save_state(str(state / name))
+        record = {"version": PROGRESS_VERSION, "state": name, "batches": batch, "files": files}
+        temporary.write_text(json.dumps(record, indent=1))
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, state / PROGRESS_FILE)
+    except (OSError, RuntimeError) as exc:
+        if progress["state"] != name:
+            (state / name).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
+        raise CommitError(f"state folder {state}: the batch was scored but its state was not saved ({exc}); "
+                          "the previous state is kept, run the batch again") from exc
     if progress["state"] is not None and progress["state"] != name:
         (state / progress["state"]).unlink(missing_ok=True)
 
@@ -389,17 +530,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    """Replay one batch and print a JSON summary; exit status 1 when some packets could not be read."""
+    """Replay one batch and print a JSON summary; the exit status is one of mbfast.exit_codes (docs/alerts.md)."""
     import mbfast
 
-    engine = mbfast.Engine.load(args.model, precision=args.precision)
     if args.forget_after is not None and not (args.forget_after >= 0 and np.isfinite(args.forget_after)):
         raise ValueError(f"--forget-after must be a number of days >= 0, got {args.forget_after}")
-    result = replay(args.alerts, engine, state_dir=args.state, scores_path=args.output,
-                    cuts=ZtfCuts(min_rb=args.min_rb, apparent=args.apparent), forget_after=args.forget_after)
-    summary = _summary(result)
-    print(json.dumps(summary, indent=1))
-    return 1 if result.problems else 0
+    paths = [Path(path) for path in args.alerts]
+    check_paths(paths, Path(args.state), args.output)
+    engine = mbfast.Engine.load(args.model, precision=args.precision)
+    try:
+        result = replay(paths, engine, state_dir=args.state, scores_path=args.output,
+                        cuts=ZtfCuts(min_rb=args.min_rb, apparent=args.apparent), forget_after=args.forget_after)
+    except (CommitError, OSError) as exc:  # after the work started: a full disk, a folder that went away
+        print(f"mbfast stream: error: {exc}", file=sys.stderr)
+        return exit_codes.NOT_DONE
+    print(json.dumps(_summary(result), indent=1))
+    if not result.problems:
+        return exit_codes.OK
+    return exit_codes.REJECTED if result.scores.num_rows else exit_codes.NOT_DONE
 
 
 def _summary(result: ReplayResult) -> dict[str, Any]:
@@ -408,6 +556,6 @@ def _summary(result: ReplayResult) -> dict[str, Any]:
             "alert_status": {name: statuses.count(name) for name in sorted(set(statuses))},
             "rows_read": result.rows_read, "rows_stepped": result.rows_stepped, "step": result.step_counts,
             "skipped_by_cuts": result.skipped, "conflicting_duplicates": result.conflicts,
-            "files_already_done": result.files_already_done, "objects_forgotten": result.forgotten,
-            "problems": [str(problem) for problem in result.problems]}
-
+            "duplicate_alerts": result.duplicate_alerts, "files_already_done": result.files_already_done,
+            "files_repeated": result.files_repeated, "objects_forgotten": result.forgotten,
+            "state_committed": result.committed, "problems": [str(problem) for problem in result.problems]}
