@@ -592,7 +592,8 @@ def test_leftovers_of_killed_runs_are_removed(tmp_path: Path, lsst_engine: Calla
     assert (state / "engine-000002.state").read_bytes() != b"left by a killed run"
 
 
-def test_an_output_through_a_symlink_writes_its_target(tmp_path: Path, lsst_engine: Callable[[], Engine]) -> None:
+def test_an_output_through_a_symlink_writes_its_target_and_missing_folders_are_made(
+        tmp_path: Path, lsst_engine: Callable[[], Engine]) -> None:
     target = tmp_path / "scores" / "night1.parquet"
     target.parent.mkdir()
     target.write_bytes(b"yesterday's")
@@ -600,6 +601,8 @@ def test_an_output_through_a_symlink_writes_its_target(tmp_path: Path, lsst_engi
     link.symlink_to(target)
     result = replay([LSST_PARQUET], lsst_engine(), scores_path=link)
     assert link.is_symlink() and pq.read_table(target).equals(result.scores)
+    replay([LSST_PARQUET], lsst_engine(), scores_path=tmp_path / "new" / "folder" / "s.parquet")  # created
+    assert pq.read_table(tmp_path / "new" / "folder" / "s.parquet").equals(result.scores)
     (tmp_path / "alerts.parquet").symlink_to(LSST_PARQUET)
     with pytest.raises(ValueError, match="is one of the alert files"):
         replay([LSST_PARQUET], lsst_engine(), scores_path=tmp_path / "alerts.parquet")

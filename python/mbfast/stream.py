@@ -505,6 +505,7 @@ def _commit(state: Path, engine: Any, progress: dict[str, Any], files: list[dict
 
 def _write_atomic_parquet(table: pa.Table, path: Path) -> None:
     path = path.resolve()  # through a symlink to its target: the rename would otherwise replace the link
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     pq.write_table(table, temporary)
     os.replace(temporary, path)
