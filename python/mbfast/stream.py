@@ -520,7 +520,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("alerts", nargs="+", help="alert files: Avro containers or Fink-style Parquet")
     parser.add_argument("--state", required=True, help="state directory (created; reused by the next run)")
     parser.add_argument("-o", "--output", required=True, help="per-alert scores, Parquet")
-    parser.add_argument("--model", help="model file (default: the model shipped with mbfast)")
+    parser.add_argument("--model", help="a shipped model's name (lsst, ztf) or a model file (default: lsst)")
     parser.add_argument("--min-rb", type=float, default=ZtfCuts.min_rb, help="ZTF rb cut (default %(default)s)")
     parser.add_argument("--apparent", action="store_true", help="ZTF apparent magnitudes near reference sources")
     parser.add_argument("--precision", default="fp32", choices=CPU_PRECISIONS,
