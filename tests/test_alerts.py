@@ -431,6 +431,23 @@ def test_a_band_that_is_not_utf8_names_file_and_packet(tmp_path: Path) -> None:
                      "not be decoded"]]
 
 
+def test_a_parquet_band_that_is_not_utf8_names_file_and_row(tmp_path: Path) -> None:
+    """Arrow does not check UTF-8 when a string column is built from raw buffers; the reader finds the row."""
+    table = pq.read_table(LSST_PARQUET)
+    labels = table.column("diaSource").combine_chunks().field("band").to_pylist()
+    raw = pa.array([b"\xff" if row == 4 else label.encode() for row, label in enumerate(labels)], pa.binary())
+    path = tmp_path / "band.parquet"
+    not_utf8 = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())
+    pq.write_table(_edit_struct(table, "diaSource", "band", not_utf8), path)
+    rows = read_alerts(path)
+    assert [str(p) for p in rows.problems] == [
+        f"{path}: packet 4: undecodable row: a string field is not UTF-8 text (invalid start byte at byte 0 of the "
+        "string)"]
+    clean = read_alerts(LSST_PARQUET)
+    assert rows.n_alerts == 24 and rows.alert_packet.tolist() == [k for k in range(25) if k != 4]
+    np.testing.assert_array_equal(rows.alert_alert_id, np.delete(clean.alert_alert_id, 4))
+
+
 def test_an_avro_header_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
     data = (LSST_DIR / "rubin_lsstcam_v10_0_25_alerts.avro").read_bytes()
     key = data.index(b"avro.schema")

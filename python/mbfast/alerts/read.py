@@ -282,8 +282,21 @@ def _open_parquet(path: Path) -> tuple[Survey, Packets]:
     def packets() -> Packets:
         index = 0
         for batch in parquet.iter_batches(batch_size=PARQUET_BATCH, columns=columns):
-            for record in batch.cast(target).to_pylist():
-                yield index, record, None
-                index += 1
+            try:
+                records = batch.cast(target).to_pylist()
+            except (ValueError, pa.ArrowException):  # e.g. a string that is not UTF-8: find its row, keep the rest
+                yield from _rows_one_by_one(batch, target, index)
+            else:
+                yield from ((index + k, record, None) for k, record in enumerate(records))
+            index += batch.num_rows
 
     return survey, packets()
+
+
+def _rows_one_by_one(batch: pa.RecordBatch, target: pa.Schema, first: int) -> Packets:
+    """The rows of a Parquet batch that did not convert as a whole, each converted alone: bad ones are problems."""
+    for k in range(batch.num_rows):
+        try:
+            yield first + k, batch.slice(k, 1).cast(target).to_pylist()[0], None
+        except (ValueError, pa.ArrowException) as exc:
+            yield first + k, None, f"undecodable row: {describe(exc)}"
