@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mbfast import _core, exit_codes
-from mbfast.alerts import AlertProblem, AlertRows, ZtfCuts, read_alerts
+from mbfast import _core, exit_codes, models
+from mbfast.alerts import AlertProblem, AlertRows, ZtfCuts, read_alerts, survey_of_files
 from mbfast.engine import CPU_PRECISIONS, Status
 from mbfast.surveys import SURVEYS
 
@@ -520,7 +520,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("alerts", nargs="+", help="alert files: Avro containers or Fink-style Parquet")
     parser.add_argument("--state", required=True, help="state directory (created; reused by the next run)")
     parser.add_argument("-o", "--output", required=True, help="per-alert scores, Parquet")
-    parser.add_argument("--model", help="a shipped model's name (lsst, ztf) or a model file (default: lsst)")
+    parser.add_argument("--model", help="a shipped model's name (lsst, ztf) or a model file (default: the shipped "
+                                        "model of the alerts' survey: ztf for ZTF alerts, lsst for Rubin)")
     parser.add_argument("--min-rb", type=float, default=ZtfCuts.min_rb, help="ZTF rb cut (default %(default)s)")
     parser.add_argument("--apparent", action="store_true", help="ZTF apparent magnitudes near reference sources")
     parser.add_argument("--precision", default="fp32", choices=CPU_PRECISIONS,
@@ -539,7 +540,10 @@ def run_stream(args: argparse.Namespace) -> int:
         raise ValueError(f"--forget-after must be a number of days >= 0, got {args.forget_after}")
     paths = [Path(path) for path in args.alerts]
     check_paths(paths, Path(args.state), args.output)
-    engine = mbfast.Engine.load(args.model, precision=args.precision)
+    model = args.model
+    if model is None:  # the shipped model of the alerts' survey; the default one when no file can be read
+        model = models.for_survey(survey_of_files(paths) or models.DEFAULT) or models.DEFAULT
+    engine = mbfast.Engine.load(model, precision=args.precision)
     try:
         result = replay(paths, engine, state_dir=args.state, scores_path=args.output,
                         cuts=ZtfCuts(min_rb=args.min_rb, apparent=args.apparent), forget_after=args.forget_after)

@@ -8,9 +8,9 @@ Modules: read (files and messages -> AlertRows), container (Avro containers pack
 packet -> rows), rows (AlertRows and its builder). Ordering, deduplication across packets and scoring are
 mbfast.stream's job.
 """
-from mbfast.alerts.read import read_alerts, read_messages
+from mbfast.alerts.read import read_alerts, read_messages, survey_of_files
 from mbfast.alerts.rows import AlertError, AlertProblem, AlertRows
 from mbfast.alerts.ztf import ZtfCuts, apparent_magnitude, ztf_object_id, ztf_object_name
 
 __all__ = ["AlertError", "AlertProblem", "AlertRows", "ZtfCuts", "apparent_magnitude", "read_alerts",
-           "read_messages", "ztf_object_id", "ztf_object_name"]
+           "read_messages", "survey_of_files", "ztf_object_id", "ztf_object_name"]

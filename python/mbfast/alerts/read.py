@@ -148,6 +148,18 @@ def _read(sources: Iterable[tuple[str, Callable[[], tuple[Survey, Packets]]]], c
     return builder.build()
 
 
+def survey_of_files(paths: Iterable[str | os.PathLike[str]]) -> str | None:
+    """The survey ("ztf" or "lsst") of the first alert file that can be opened; None if none can (reading them
+    then reports each file's problem)."""
+    for path in paths:
+        try:
+            survey, _ = _open(Path(path))
+        except (OSError, ValueError, pa.ArrowException):
+            continue
+        return survey.name
+    return None
+
+
 def _adder(survey: Survey, cuts: ZtfCuts) -> Any:
     if survey is ZTF:
         return lambda record, rows, file, index: ztf.add_packet(record, rows, cuts, file, index)
