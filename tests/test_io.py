@@ -37,7 +37,8 @@ def test_parquet_round_trip_is_exact(tmp_path: Path):
 
 
 def test_parquet_with_other_column_names_and_band_codes(tmp_path: Path):
-    table = pa.table({"object_id": [3, 3, 1], "passband": pa.array([2, 0, 1], pa.int8()), "mjd": [2.0, 1.0, 5.0],
+    # ZTF fid 3, 1, 2 = i, g, r: survey codes, not indices into (g, r, i)
+    table = pa.table({"object_id": [3, 3, 1], "passband": pa.array([3, 1, 2], pa.int8()), "mjd": [2.0, 1.0, 5.0],
                       "m": [18.0, 19.0, 20.0], "sigma": [0.1, 0.2, 0.3], "extra": ["a", "b", "c"]})
     pq.write_table(table, tmp_path / "other.parquet")
     curves = read_parquet(tmp_path / "other.parquet", survey="ztf",
@@ -46,6 +47,10 @@ def test_parquet_with_other_column_names_and_band_codes(tmp_path: Path):
     np.testing.assert_array_equal(curves.t, [5.0, 1.0, 2.0])
     assert [ZTF.bands[b] for b in curves.band] == ["r", "g", "i"]
     np.testing.assert_array_equal(curves.err, np.float32([0.3, 0.2, 0.1]))
+    pq.write_table(table.set_column(1, "passband", pa.array([3, 0, 2], pa.int8())), tmp_path / "fid0.parquet")
+    with pytest.raises(ValueError, match=r"fid0.parquet: row 1 \(obj_id 3\): unknown band '0'"):
+        read_parquet(tmp_path / "fid0.parquet", survey="ztf", columns={"obj_id": "object_id", "band": "passband",
+                                                                       "t": "mjd", "mag": "m", "err": "sigma"})
 
 
 def test_parquet_without_band_order_needs_survey(tmp_path: Path):

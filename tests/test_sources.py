@@ -72,7 +72,7 @@ def test_shards_keep_objects_whole_and_are_stable(tmp_path: Path) -> None:
     shards = shard_of(obj_id, 8)
     assert shards.tolist() == shard_of(obj_id, 8).tolist()
     assert set(np.bincount(shards, minlength=8) > 200) == {True}  # roughly balanced
-    table = pa.table({"obj_id": obj_id, "band": np.zeros(len(obj_id), np.int64), "t": np.arange(len(obj_id), dtype=float),
+    table = pa.table({"obj_id": obj_id, "band": np.full(len(obj_id), "g"), "t": np.arange(len(obj_id), dtype=float),
                       "mag": np.full(len(obj_id), 20.0), "err": np.full(len(obj_id), 0.1)})
     spiller = ShardSpiller(tmp_path, 8)
     spiller.add(clean_chunk(table, ("g",), RowChecks()))

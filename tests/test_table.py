@@ -91,5 +91,7 @@ def test_band_code_out_of_range_and_length_mismatch():
         from_arrays(np.array([5, 5]), np.array([0, 3]), np.zeros(2), np.zeros(2), np.ones(2), BANDS)
     with pytest.raises(ValueError, match="mismatched lengths"):
         from_arrays(np.array([5, 5]), np.array([0]), np.zeros(2), np.zeros(2), np.ones(2), BANDS)
-    with pytest.raises(ValueError, match="obj_id must be integers"):
-        from_arrays(np.array([5.0]), np.array([0]), np.zeros(1), np.zeros(1), np.ones(1), BANDS)
+    with pytest.raises(ValueError, match=r"row 0: obj_id must be an exact integer, got 5.5"):
+        from_arrays(np.array([5.5]), np.array([0]), np.zeros(1), np.zeros(1), np.ones(1), BANDS)
+    with pytest.raises(ValueError, match="obj_id must be integers or text ids, got dtype bool"):
+        from_arrays(np.array([True]), np.array([0]), np.zeros(1), np.zeros(1), np.ones(1), BANDS)

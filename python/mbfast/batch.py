@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,17 +18,23 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from mbfast.engine import CPU_PRECISIONS, Engine, Prediction, Status
-from mbfast.shards import CleanChunk, RowChecks, ShardSpiller, clean_chunk, read_shard
+from mbfast.jobs import (EXIT_DONE, EXIT_SOME_REJECTED, MAX_THREADS, NothingDone, check_output, count_option,
+                         days_option, remove_leftovers, temporary_name)
+from mbfast.shards import (KEEP_PREFIX, NAME_COLUMN, CleanChunk, RowChecks, ShardSpiller, clean_chunk, read_shard)
 from mbfast.sources import iter_chunks, open_source
+from mbfast.surveys import TABLE_SURVEYS, band_map
 from mbfast.table import from_arrays
 
 DEFAULT_SHARD_ROWS = 4_000_000   # about 150 MB of observations per shard in memory
 DEFAULT_STATE_SHARDS = 16
+DEFAULT_STEP_ROWS = 250_000      # rows per Engine.step call in --state mode (~440 B each while stepped)
 MANIFEST = "manifest.json"
+SPILL_PREFIX = ".mbfast-shards-"
 
 
 @dataclass
@@ -51,9 +58,13 @@ class BatchSummary:
         return out
 
 
-def result_table(prediction: Prediction, engine: Engine, embedding: bool) -> pa.Table:
-    """obj_id, n_obs per band, prob_<class> per class, predicted class, regression targets [, embedding]."""
+def result_table(prediction: Prediction, engine: Engine, embedding: bool, per_object: pa.Table | None = None
+                 ) -> pa.Table:
+    """obj_id, n_obs per band, prob_<class> per class, predicted class, regression targets [, embedding], then the
+    kept columns. obj_id is text when the input's ids were (`per_object` holds them, one row per object)."""
     columns: dict[str, pa.Array] = {"obj_id": pa.array(prediction.obj_id, pa.int64())}
+    if per_object is not None and NAME_COLUMN in per_object.column_names:
+        columns["obj_id"] = per_object.column(NAME_COLUMN)
     for index, band in enumerate(engine.bands):
         columns[f"n_obs_{band}"] = pa.array(prediction.n_obs[:, index], pa.int32())
     for index, name in enumerate(engine.class_names):
@@ -66,7 +77,31 @@ def result_table(prediction: Prediction, engine: Engine, embedding: bool) -> pa.
         width = prediction.embedding.shape[1]
         columns["embedding"] = pa.FixedSizeListArray.from_arrays(
             pa.array(prediction.embedding.reshape(-1), pa.float32()), width)
+    for name in [] if per_object is None else per_object.column_names:
+        if name.startswith(KEEP_PREFIX):
+            columns[name[len(KEEP_PREFIX):]] = per_object.column(name)
     return pa.table(columns)
+
+
+def per_object_values(chunk: CleanChunk, obj_ids: np.ndarray) -> pa.Table | None:
+    """One row per object of `obj_ids` (all present in `chunk`) from `chunk.extra`: the values on the object's newest
+    row. Two text ids sharing a code (a hash collision) are refused."""
+    if chunk.extra is None:
+        return None
+    order = np.lexsort((chunk.t, chunk.obj_id))
+    ids = chunk.obj_id[order]
+    last = np.flatnonzero(np.append(ids[1:] != ids[:-1], True))  # each object's newest row, in sorted order
+    if NAME_COLUMN in chunk.extra.column_names:
+        names = chunk.extra.column(NAME_COLUMN).take(pa.array(order))
+        object_of_row = np.searchsorted(ids[last], ids)
+        clash = np.flatnonzero(np.asarray(pc.not_equal(names, names.take(pa.array(last[object_of_row]))).to_numpy(
+            zero_copy_only=False), dtype=bool))
+        if len(clash):
+            row = int(clash[0])
+            raise ValueError(f"obj_id {names[row].as_py()!r} and {names[int(last[object_of_row[row]])].as_py()!r} "
+                             f"have the same code {ids[row]}; rename one")
+    rows = order[last[np.searchsorted(ids[last], obj_ids)]]
+    return chunk.extra.take(pa.array(rows))
 
 
 def _classify_chunk(engine: Engine, chunk: CleanChunk, summary: BatchSummary) -> Prediction:
@@ -78,17 +113,23 @@ def _classify_chunk(engine: Engine, chunk: CleanChunk, summary: BatchSummary) ->
     return prediction
 
 
-def _step_chunk(engine: Engine, chunk: CleanChunk, summary: BatchSummary) -> Prediction:
-    """Incremental: step the new rows in time order; returns the objects they touched."""
+def _step_chunk(engine: Engine, chunk: CleanChunk, summary: BatchSummary,
+                step_rows: int = DEFAULT_STEP_ROWS) -> tuple[Prediction, int]:
+    """Incremental: step the new rows in time order, `step_rows` at a time (an object's rows stay in order across
+    calls, so the result equals one call); returns the objects they touched and how many rows were applied."""
     order = np.lexsort((chunk.band, chunk.t, chunk.obj_id))
-    result = engine.step(chunk.obj_id[order], chunk.band[order], chunk.t[order], chunk.mag[order],
-                         chunk.err[order], errors="skip", outputs=())
-    counts = np.bincount(result.status, minlength=len(Status))
-    summary.applied += int(counts[Status.PREDICTED] + counts[Status.WARMING_UP])
+    counts = np.zeros(len(Status), dtype=np.int64)
+    for start in range(0, len(order), step_rows):
+        rows = order[start:start + step_rows]
+        result = engine.step(chunk.obj_id[rows], chunk.band[rows], chunk.t[rows], chunk.mag[rows], chunk.err[rows],
+                             errors="skip", outputs=())
+        counts += np.bincount(result.status, minlength=len(Status))
+    applied = int(counts[Status.PREDICTED] + counts[Status.WARMING_UP])
+    summary.applied += applied
     for status in (Status.DUPLICATE, Status.LATE, Status.INVALID):
         name = status.name.lower()
         summary.skipped[name] = summary.skipped.get(name, 0) + int(counts[status])
-    return engine.predict(np.unique(chunk.obj_id))
+    return engine.predict(np.unique(chunk.obj_id)), applied
 
 
 def shard_state_path(state_dir: Path, shard: int) -> Path:
@@ -96,9 +137,20 @@ def shard_state_path(state_dir: Path, shard: int) -> Path:
 
 
 def check_forget_after(forget_after: float | None, state_dir: str | os.PathLike[str] | None) -> None:
-    if forget_after is not None and (state_dir is None or not forget_after >= 0):
+    if forget_after is not None and (state_dir is None or not (forget_after >= 0 and math.isfinite(forget_after))):
         raise ValueError(f"forget_after (--forget-after) needs a state folder (--state, the incremental mode) and "
-                         f"days >= 0; got {forget_after} days, state folder {state_dir}")
+                         f"a finite number of days >= 0; got {forget_after} days, state folder {state_dir}")
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """A --state folder must be a folder this process can write (or one it can create), checked before any work;
+    leftovers of killed save_state calls (`NAME.state.tmp-PID-N`) are removed."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ValueError(f"--state {state_dir} is a file; give a folder")
+    existing = next((p for p in (state_dir, *state_dir.parents) if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--state {state_dir}: cannot write in {existing}")
+    remove_leftovers(state_dir, [r"shard-\d+\.state\.tmp-(?P<pid>\d+)-\d+"])
 
 
 def forget_in_shards(state_dir: Path, n_shards: int, skip: set[int], cutoff: float,
@@ -120,10 +172,16 @@ def forget_in_shards(state_dir: Path, n_shards: int, skip: set[int], cutoff: flo
 def _state_shards(state_dir: Path, requested: int | None) -> int:
     manifest = state_dir / MANIFEST
     if manifest.exists():
-        stored = int(json.loads(manifest.read_text())["n_shards"])
+        try:
+            stored = int(json.loads(manifest.read_text())["n_shards"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{manifest} is not a manifest mbfast wrote ({error!r}); restore it or start a new "
+                             f"--state folder") from None
         if requested is not None and requested != stored:
             raise ValueError(f"{state_dir} was made with {stored} shards; got --shards {requested}")
         return stored
+    if requested is not None and requested < 1:
+        raise ValueError(f"shards must be >= 1, got {requested}")
     state_dir.mkdir(parents=True, exist_ok=True)
     n_shards = requested or DEFAULT_STATE_SHARDS
     manifest.write_text(json.dumps({"n_shards": n_shards}))
@@ -134,43 +192,59 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
                    columns: dict[str, str] | None = None, state_dir: str | Path | None = None,
                    n_shards: int | None = None, shard_rows: int = DEFAULT_SHARD_ROWS, chunk_rows: int = 1_000_000,
                    embedding: bool = False, num_threads: int | None = None, progress: bool = True,
-                   precision: str = "fp32", forget_after: float | None = None) -> BatchSummary:
+                   precision: str = "fp32", forget_after: float | None = None, survey: str | None = None,
+                   keep: tuple[str, ...] = (), strict: bool = False,
+                   step_rows: int = DEFAULT_STEP_ROWS) -> BatchSummary:
     """Classify every object of `input_spec` (file, directory or glob) and write one Parquet row per object.
 
-    `precision` is Engine.load's ("fp32", "bf16" or "int8"; docs/engine.md). `forget_after` (days, incremental
-    mode only) then drops from every shard's state the objects not observed for that long before the input's
-    newest observation (Engine.forget_before), so the state of years of nights stays bounded.
-    Rows the model cannot use are counted by reason and written to `<output>.rejected.parquet`; nothing is
-    dropped silently. Returns the summary that the CLI prints.
+    `survey` names whose band codes the input holds (ZTF fid 1/2/3, ...; surveys.band_map); text obj_ids are
+    written back as they came. `keep` names input columns passed through per object (the value on the object's
+    newest row). `precision` is Engine.load's ("fp32", "bf16" or "int8"; docs/engine.md). `forget_after` (days,
+    incremental mode only) then drops from every shard's state the objects not observed for that long before the
+    input's newest observation (Engine.forget_before), so the state of years of nights stays bounded.
+    Rows the model cannot use are counted by reason and written to `<output>.rejected.parquet` with their row
+    number; nothing is dropped silently. Raises NothingDone (exit 3) when no object could be classified, when
+    every row was rejected or, with `strict`, when any row was (then nothing is written but the rejected rows).
+    Returns the summary that the CLI prints.
     """
     started = time.perf_counter()
     check_forget_after(forget_after, state_dir)
-    output = Path(output)
+    if n_shards is not None and n_shards < 1:
+        raise ValueError(f"shards must be >= 1, got {n_shards}")
     source = open_source(input_spec, columns)
+    output = check_output(output, source.paths)  # a symlink's target; refuses the input, a folder, no permission
+    remove_leftovers(output.parent, [re.escape(SPILL_PREFIX) + r"(?P<pid>\d+)-.*",
+                                     r"\." + re.escape(output.name) + r"\.(?P<pid>\d+)\.tmp"])
+    if state_dir is not None:
+        state_dir = Path(state_dir)
+        check_state_dir(state_dir)
     engine = Engine.load(model, num_threads=num_threads, precision=precision)
+    bands = band_map(engine.bands, survey, engine.config.survey)
+    _check_keep(keep, engine, embedding)
     summary = BatchSummary()
     checks = RowChecks()
     if state_dir is not None:
-        state_dir = Path(state_dir)
         n_shards = _state_shards(state_dir, n_shards)
     elif n_shards is None:
         total = source.count_rows()
         if total is None:  # CSV or nested layout: estimate from bytes (~40 bytes per observation)
             total = sum(path.stat().st_size for path in source.paths) // 40
         n_shards = max(1, math.ceil(total / shard_rows))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".mbfast-shards-") as spill_dir:
+    rejected_path = output.with_name(output.name + ".rejected.parquet")
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f"{SPILL_PREFIX}{os.getpid()}-") as spill_dir:
         spiller = ShardSpiller(Path(spill_dir), n_shards)
         newest = -math.inf  # the input's newest clean observation: forget_after counts back from it
         with tqdm(desc="reading", unit=" obs", unit_scale=True, disable=not progress) as bar:  # closed on errors too
-            for chunk in iter_chunks(source, chunk_rows):
-                clean = clean_chunk(chunk, engine.bands, checks)
+            for chunk in iter_chunks(source, chunk_rows, keep):
+                clean = clean_chunk(chunk, bands, checks, keep)
                 newest = max(newest, float(clean.t.max())) if len(clean.t) else newest
                 spiller.add(clean)
                 bar.update(chunk.num_rows)
         shards = spiller.close()
+        _write_rejected(checks, rejected_path)
+        _refuse_if_nothing_to_do(checks, shards, strict, rejected_path)
         cutoff = newest - forget_after if forget_after is not None and len(shards) else None
-        temp_output = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+        temp_output = temporary_name(output)
         writer: pq.ParquetWriter | None = None
         bar = tqdm(total=len(shards), desc="classifying", unit=" shard", disable=not progress)
         try:
@@ -182,11 +256,12 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
                     state_path = shard_state_path(state_dir, shard)
                     engine = Engine.load(model, num_threads=num_threads, precision=precision,
                                          state=state_path if state_path.exists() else None)
-                    prediction = _step_chunk(engine, chunk, summary)
-                    if cutoff is not None:
-                        summary.forgotten += engine.forget_before(cutoff)
-                    engine.save_state(state_path)
-                table = result_table(prediction, engine, embedding)
+                    prediction, applied = _step_chunk(engine, chunk, summary, step_rows)
+                    forgotten = engine.forget_before(cutoff) if cutoff is not None else 0
+                    summary.forgotten += forgotten
+                    if applied or forgotten:  # a rerun of a finished night rewrites no state file
+                        engine.save_state(state_path)
+                table = result_table(prediction, engine, embedding, per_object_values(chunk, prediction.obj_id))
                 if writer is None:
                     writer = pq.ParquetWriter(temp_output, table.schema)
                 writer.write_table(table)
@@ -195,9 +270,7 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
                 bar.set_postfix(objects_per_s=f"{summary.objects / (time.perf_counter() - started):,.0f}")
             if cutoff is not None:  # shards without new rows lose their stale objects too
                 summary.forgotten += forget_in_shards(state_dir, n_shards, set(shards), cutoff, model, precision)
-            if writer is None:  # no usable rows at all: still write a valid, empty result
-                writer = pq.ParquetWriter(temp_output, result_table(engine.predict(np.empty(0, np.int64)),
-                                                                    engine, embedding).schema)
+            assert writer is not None  # _refuse_if_nothing_to_do: some shard has rows
             writer.close()
             os.replace(temp_output, output)
         finally:
@@ -205,13 +278,40 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
             Path(temp_output).unlink(missing_ok=True)
     summary.observations = checks.rows_in
     summary.rejected = {reason: count for reason, count in checks.rejected.items() if count}
-    rejected_path = output.with_name(output.name + ".rejected.parquet")
-    if checks.rejected_tables:
-        pq.write_table(pa.concat_tables(checks.rejected_tables, promote_options="permissive"), rejected_path)
-    else:
-        rejected_path.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _check_keep(keep: tuple[str, ...], engine: Engine, embedding: bool) -> None:
+    """--keep columns must not take the name of an output column."""
+    taken = set(result_table(engine.predict(np.empty(0, np.int64)), engine, embedding).column_names)
+    clash = [name for name in keep if name in taken]
+    if clash:
+        raise ValueError(f"--keep {clash[0]}: the output already has a column of that name")
+
+
+def _write_rejected(checks: RowChecks, path: Path) -> None:
+    if checks.rejected_tables:
+        pq.write_table(pa.concat_tables(checks.rejected_tables, promote_options="permissive"), path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _refuse_if_nothing_to_do(checks: RowChecks, shards: list[int], strict: bool, rejected_path: Path) -> None:
+    """NothingDone before any state or output is written: no rows, every row rejected, or --strict and some."""
+    if checks.rows_in == 0:
+        raise NothingDone("the input holds no observation rows; nothing classified")
+    if not shards:
+        raise NothingDone(f"every one of the {checks.rows_in:,} rows was rejected ({_reasons(checks)}; first: "
+                          f"{checks.first_rejected()}); nothing classified. Rejected rows: {rejected_path}")
+    if strict and checks.rows_rejected:
+        raise NothingDone(f"--strict: {checks.rows_rejected:,} of {checks.rows_in:,} rows rejected "
+                          f"({_reasons(checks)}; first: {checks.first_rejected()}); nothing classified, no state "
+                          f"changed. Rejected rows: {rejected_path}")
+
+
+def _reasons(checks: RowChecks) -> str:
+    return ", ".join(f"{reason}: {count:,}" for reason, count in checks.rejected.items() if count)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -219,9 +319,10 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
 # ----------------------------------------------------------------------------------------------------------------
 
 def _column_option(values: list[str]) -> dict[str, str]:
+    """--column FIELD=NAME, repeated or comma-separated (obj_id=objectId,band=fid,t=mjd)."""
     mapping = {}
-    for value in values:
-        canonical, _, name = value.partition("=")
+    for value in (item for option in values for item in option.split(",") if item.strip()):
+        canonical, _, name = value.strip().partition("=")
         if not name or canonical not in ("obj_id", "band", "t", "mag", "err"):
             raise ValueError(f"--column takes FIELD=NAME with FIELD one of obj_id, band, t, mag, err; got {value!r}")
         mapping[canonical] = name
@@ -229,19 +330,34 @@ def _column_option(values: list[str]) -> dict[str, str]:
 
 
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
-    classify = subparsers.add_parser("classify", help="classify whole light curves (Parquet/CSV) to a Parquet file")
+    classify = subparsers.add_parser(
+        "classify", help="classify whole light curves (Parquet/CSV) to a Parquet file",
+        epilog="exit status: 0 all rows classified; 1 done, with rows rejected (OUT.rejected.parquet); 2 usage "
+               "error; 3 nothing done (no object classified, every row rejected, --strict with a rejected row, "
+               "or the state not committed). docs/batch.md")
     classify.add_argument("input", help="Parquet or CSV file, directory or glob; flat rows or one list per object")
     classify.add_argument("-o", "--output", required=True, help="output Parquet file (one row per object)")
     classify.add_argument("--model", help="model file (default: the shipped PLAsTiCC model)")
-    classify.add_argument("--column", action="append", default=[], metavar="FIELD=NAME",
-                          help="input column for obj_id/band/t/mag/err when not named so (repeatable)")
+    classify.add_argument("--column", action="append", default=[], metavar="FIELD=NAME[,FIELD=NAME...]",
+                          help="input column for obj_id/band/t/mag/err when not named so (repeatable, or "
+                               "comma-separated: obj_id=objectId,band=fid,t=mjd,mag=magpsf,err=sigmapsf)")
+    classify.add_argument("--survey", choices=TABLE_SURVEYS,
+                          help="survey whose band codes or labels the input holds (ZTF fid 1/2/3 or zg/zr, PLAsTiCC "
+                               "passband 0-5, ...); needed for integer bands")
+    classify.add_argument("--keep", action="append", default=[], metavar="COLUMN",
+                          help="pass an input column through to the output, per object (its value on the object's "
+                               "newest row; repeatable)")
+    classify.add_argument("--strict", action="store_true",
+                          help="any rejected row is fatal: nothing is classified or changed (exit 3)")
     classify.add_argument("--state", help="incremental mode: engine state folder, one file per shard")
-    classify.add_argument("--forget-after", type=float, metavar="DAYS",
+    classify.add_argument("--forget-after", type=days_option, metavar="DAYS",
                           help="with --state: drop objects not observed for DAYS before the input's newest "
                                "observation (bounds the state over years of nights)")
-    classify.add_argument("--shards", type=int, help="number of obj_id hash shards (default: from input size)")
+    classify.add_argument("--shards", type=count_option(1), help="number of obj_id hash shards, >= 1 (default: "
+                                                                  "from input size)")
     classify.add_argument("--embedding", action="store_true", help="also write the multiband embedding")
-    classify.add_argument("--threads", type=int, help="engine threads (default: all cores)")
+    classify.add_argument("--threads", type=count_option(1, MAX_THREADS),
+                          help=f"engine threads, 1 to {MAX_THREADS} (default: all cores)")
     classify.add_argument("--precision", default="fp32", choices=CPU_PRECISIONS,
                           help="weights' precision: bf16 and int8 are faster, within 0.003 macro F1 on PLAsTiCC "
                                "(int8 needs AVX-512 VNNI to pay; docs/engine.md)")
@@ -254,21 +370,28 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_classify(args) -> int:  # type: ignore[no-untyped-def]
+    """Exit status per docs/batch.md: 0 all done, 1 rows rejected, 2 usage (cli.main), 3 NothingDone (cli.main)."""
     columns = _column_option(args.column)
+    keep = tuple(dict.fromkeys(args.keep))
     if args.scheduler:
         from mbfast.dask import classify_with_scheduler
 
         summary = classify_with_scheduler(args.input, args.output, args.scheduler, model=args.model,
                                           columns=columns, state_dir=args.state, n_shards=args.shards,
                                           embedding=args.embedding, precision=args.precision,
-                                          forget_after=args.forget_after)
+                                          forget_after=args.forget_after, survey=args.survey, keep=keep,
+                                          strict=args.strict)
     else:
         summary = classify_files(args.input, args.output, model=args.model, columns=columns, state_dir=args.state,
                                  n_shards=args.shards, embedding=args.embedding, num_threads=args.threads,
-                                 progress=not args.quiet, precision=args.precision, forget_after=args.forget_after)
+                                 progress=not args.quiet, precision=args.precision, forget_after=args.forget_after,
+                                 survey=args.survey, keep=keep, strict=args.strict)
     print("\n".join(summary.lines()))
     print(f"wrote {args.output}")
-    return 0
+    if summary.rejected:
+        print(f"rejected rows (with their reason): {args.output}.rejected.parquet")
+        return EXIT_SOME_REJECTED
+    return EXIT_DONE
 
 
 def run_demo(args) -> int:  # type: ignore[no-untyped-def]

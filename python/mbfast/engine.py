@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from mbfast import _core, models
 from mbfast.config import ModelConfig
 from mbfast.costs import model_info
 from mbfast.table import LightCurves, band_indices
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mbfast.surveys import Survey
 
 DEFAULT_MODEL = models.shipped_path(models.DEFAULT)
 STATE_FORMAT_VERSION = 2  # byte layout of state files; equals _core.STATE_FORMAT_VERSION (tested)
@@ -69,6 +76,8 @@ class Prediction:
     obj_id : int64 (K,). probs : float32 (K, C), NaN for objects without a window row yet (or unknown ones).
     class_index : int64 (K,) argmax of probs, -1 where probs is NaN. embedding : float32 (K, H).
     regression : float32 (K, T) physical units. n_obs : int32 (K, B) observations applied per band.
+    names : object (K,) or None: the objects' text ids, when they came as text (obj_id then holds their codes).
+    class_names, bands : the model's, for to_pandas.
     """
 
     obj_id: np.ndarray
@@ -77,9 +86,25 @@ class Prediction:
     embedding: np.ndarray
     regression: np.ndarray
     n_obs: np.ndarray
+    names: np.ndarray | None = None
+    class_names: tuple[str, ...] = ()
+    bands: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.obj_id)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per object, indexed by obj_id (the text ids where they came as text): one probability column per
+        class, `class` (the most probable; "" before the object's first prediction), `n_obs_<band>` per band."""
+        import pandas as pd
+
+        index = pd.Index(self.obj_id if self.names is None else self.names, name="obj_id")
+        frame = pd.DataFrame(self.probs, index=index, columns=list(self.class_names))
+        labels = np.array([*self.class_names, ""], dtype=object)
+        frame["class"] = labels[self.class_index]
+        for position, band in enumerate(self.bands):
+            frame[f"n_obs_{band}"] = self.n_obs[:, position]
+        return frame
 
 
 class Engine:
@@ -252,22 +277,53 @@ class Engine:
         ids = _integer_column("obj_ids", obj_ids)
         return self._prediction(ids, self._core.predict(ids))
 
-    def classify(self, curves: LightCurves) -> Prediction:
+    def classify(self, curves: LightCurves | pd.DataFrame | pa.Table | Mapping[str, Any],
+                 survey: str | Survey | None = None, columns: Mapping[str, str] | None = None) -> Prediction:
         """Final outputs of whole light curves, one row per object in table order, from a fresh state per object.
+
+        `curves` is a LightCurves table, or observation rows as a pandas DataFrame, a pyarrow Table or a dict of
+        arrays with columns obj_id (integers or text ids such as ZTF21aaxtctv), band, t (MJD), mag (AB), err (mag);
+        `columns` renames ({"obj_id": "objectId", "band": "fid"}), and known aliases are found by themselves.
+        `survey` ("ztf", "lsst", "ps1", "gaia", "plasticc") says whose band codes the rows hold (ZTF fid 1/2/3,
+        PLAsTiCC passband 0-5); integer bands without it are refused, never read as indices into the model's bands.
 
         Equals stepping each object's observations in (t, band) order into an empty engine, except that an
         observation at the same t as the previous one of its band is dropped (reference.py preprocess_reference
-        keeps the first). The engine's own state is not used or changed.
+        keeps the first). The engine's own state is not used or changed. `Prediction.to_pandas()` gives a table.
+
+        Examples
+        --------
+        >>> engine.classify(alerts_frame, survey="ztf",                                # doctest: +SKIP
+        ...                 columns={"obj_id": "objectId", "band": "fid", "t": "mjd"}).to_pandas()
         """
         if not isinstance(curves, LightCurves):
-            raise ValueError(f"classify takes a LightCurves table, got {type(curves).__name__}")
+            curves = self._curves_of(curves, survey, columns)
+        elif survey is not None or columns is not None:
+            raise ValueError("survey= and columns= apply to observation rows, not to a LightCurves table")
         if tuple(curves.bands) != self.bands:
             raise ValueError(f"curves have bands {tuple(curves.bands)} but the model expects {self.bands}")
-        columns = (np.ascontiguousarray(curves.obj_id, dtype=np.int64), np.ascontiguousarray(curves.band, np.int8),
-                   np.ascontiguousarray(curves.t, np.float64), np.ascontiguousarray(curves.mag, np.float32),
-                   np.ascontiguousarray(curves.err, np.float32))
-        raw = self._core.classify(*columns, np.ascontiguousarray(curves.offsets, dtype=np.int64))
-        return self._prediction(np.asarray(curves.object_ids, dtype=np.int64), raw)
+        columns_in = (np.ascontiguousarray(curves.obj_id, dtype=np.int64), np.ascontiguousarray(curves.band, np.int8),
+                      np.ascontiguousarray(curves.t, np.float64), np.ascontiguousarray(curves.mag, np.float32),
+                      np.ascontiguousarray(curves.err, np.float32))
+        raw = self._core.classify(*columns_in, np.ascontiguousarray(curves.offsets, dtype=np.int64))
+        prediction = self._prediction(np.asarray(curves.object_ids, dtype=np.int64), raw)
+        return replace(prediction, names=curves.names)
+
+    def _curves_of(self, rows: object, survey: str | Survey | None,
+                   columns: Mapping[str, str] | None) -> LightCurves:
+        """Observation rows (DataFrame, Arrow table, dict of arrays) -> LightCurves in the model's bands."""
+        from mbfast.io import curves_from_arrow
+
+        if isinstance(rows, Mapping):
+            table = pa.table({name: np.asarray(values) for name, values in rows.items()})
+        elif isinstance(rows, pa.Table):
+            table = rows
+        elif type(rows).__module__.startswith("pandas") and type(rows).__name__ == "DataFrame":
+            table = pa.Table.from_pandas(rows, preserve_index=False)
+        else:
+            raise ValueError(f"classify takes a LightCurves table, a pandas DataFrame, a pyarrow Table or a dict of "
+                             f"arrays (obj_id, band, t, mag, err), got {type(rows).__name__}")
+        return curves_from_arrow(table, self.bands, survey, self.config.survey, columns)
 
     def forget(self, obj_ids: Iterable[int] | np.ndarray) -> int:
         """Drop the state of these objects (unknown ones are ignored); returns how many were held."""
@@ -301,10 +357,9 @@ class Engine:
         self._core.load_state(os.fspath(path))
 
     # -------------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _prediction(ids: np.ndarray, raw: dict[str, np.ndarray]) -> Prediction:
+    def _prediction(self, ids: np.ndarray, raw: dict[str, np.ndarray]) -> Prediction:
         return Prediction(ids, raw["probs"], _class_index(raw["probs"]), raw["embedding"], raw["regression"],
-                          raw["n_obs"])
+                          raw["n_obs"], class_names=self.class_names, bands=self.bands)
 
     def _columns(self, obj_ids: object, band: object, t: object, mag: object,
                  err: object) -> tuple[np.ndarray, ...]:

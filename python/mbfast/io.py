@@ -14,12 +14,38 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from mbfast.surveys import Survey, get_survey
+from mbfast.shards import NAME_COLUMN, RowChecks, clean_chunk
+from mbfast.sources import flatten
+from mbfast.surveys import Survey, band_map, get_survey
 from mbfast.table import LightCurves, describe_row, from_arrays
 
 FIELDS = ("obj_id", "band", "t", "mag", "err")
 # Parquet schema metadata key holding the band order, so a file written by mbfast reads back without `survey`
 BANDS_KEY = b"mbfast.bands"
+
+
+def curves_from_arrow(table: pa.Table, bands: tuple[str, ...] | None = None, survey: str | Survey | None = None,
+                      target_survey: str | None = None, columns: Mapping[str, str] | None = None) -> LightCurves:
+    """Observation rows (any column order, aliases such as objectId/fid/mjd/magpsf/sigmapsf recognised, flat or
+    one list per object) -> LightCurves with bands `bands` (default: the survey's), through the batch job's row
+    checks (mbfast.shards.clean_chunk); the first bad row raises ValueError naming its row, obj_id and reason.
+
+    `survey` names who wrote the band column (surveys.band_map maps its codes and labels to `bands`, those of a
+    model for `target_survey`); without it integer band codes are refused.
+    """
+    if bands is None:
+        if survey is None:
+            raise ValueError("name the bands: bands=(labels in order) or survey= (e.g. 'ztf')")
+        survey = survey if isinstance(survey, Survey) else get_survey(survey)
+        bands, target_survey = survey.bands, target_survey or survey.name
+    rows = flatten(table, dict(columns or {}), Path("table"))
+    checks = RowChecks()
+    clean = clean_chunk(rows, band_map(tuple(bands), survey, target_survey), checks)
+    if checks.rows_rejected:
+        raise ValueError(f"{checks.first_rejected()} ({checks.rows_rejected} of {checks.rows_in} rows refused)")
+    names = clean.extra.column(NAME_COLUMN).to_numpy(zero_copy_only=False) if clean.extra is not None else None
+    return from_arrays(clean.obj_id if names is None else names, clean.band, clean.t, clean.mag, clean.err,
+                       tuple(bands))
 
 
 def _resolve_bands(survey: str | Survey | tuple[str, ...] | None, metadata: dict[bytes, bytes] | None,
@@ -45,7 +71,8 @@ def _column_names(columns: Mapping[str, str] | None) -> dict[str, str]:
     return {field: columns.get(field, field) for field in FIELDS}
 
 
-def _table_to_curves(table: pa.Table, names: dict[str, str], bands: tuple[str, ...], source: str) -> LightCurves:
+def _table_to_curves(table: pa.Table, names: dict[str, str], bands: tuple[str, ...], source: str,
+                     survey: Survey | None = None) -> LightCurves:
     missing = [f"{field} (column {name!r})" for field, name in names.items() if name not in table.column_names]
     if missing:
         raise ValueError(f"{source}: missing {', '.join(missing)}; columns present: {', '.join(table.column_names)}")
@@ -62,6 +89,10 @@ def _table_to_curves(table: pa.Table, names: dict[str, str], bands: tuple[str, .
     band = arrays["band"]
     if pa.types.is_dictionary(band.type):
         band = band.cast(band.type.value_type)
+    if pa.types.is_integer(band.type) and survey is not None:  # a survey's codes (ZTF fid 1 = g), never indices
+        codes = band_map(bands, survey)
+        labels = {code: bands[index] for code, index in codes.integers.items()}
+        band = pa.array([labels.get(code, str(code)) for code in band.to_pylist()], pa.string())
     try:
         return from_arrays(obj_id, band.to_numpy(zero_copy_only=False), arrays["t"].to_numpy(zero_copy_only=False),
                            arrays["mag"].to_numpy(zero_copy_only=False), arrays["err"].to_numpy(zero_copy_only=False),
@@ -82,7 +113,8 @@ def read_parquet(path: str | Path, survey: str | Survey | tuple[str, ...] | None
         write_parquet stored in the file.
     columns : mapping of str to str, optional
         Our field -> the file's column, e.g. {"obj_id": "object_id", "t": "mjd", "band": "passband"}.
-        obj_id int; band str labels or int codes into the band order; t float64 (MJD, days); mag (AB) and
+        obj_id int or text; band str labels, or int codes: those of the named survey (ZTF fid 1/2/3 for
+        survey="ztf"), indices into the order for a tuple of labels; t float64 (MJD, days); mag (AB) and
         err (1-sigma, mag) float.
 
     Raises
@@ -95,7 +127,7 @@ def read_parquet(path: str | Path, survey: str | Survey | tuple[str, ...] | None
     names = _column_names(columns)
     table = parquet.read(columns=[name for name in names.values() if name in parquet.schema_arrow.names])
     bands = _resolve_bands(survey, parquet.schema_arrow.metadata, str(path))
-    return _table_to_curves(table, names, bands, str(path))
+    return _table_to_curves(table, names, bands, str(path), _named_survey(survey))
 
 
 def read_csv(path: str | Path, survey: str | Survey | tuple[str, ...] | None = None,
@@ -109,7 +141,12 @@ def read_csv(path: str | Path, survey: str | Survey | tuple[str, ...] | None = N
     convert = pa_csv.ConvertOptions(column_types={names["obj_id"]: pa.int64(), names["t"]: pa.float64(),
                                                   names["mag"]: pa.float64(), names["err"]: pa.float64()})
     table = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=delimiter), convert_options=convert)
-    return _table_to_curves(table, names, bands, str(path))
+    return _table_to_curves(table, names, bands, str(path), _named_survey(survey))
+
+
+def _named_survey(survey: str | Survey | tuple[str, ...] | None) -> Survey | None:
+    """The survey whose codes an integer band column holds; None for an explicit band tuple (codes are indices)."""
+    return survey if isinstance(survey, Survey) else get_survey(survey) if isinstance(survey, str) else None
 
 
 def write_parquet(curves: LightCurves, path: str | Path) -> None:

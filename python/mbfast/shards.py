@@ -14,9 +14,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mbfast import surveys
+from mbfast.sources import INTEGER_IDS_KEY
+from mbfast.surveys import BandMap
+from mbfast.table import MAX_ABS_MAG, MAX_ABS_T, object_codes
 
-REJECT_REASONS = ("obj_id missing", "obj_id not an integer", "unknown band", "t not a number", "t not finite",
-                  "mag not a number", "mag not finite", "err not a number", "err not finite", "err <= 0")
+REJECT_REASONS = ("obj_id missing", "obj_id not an integer", "obj_id a float beyond 2**53 (not exact)",
+                  "band missing", "unknown band", "band not in the model", "t not a number", "t not finite",
+                  "|t| > 1e12 days", "mag not a number", "mag not finite", "|mag| > 1e4", "err not a number",
+                  "err not finite", "err <= 0")
+NAME_COLUMN = "obj_name"   # spilled beside the int64 obj_id when the input's ids are names (text)
+KEEP_PREFIX = "keep:"      # spilled per-row columns passed through to the output (--keep)
 
 
 def shard_of(obj_id: np.ndarray, n_shards: int) -> np.ndarray:
@@ -31,7 +39,8 @@ def shard_of(obj_id: np.ndarray, n_shards: int) -> np.ndarray:
 
 @dataclass
 class RowChecks:
-    """Counts of rows rejected by reason, plus the rejected rows themselves (with the reason) for the report."""
+    """Counts of rows rejected by reason, plus the rejected rows themselves (with the reason and their row number
+    in input order) for the report."""
 
     rows_in: int = 0
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
@@ -41,19 +50,36 @@ class RowChecks:
     def rows_rejected(self) -> int:
         return sum(self.rejected.values())
 
+    def first_rejected(self) -> str:
+        """'row 12 (obj_id 7): unknown band' for the first rejected row, for errors."""
+        first = self.rejected_tables[0].slice(0, 1).to_pylist()[0]
+        return f"row {first['row']} (obj_id {first['obj_id']}): {first['reason']}"
+
 
 @dataclass(frozen=True)
 class CleanChunk:
-    obj_id: np.ndarray  # int64 (N,)
+    obj_id: np.ndarray  # int64 (N,) the input's integer id, or the code of its text id (table.object_codes)
     band: np.ndarray    # int8 (N,) index into the model's bands
     t: np.ndarray       # float64 (N,) MJD
     mag: np.ndarray     # float64 (N,) AB
     err: np.ndarray     # float64 (N,) mag
+    extra: pa.Table | None = None  # (N,) rows: NAME_COLUMN (text ids as given) and KEEP_PREFIX columns, if any
+
+    def __len__(self) -> int:
+        return len(self.obj_id)
 
 
-def clean_chunk(chunk: pa.Table, bands: tuple[str, ...], checks: RowChecks) -> CleanChunk:
-    """Drop and count rows the model cannot use (each with its reason); nothing is dropped silently."""
+def clean_chunk(chunk: pa.Table, bands: tuple[str, ...] | BandMap, checks: RowChecks,
+                keep: tuple[str, ...] = ()) -> CleanChunk:
+    """Drop and count rows the model cannot use (each with its reason); nothing is dropped silently.
+
+    The one set of row checks of the batch paths (local and Dask), including the engine's own bounds (|t| <= 1e12,
+    |mag| <= 1e4), so no row reaches the engine to be skipped there. `bands` maps the band column (a BandMap from
+    surveys.band_map, or the model's labels). `keep` names columns of `chunk` carried along per row.
+    """
+    band_map = bands if isinstance(bands, BandMap) else surveys.band_map(tuple(bands))
     n_rows = chunk.num_rows
+    first_row = checks.rows_in
     checks.rows_in += n_rows
     reason = np.full(n_rows, -1, dtype=np.int64)
 
@@ -64,9 +90,20 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...], checks: RowChecks) -> C
 
     obj_column = chunk.column("obj_id")
     mark(np.asarray(pc.is_null(obj_column).to_numpy(zero_copy_only=False), dtype=bool), "obj_id missing")
-    obj_id, not_integer = _integers(obj_column)
-    mark(not_integer, "obj_id not an integer")
-    band = _band_codes(chunk.column("band"), bands)
+    names = None
+    # text ids are object names, unless the file's ids are integers and this block was re-read as text
+    integer_ids = (chunk.schema.metadata or {}).get(INTEGER_IDS_KEY) == b"1"
+    if (pa.types.is_string(obj_column.type) or pa.types.is_large_string(obj_column.type)) and not integer_ids:
+        names = obj_column.combine_chunks()
+        obj_id = object_codes(names)
+    else:
+        obj_id, not_integer, not_exact = _integers(obj_column)
+        mark(not_integer, "obj_id not an integer")
+        mark(not_exact, "obj_id a float beyond 2**53 (not exact)")
+    band_column = chunk.column("band")
+    mark(np.asarray(pc.is_null(band_column).to_numpy(zero_copy_only=False), dtype=bool), "band missing")
+    band, absent = _band_codes(band_column, band_map)
+    mark(absent, "band not in the model")
     mark(band < 0, "unknown band")
     values = {}
     for name in ("t", "mag", "err"):
@@ -74,15 +111,25 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...], checks: RowChecks) -> C
         mark(not_number, f"{name} not a number")
         mark(~np.isfinite(values[name]), f"{name} not finite")
     with np.errstate(invalid="ignore"):
+        mark(np.abs(values["t"]) > MAX_ABS_T, "|t| > 1e12 days")
+        mark(np.abs(values["mag"]) > MAX_ABS_MAG, "|mag| > 1e4")
         mark(values["err"] <= 0, "err <= 0")
     bad = reason >= 0
     if bad.any():
         rejected = chunk.filter(pa.array(bad))
-        names = np.array(REJECT_REASONS, dtype=object)[reason[bad]]
-        checks.rejected_tables.append(rejected.append_column("reason", pa.array(names.tolist(), pa.string())))
-    keep = ~bad
-    return CleanChunk(obj_id[keep], band[keep].astype(np.int8), values["t"][keep], values["mag"][keep],
-                      values["err"][keep])
+        reasons = np.array(REJECT_REASONS, dtype=object)[reason[bad]]
+        rows = (first_row + np.flatnonzero(bad)).astype(np.int64)
+        rejected = rejected.append_column("reason", pa.array(reasons.tolist(), pa.string()))
+        checks.rejected_tables.append(rejected.append_column("row", pa.array(rows, pa.int64())))
+    kept = ~bad
+    extra_columns = {}
+    if names is not None:
+        extra_columns[NAME_COLUMN] = names
+    for name in keep:
+        extra_columns[KEEP_PREFIX + name] = chunk.column(name)
+    extra = pa.table(extra_columns).filter(pa.array(kept)) if extra_columns else None
+    return CleanChunk(obj_id[kept], band[kept].astype(np.int8), values["t"][kept], values["mag"][kept],
+                      values["err"][kept], extra)
 
 
 def _floats(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,15 +137,21 @@ def _floats(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return _convert(column, pa.float64(), np.nan, float)
 
 
-def _integers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """int64 ids (0 where missing or invalid) and the mask of present entries that are not integers: fractional,
-    non-finite or out-of-range floats, text that is not an integer. Nothing is truncated silently."""
+def _integers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int64 ids (0 where missing or invalid), the mask of present entries that are not integers (fractional,
+    non-finite or out-of-range floats, text that is not an integer) and the mask of float entries beyond 2**53,
+    where a float64 no longer holds every integer (pandas' int64-with-nulls ids: 169645854020337671 reads back as
+    ...664). Nothing is truncated or rounded silently."""
     if pa.types.is_floating(column.type):
         values = np.asarray(pc.fill_null(column, 0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2.0**63)
-        return np.where(bad, 0, values).astype(np.int64), bad
-    return _convert(column, pa.int64(), 0, int)
+            not_integer = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2.0**63)
+            not_exact = ~not_integer & (np.abs(values) > 2.0**53)
+        return np.where(not_integer | not_exact, 0, values).astype(np.int64), not_integer, not_exact
+    if pa.types.is_boolean(column.type):
+        return np.zeros(len(column), np.int64), np.asarray(pc.is_valid(column)), np.zeros(len(column), bool)
+    values, bad = _convert(column, pa.int64(), 0, int)
+    return values, bad, np.zeros(len(column), dtype=bool)
 
 
 def _convert(column: pa.ChunkedArray, kind: pa.DataType, fill: float, parse: Callable[[str], float]
@@ -124,15 +177,33 @@ def _convert(column: pa.ChunkedArray, kind: pa.DataType, fill: float, parse: Cal
     return values, bad
 
 
-def _band_codes(band: pa.ChunkedArray, bands: tuple[str, ...]) -> np.ndarray:
-    """Labels or integer indices -> index into `bands`; -1 for unknown or missing (counted by the caller).
-    Labels are matched in Arrow, never as Python strings (a million str objects per chunk fragments the heap)."""
+def _band_codes(band: pa.ChunkedArray, band_map: BandMap) -> tuple[np.ndarray, np.ndarray]:
+    """Band codes or labels -> index into the target bands (-1 where unknown or missing) and the mask of rows whose
+    band the survey has but the model lacks. Labels are matched in Arrow, never as Python strings (a million str
+    objects per chunk fragments the heap). An integer column needs a survey (band_map.integers)."""
     if pa.types.is_integer(band.type):
-        codes = np.asarray(pc.fill_null(band, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-        return np.where((codes >= 0) & (codes < len(bands)), codes, -1)
-    labels = pc.cast(band, pa.string())
-    codes = pc.fill_null(pc.index_in(labels, value_set=pa.array(bands, pa.string())), -1)
-    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
+        codes = np.asarray(pc.fill_null(band, -(2**62)).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if not band_map.integers:
+            present = codes[codes != -(2**62)]
+            raise ValueError(band_map.integer_error(int(present[0]) if len(present) else 0))
+        keys = np.array(sorted(band_map.integers), dtype=np.int64)
+        targets = np.array([band_map.integers[key] for key in keys], dtype=np.int64)
+        found = np.minimum(np.searchsorted(keys, codes), len(keys) - 1)
+        index = np.where(keys[found] == codes, targets[found], -1)
+        absent_keys = np.array(sorted(key for key in band_map.absent if isinstance(key, int)), dtype=np.int64)
+        return index, np.isin(codes, absent_keys)
+    if pa.types.is_dictionary(band.type):
+        band = pc.cast(band, band.type.value_type)
+    if not (pa.types.is_string(band.type) or pa.types.is_large_string(band.type)):
+        raise ValueError(f"the band column holds {band.type}; expected band labels (text) or survey codes (integers)")
+    labels = pa.array(list(band_map.labels), pa.string())
+    targets = np.array(list(band_map.labels.values()) + [-1], dtype=np.int64)
+    position = np.asarray(pc.fill_null(pc.index_in(band, value_set=labels), -1).to_numpy(zero_copy_only=False),
+                          dtype=np.int64)
+    absent = pa.array(sorted(str(key) for key in band_map.absent), pa.string())
+    is_absent = np.asarray(pc.fill_null(pc.is_in(band, value_set=absent), False).to_numpy(zero_copy_only=False),
+                           dtype=bool)
+    return targets[position], is_absent
 
 
 class ShardSpiller:
@@ -161,6 +232,10 @@ class ShardSpiller:
                 continue
             table = pa.table([chunk.obj_id[rows], chunk.band[rows], chunk.t[rows], chunk.mag[rows], chunk.err[rows]],
                              schema=self.SCHEMA)
+            if chunk.extra is not None:
+                extra = chunk.extra.take(pa.array(rows))
+                for name in extra.column_names:
+                    table = table.append_column(name, extra.column(name))
             part = self.parts.get(shard, 0)
             self.path(shard).mkdir(exist_ok=True)
             pq.write_table(table, self.path(shard) / f"part-{part:06d}.parquet")
@@ -172,8 +247,11 @@ class ShardSpiller:
 
 
 def read_shard(path: Path) -> CleanChunk:
-    table = pq.read_table(path, schema=ShardSpiller.SCHEMA)
-    return CleanChunk(*(table.column(name).to_numpy() for name in ("obj_id", "band", "t", "mag", "err")))
+    table = pq.read_table(path)
+    fixed = ShardSpiller.SCHEMA.names
+    extra = table.drop_columns(fixed) if table.num_columns > len(fixed) else None
+    table = table.select(fixed).cast(ShardSpiller.SCHEMA)
+    return CleanChunk(*(table.column(name).to_numpy() for name in fixed), extra=extra)
 
 
 def concat(chunks: Iterable[CleanChunk]) -> CleanChunk:

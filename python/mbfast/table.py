@@ -5,9 +5,24 @@ Engine.classify consume. It holds magnitudes only; survey presets (mbfast.survey
 """
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mbfast.surveys import Survey
+
+# The engine's bounds (cpp/engine.cc kMaxAbsTime, kMaxAbsMag; tests/test_table.py checks they agree): rows beyond
+# them are refused here and in the batch row checks, so none reaches the engine only to be skipped there
+MAX_ABS_T = 1e12    # days; a t in milliseconds lies beyond
+MAX_ABS_MAG = 1e4
 
 
 @dataclass(frozen=True)
@@ -18,6 +33,8 @@ class LightCurves:
     t : float64 (N,) MJD, days    mag : float32 (N,) AB    err : float32 (N,) 1-sigma, mag
     offsets : int64 (K + 1,) object k owns rows offsets[k]:offsets[k+1]
     bands : band labels in index order (e.g. ("u", "g", "r", "i", "z", "y"))
+    names : object (K,) or None: the ids as given when they were text (ZTF21aaxtctv); obj_id then holds their
+        codes (object_codes)
     """
 
     obj_id: np.ndarray
@@ -27,6 +44,27 @@ class LightCurves:
     err: np.ndarray
     offsets: np.ndarray
     bands: tuple[str, ...]
+    names: np.ndarray | None = None
+
+    @classmethod
+    def from_pandas(cls, frame: pd.DataFrame, bands: tuple[str, ...] | None = None,
+                    survey: str | Survey | None = None, columns: Mapping[str, str] | None = None) -> LightCurves:
+        """Observation rows of a DataFrame (columns obj_id, band, t, mag, err, or names given in `columns` or known
+        aliases such as objectId, fid, mjd, magpsf, sigmapsf) as a table; see `from_arrow`."""
+        return cls.from_arrow(pa.Table.from_pandas(frame, preserve_index=False), bands, survey, columns)
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table, bands: tuple[str, ...] | None = None,
+                   survey: str | Survey | None = None, columns: Mapping[str, str] | None = None) -> LightCurves:
+        """Observation rows of an Arrow table as a LightCurves table with bands `bands` (default: the survey's).
+
+        obj_id : integers, or text ids (kept in `names`); band : labels, or a survey's codes when `survey` is named
+        (ZTF fid 1/2/3, PLAsTiCC passband 0-5; integers without a survey are refused); t : MJD; mag AB; err mag.
+        The batch job's row checks apply (mbfast.shards.clean_chunk); the first bad row raises ValueError naming it.
+        """
+        from mbfast.io import curves_from_arrow
+
+        return curves_from_arrow(table, bands, survey, None, columns)
 
     @property
     def n_objects(self) -> int:
@@ -45,7 +83,8 @@ class LightCurves:
         start, stop = int(self.offsets[k]), int(self.offsets[k + 1])
         return LightCurves(self.obj_id[start:stop], self.band[start:stop], self.t[start:stop],
                            self.mag[start:stop], self.err[start:stop],
-                           np.array([0, stop - start], dtype=np.int64), self.bands)
+                           np.array([0, stop - start], dtype=np.int64), self.bands,
+                           None if self.names is None else self.names[k:k + 1])
 
     def select(self, object_indices: np.ndarray) -> LightCurves:
         """The objects at `object_indices` (in that order) as a new table."""
@@ -54,7 +93,7 @@ class LightCurves:
         rows = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return LightCurves(self.obj_id[rows], self.band[rows], self.t[rows], self.mag[rows], self.err[rows],
-                           offsets, self.bands)
+                           offsets, self.bands, None if self.names is None else self.names[object_indices])
 
 
 def describe_row(row: int, obj_id: int) -> str:
@@ -65,19 +104,21 @@ def from_arrays(obj_id: np.ndarray, band: np.ndarray, t: np.ndarray, mag: np.nda
                 bands: tuple[str, ...]) -> LightCurves:
     """Validate, sort by (obj_id, t, band) and index observations given in any order.
 
-    `band` holds labels (str) or integer indices into `bands`. Raises ValueError naming the first bad row
-    (input order), its obj_id and field: mismatched lengths, unknown band, NaN/inf in t/mag/err, err <= 0.
-    Exact duplicates of (obj_id, band, t) are not dropped here: preprocessing drops and counts them.
+    `obj_id` holds integers (floats only where exact: |id| <= 2**53) or text ids (kept in `names`, coded by
+    object_codes). `band` holds labels (str) or integer indices into `bands` (this table's own band order; survey
+    codes go through LightCurves.from_arrow's `survey`). Raises ValueError naming the first bad row (input order),
+    its obj_id and field: not 1-d, mismatched lengths, unknown band, NaN/inf in t/mag/err, err <= 0, |t| > 1e12,
+    |mag| > 1e4. Exact duplicates of (obj_id, band, t) are not dropped here: preprocessing drops and counts them.
     """
-    obj_id = np.asarray(obj_id)
-    columns = {"obj_id": obj_id, "band": np.asarray(band), "t": np.asarray(t), "mag": np.asarray(mag),
+    columns = {"obj_id": np.asarray(obj_id), "band": np.asarray(band), "t": np.asarray(t), "mag": np.asarray(mag),
                "err": np.asarray(err)}
+    for name, values in columns.items():
+        if values.ndim != 1:
+            raise ValueError(f"{name} must be a 1-d array, got {values.ndim}-d (shape {values.shape})")
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"mismatched lengths: {lengths}")
-    if not np.issubdtype(obj_id.dtype, np.integer):
-        raise ValueError(f"obj_id must be integers, got dtype {obj_id.dtype}")
-    obj_id = obj_id.astype(np.int64)
+    obj_id, names = _object_ids(columns["obj_id"])
     band_codes = band_indices(columns["band"], bands, obj_id)
     t = np.asarray(columns["t"], dtype=np.float64)
     mag = np.asarray(columns["mag"], dtype=np.float64)
@@ -86,19 +127,92 @@ def from_arrays(obj_id: np.ndarray, band: np.ndarray, t: np.ndarray, mag: np.nda
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
             row = int(bad[0])
-            raise ValueError(f"{describe_row(row, int(obj_id[row]))}: {name} must be finite, got {values[row]}")
-    bad = np.flatnonzero(err <= 0)
-    if len(bad):
-        row = int(bad[0])
-        raise ValueError(f"{describe_row(row, int(obj_id[row]))}: err must be > 0, got {err[row]}")
+            raise ValueError(f"{describe_row(row, _shown(obj_id, names, row))}: {name} must be finite, "
+                             f"got {values[row]}")
+    for name, values, limit, what in (("err", err, 0.0, "must be > 0"), ("t", t, MAX_ABS_T, "must be within +-1e12"),
+                                      ("mag", mag, MAX_ABS_MAG, "must be within +-1e4")):
+        bad = np.flatnonzero(values <= 0 if name == "err" else np.abs(values) > limit)
+        if len(bad):
+            row = int(bad[0])
+            raise ValueError(f"{describe_row(row, _shown(obj_id, names, row))}: {name} {what}, got {values[row]}")
     if sorted_by_object_time_band(obj_id, t, band_codes):  # the usual export order: no sort, only copies
         t = t.copy()
     else:
         order = np.lexsort((band_codes, t, obj_id))
         obj_id, band_codes, t, mag, err = obj_id[order], band_codes[order], t[order], mag[order], err[order]
+        names = None if names is None else names[order]
     boundaries = np.flatnonzero(np.diff(obj_id)) + 1
     offsets = np.concatenate([[0], boundaries, [len(obj_id)]] if len(obj_id) else [[0]]).astype(np.int64)
-    return LightCurves(obj_id, band_codes, t, mag.astype(np.float32), err.astype(np.float32), offsets, tuple(bands))
+    object_names = None if names is None else _object_names(names, obj_id, offsets)
+    return LightCurves(obj_id, band_codes, t, mag.astype(np.float32), err.astype(np.float32), offsets, tuple(bands),
+                       object_names)
+
+
+def _shown(obj_id: np.ndarray, names: np.ndarray | None, row: int) -> Any:
+    return int(obj_id[row]) if names is None else names[row]
+
+
+def _object_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """int64 ids and, for text ids, the names (object (N,)); refuses what is neither, naming the first bad row."""
+    if values.dtype.kind in "UO" and len(values) and all(isinstance(value, str) for value in values.tolist()):
+        names = values.astype(object)
+        return object_codes(pa.array(names, pa.string())), names
+    if values.dtype.kind in "UO" and len(values):
+        row = next(row for row, value in enumerate(values.tolist()) if not isinstance(value, str))
+        raise ValueError(f"row {row}: obj_id must be an integer or a text id, got {values[row]!r}")
+    if values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2.0**53)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"row {row}: obj_id must be an exact integer, got {float(values[row])!r} (a float id "
+                             f"beyond 2**53 or with a fraction would be rounded; give ids as int64 or text)")
+        return values.astype(np.int64), None
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"obj_id must be integers or text ids, got dtype {values.dtype}")
+    if values.dtype == np.uint64 and len(values) and values.max() > np.iinfo(np.int64).max:
+        row = int(np.flatnonzero(values > np.iinfo(np.int64).max)[0])
+        raise ValueError(f"row {row}: obj_id must fit in int64, got {values[row]}")
+    return values.astype(np.int64), None
+
+
+def _object_names(names: np.ndarray, obj_id: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """object (K,) the name of each object; two names with one code (a 63-bit hash collision) raise."""
+    first = names[offsets[:-1]]
+    if len(names):
+        object_index = np.repeat(np.arange(len(first)), np.diff(offsets))
+        clash = np.flatnonzero(names != first[object_index])
+        if len(clash):
+            row = int(clash[0])
+            raise ValueError(f"obj_id {names[row]!r} and {first[object_index[row]]!r} have the same code "
+                             f"{obj_id[row]}; rename one")
+    return first
+
+
+_HASHED = 1 << 62  # codes of other text ids lie in [2**62, 2**63): apart from ZTF's [0, 2**40)
+
+
+def object_codes(names: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """int64 (N,) codes of text object ids, the same in every process and run (so a --state folder keeps them).
+
+    A ZTF objectId is coded exactly and reversibly, as the alert readers code it (mbfast.alerts.ztf.ztf_object_id);
+    any other text id gets 62 bits of its BLAKE2b hash plus 2**62. Each distinct id is coded once (a million rows
+    of 10,000 objects cost 10,000 hashes).
+    """
+    from mbfast.alerts.ztf import ztf_object_id
+
+    encoded = pc.dictionary_encode(names)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    codes = np.empty(len(encoded.dictionary), dtype=np.int64)
+    for index, name in enumerate(encoded.dictionary.to_pylist()):
+        try:
+            codes[index] = ztf_object_id(name)
+        except ValueError:  # not a ZTF objectId
+            digest = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+            codes[index] = _HASHED | (digest & (_HASHED - 1))
+    indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    return codes[indices] if len(codes) else np.zeros(len(encoded), dtype=np.int64)
 
 
 def sorted_by_object_time_band(obj_id: np.ndarray, t: np.ndarray, band: np.ndarray) -> bool:
