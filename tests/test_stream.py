@@ -373,10 +373,12 @@ def test_cli_stream_forget_after_bounds_the_state(tmp_path: Path, capsys: pytest
     state = tmp_path / "state" / json.loads((tmp_path / "state" / "replay.json").read_text())["state"]
     resumed = Engine.load(model, num_threads=1, state=state)
     assert sorted(resumed.object_ids().tolist()) == recent
-    args = parser.parse_args(["stream", str(LSST_PARQUET), "--state", str(tmp_path / "s2"), "-o",
-                              str(tmp_path / "x.parquet"), "--model", str(model), "--forget-after", "-1"])
-    with pytest.raises(ValueError, match="--forget-after must be a number of days >= 0"):
-        args.run(args)
+    for days in ("-1", "nan", "inf"):  # refused when the options are parsed, before any work (exit 2)
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(["stream", str(LSST_PARQUET), "--state", str(tmp_path / "s2"), "-o",
+                               str(tmp_path / "x.parquet"), "--model", str(model), "--forget-after", days])
+        assert exit_info.value.code == 2
+        assert f"argument --forget-after: must be a finite number of days >= 0, got {days}" in capsys.readouterr().err
 
 
 def test_the_default_plasticc_model_replays_real_rubin_alerts(tmp_path: Path) -> None:

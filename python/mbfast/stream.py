@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from mbfast import _core, exit_codes, models
 from mbfast.alerts import AlertProblem, AlertRows, ZtfCuts, read_alerts, survey_of_files
 from mbfast.engine import CPU_PRECISIONS, Status
+from mbfast.jobs import days_option
 from mbfast.surveys import SURVEYS
 
 # Engine.step status names indexed by code, as the engine defines them; then the per-alert statuses replay adds
@@ -526,7 +527,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--apparent", action="store_true", help="ZTF apparent magnitudes near reference sources")
     parser.add_argument("--precision", default="fp32", choices=CPU_PRECISIONS,
                         help="weights' precision (docs/engine.md); state files do not depend on it")
-    parser.add_argument("--forget-after", type=float, metavar="DAYS",
+    parser.add_argument("--forget-after", type=days_option, metavar="DAYS",
                         help="forget objects not detected for DAYS before the batch's newest detection (bounds the "
                              "state of a long-running stream)")
     parser.set_defaults(run=run_stream)
@@ -536,8 +537,6 @@ def run_stream(args: argparse.Namespace) -> int:
     """Replay one batch and print a JSON summary; the exit status is one of mbfast.exit_codes (docs/alerts.md)."""
     import mbfast
 
-    if args.forget_after is not None and not (args.forget_after >= 0 and np.isfinite(args.forget_after)):
-        raise ValueError(f"--forget-after must be a number of days >= 0, got {args.forget_after}")
     paths = [Path(path) for path in args.alerts]
     check_paths(paths, Path(args.state), args.output)
     model = args.model
