@@ -1,4 +1,5 @@
-"""A two-night incremental scenario shared by the single-process and the Dask tests of --forget-after."""
+"""Shared by the batch tests (single process and Dask): a two-night incremental scenario for --forget-after, a ZTF
+model and ZTF-like rows."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -40,3 +41,25 @@ def forget_over_two_nights(tmp_path: Path, model: Path,
     assert "forgotten (not observed recently): 1 objects" in first.lines()
     second = night({new: 200.0}, "night2.parquet")  # shard 0 has no rows tonight: its state is still pruned
     assert second.forgotten == 1 and held() == {new}
+
+
+def ztf_model(path: Path) -> Path:
+    """A random-weight (g, r) model for ZTF, as `mbfast train --survey ztf` tags one."""
+    from mbfast.bench_cli import random_weights
+    from mbfast.config import ModelConfig
+    from mbfast.modelfile import write_model
+
+    config = ModelConfig(survey="ztf", bands=("g", "r"), class_names=("SNIa", "SNII", "AGN"), band_hidden=8,
+                         central_hidden=8, classifier_hidden=8, band_head_hidden=8, regression_hidden=8, n_skip=2)
+    write_model(path, config, random_weights(config))
+    return path
+
+
+def ztf_alert_rows() -> pa.Table:
+    """Detections as ZTF light-curve services give them: text objectId, fid 1 (g) / 2 (r) / 3 (i), per-object ra."""
+    names = ["ZTF21aaxtctv"] * 5 + ["ZTF19abvhduf"] * 4 + ["ZTF20acmxnpa"] * 3
+    fid = [1, 2, 1, 2, 3, 1, 1, 2, 2, 2, 2, 2]
+    mjd = [59300.1, 59300.2, 59302.1, 59303.3, 59304.0, 58700.5, 58702.5, 58703.5, 58704.5, 59100.0, 59101.0, 59102.5]
+    magpsf = [18.5, 18.7, 18.4, 18.6, 18.9, 19.9, 19.7, 19.8, 19.6, 17.1, 17.0, 17.2]
+    ra = [150.1] * 5 + [33.3] * 4 + [201.7] * 3
+    return pa.table({"objectId": names, "fid": fid, "mjd": mjd, "magpsf": magpsf, "sigmapsf": [0.05] * 12, "ra": ra})

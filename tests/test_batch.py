@@ -11,7 +11,8 @@ from mbfast.batch import BatchSummary, classify_files
 from mbfast.cli import main
 from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 from mbfast.engine import Engine
-from tests.batch_support import forget_over_two_nights
+from mbfast.table import from_arrays
+from tests.batch_support import forget_over_two_nights, ztf_alert_rows, ztf_model
 
 
 @pytest.fixture
@@ -196,3 +197,132 @@ def test_unknown_precision_is_refused_by_the_command_line(tmp_path: Path, sample
     assert exit_info.value.code == 2
     assert "argument --precision: invalid choice: 'fp8'" in capsys.readouterr().err
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_rows_beyond_the_engine_bounds_are_rejected_with_their_reason(tmp_path: Path, small_model_path: Path) -> None:
+    # t in milliseconds and a sentinel magnitude used to pass the row checks, then be skipped by the engine and
+    # counted as duplicates, with no rejected file
+    rows = pa.table({"obj_id": [1, 1, 1, 1, 2], "band": ["g"] * 5, "t": [1.0, 2.0, 3.0, 1.6e15, 4.0],
+                     "mag": [20.0, 20.1, 19.9, 20.0, -1e5], "err": [0.1] * 5})
+    pq.write_table(rows, tmp_path / "in.parquet")
+    summary = classify_files(tmp_path / "in.parquet", tmp_path / "out.parquet", model=small_model_path,
+                             progress=False)
+    assert summary.rejected == {"|t| > 1e12 days": 1, "|mag| > 1e4": 1}
+    assert summary.skipped.get("duplicate", 0) == 0 and summary.applied == 3
+    rejected = pq.read_table(tmp_path / "out.parquet.rejected.parquet")
+    assert rejected.column("reason").to_pylist() == ["|t| > 1e12 days", "|mag| > 1e4"]
+    assert rejected.column("row").to_pylist() == [3, 4]
+
+
+def test_float_ids_beyond_2_53_are_rejected_never_rounded(tmp_path: Path, small_model_path: Path) -> None:
+    # pandas' int64-with-nulls: Rubin diaObjectIds as float64; 169645854020337671 and ...672 are the same float
+    ids = [169645854020337671.0] * 3 + [169645854020337672.0] * 3 + [12.0] * 3
+    rows = pa.table({"obj_id": ids, "band": ["g"] * 9, "t": [1.0, 2.0, 3.0] * 3, "mag": [20.0] * 9, "err": [0.1] * 9})
+    pq.write_table(rows, tmp_path / "in.parquet")
+    summary = classify_files(tmp_path / "in.parquet", tmp_path / "out.parquet", model=small_model_path,
+                             progress=False)
+    assert summary.rejected == {"obj_id a float beyond 2**53 (not exact)": 6}
+    assert pq.read_table(tmp_path / "out.parquet").column("obj_id").to_pylist() == [12]
+    assert pq.read_table(tmp_path / "out.parquet.rejected.parquet").column("row").to_pylist() == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match=r"row 0: obj_id must be an exact integer, got 1.6964585402033766e\+17"):
+        from_arrays(np.array(ids), np.array(["g"] * 9), np.arange(9.0), np.full(9, 20.0), np.full(9, 0.1),
+                    ("g",))
+
+
+def test_real_ztf_tables_text_ids_fid_codes_and_kept_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    """The first hour of a ZTF broker: objectId text, fid 1/2/3, mjd/magpsf/sigmapsf, ra passed through."""
+    model = ztf_model(tmp_path / "ztf.mbf")
+    rows = ztf_alert_rows()
+    pq.write_table(rows, tmp_path / "alerts.parquet")
+    out = tmp_path / "scores.parquet"
+    base = ["classify", str(tmp_path / "alerts.parquet"), "-o", str(out), "--model", str(model), "--quiet"]
+    mapping = "obj_id=objectId,band=fid,t=mjd,mag=magpsf,err=sigmapsf"
+    # without --survey the integer fid used to be taken as an index into (g, r): fid 1 -> r, fid 2 rejected
+    assert main([*base, "--column", mapping]) == 2
+    assert ("the band column holds integer codes (1, ...), which mean a different band in each survey; name the "
+            "survey that wrote them: --survey ztf|lsst|ps1|gaia|plasticc") in capsys.readouterr().err
+    assert main([*base, "--column", mapping, "--survey", "ztf", "--keep", "ra"]) == 1  # the fid 3 (i) row
+    table = pq.read_table(out).sort_by("obj_id")
+    assert table.column("obj_id").to_pylist() == ["ZTF19abvhduf", "ZTF20acmxnpa", "ZTF21aaxtctv"]
+    assert table.column("n_obs_g").to_pylist() == [2, 0, 2]
+    assert table.column("n_obs_r").to_pylist() == [2, 3, 2]
+    assert table.column("ra").to_pylist() == [33.3, 201.7, 150.1]
+    rejected = pq.read_table(str(out) + ".rejected.parquet")
+    assert rejected.column("reason").to_pylist() == ["band not in the model"]
+    assert rejected.column("obj_id").to_pylist() == ["ZTF21aaxtctv"] and rejected.column("band").to_pylist() == [3]
+    # repeated flags read the same; Python's Engine.classify of the DataFrame gives the same scores
+    repeated = [f"--column={item}" for item in mapping.split(",")]
+    assert main([*base[:3], str(tmp_path / "again.parquet"), *base[4:], *repeated, "--survey", "ztf"]) == 1
+    again = pq.read_table(tmp_path / "again.parquet").sort_by("obj_id")
+    frame = rows.to_pandas()
+    frame = frame[frame.fid != 3]
+    scores = Engine.load(model).classify(frame, survey="ztf").to_pandas().sort_index()
+    assert scores.index.tolist() == table.column("obj_id").to_pylist()
+    for name in ("SNIa", "SNII", "AGN"):
+        np.testing.assert_array_equal(again.column(f"prob_{name}").to_numpy(), scores[name].to_numpy(np.float32))
+    # a survey none of whose bands the model has is refused, naming both
+    assert main([*base, "--column", mapping, "--survey", "gaia"]) == 2
+    assert "the model has none of gaia's bands (BP RP); its bands are ztf: g r" in capsys.readouterr().err
+
+
+def test_text_ids_keep_their_state_across_nights(tmp_path: Path) -> None:
+    model = ztf_model(tmp_path / "ztf.mbf")
+    rows = ztf_alert_rows().filter(pa.array([fid != 3 for fid in ztf_alert_rows().column("fid").to_pylist()]))
+    night = np.array(rows.column("mjd").to_pylist()) < 59303.0  # ZTF21aaxtctv has rows on both sides
+    pq.write_table(rows.filter(pa.array(night)), tmp_path / "n1.parquet")
+    pq.write_table(rows.filter(pa.array(~night)), tmp_path / "n2.parquet")
+    for name in ("n1", "n2"):
+        classify_files(tmp_path / f"{name}.parquet", tmp_path / f"{name}.out.parquet", model=model, survey="ztf",
+                       state_dir=tmp_path / "st", n_shards=2, progress=False)
+    second = pq.read_table(tmp_path / "n2.out.parquet")
+    assert second.column("obj_id").to_pylist() == ["ZTF21aaxtctv"]
+    whole = Engine.load(model).classify(rows.to_pandas(), survey="ztf")
+    index = whole.names.tolist().index("ZTF21aaxtctv")
+    assert second.column("n_obs_g").to_pylist() == [2] and second.column("n_obs_r").to_pylist() == [2]
+    np.testing.assert_allclose(second.column("prob_SNIa").to_numpy(), whole.probs[index:index + 1, 0], atol=1e-6)
+
+
+def test_state_shards_are_stepped_in_bounded_calls(tmp_path: Path, small_model_path: Path, sample_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = classify_files(sample_path, tmp_path / "one.parquet", model=small_model_path, state_dir=tmp_path / "a",
+                           n_shards=2, progress=False)
+    sizes: list[int] = []
+    step = Engine.step
+
+    def recording_step(self: Engine, obj_ids: np.ndarray, *args: object, **kwargs: object) -> object:
+        sizes.append(len(obj_ids))
+        return step(self, obj_ids, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "step", recording_step)
+    chunked = classify_files(sample_path, tmp_path / "many.parquet", model=small_model_path,
+                             state_dir=tmp_path / "b", n_shards=2, progress=False, step_rows=1000)
+    assert max(sizes) == 1000 and sum(sizes) == chunked.observations > 2 * 1000
+    assert chunked.applied == whole.applied
+    for path in (tmp_path / "a").glob("*.state"):
+        assert (tmp_path / "b" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_input_problems_are_one_line_errors_before_any_work(tmp_path: Path, small_model_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "dup.csv").write_text("obj_id,band,t,t,mag,err\n1,g,1.0,2.0,20.0,0.1\n")
+    assert main(["classify", str(tmp_path / "dup.csv"), "-o", str(tmp_path / "out.parquet"), "--model",
+                 str(small_model_path)]) == 2
+    error = f"mbfast classify: error: {tmp_path / 'dup.csv'}: the header names column 't' twice\n"
+    assert capsys.readouterr().err == error
+    (tmp_path / "good.csv").write_text("obj_id,band,t,mag,err\n1,g,1.0,20.0,0.1\n")
+    assert main(["classify", str(tmp_path / "good.csv"), "-o", str(tmp_path / "out.parquet"), "--state",
+                 str(tmp_path / "dup.csv")]) == 2
+    assert capsys.readouterr().err.endswith("dup.csv is a file; give a folder\n")
+    assert not list(tmp_path.glob(".mbfast-shards-*"))
+
+
+def test_a_timestamp_t_is_read_as_mjd(tmp_path: Path, small_model_path: Path) -> None:
+    mjd = np.array([60000.25, 60001.5, 60003.125, 60004.0])
+    rows = {"obj_id": [4] * 4, "band": ["g", "r", "g", "g"], "mag": [20.0, 20.1, 19.9, 20.0], "err": [0.1] * 4}
+    pq.write_table(pa.table({**rows, "t": mjd}), tmp_path / "mjd.parquet")
+    unix_ns = ((mjd - 40587.0) * 86400e9).astype(np.int64)
+    pq.write_table(pa.table({**rows, "t": pa.array(unix_ns, pa.timestamp("ns", tz="UTC"))}), tmp_path / "ts.parquet")
+    for name in ("mjd", "ts"):
+        classify_files(tmp_path / f"{name}.parquet", tmp_path / f"{name}.out", model=small_model_path, progress=False)
+    assert pq.read_table(tmp_path / "ts.out").equals(pq.read_table(tmp_path / "mjd.out"))

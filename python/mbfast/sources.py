@@ -199,8 +199,9 @@ def _as_mjd(t: pa.ChunkedArray, path: Path) -> pa.ChunkedArray:
     kind = t.type
     if pa.types.is_timestamp(kind):
         per_day = {"s": 86400.0, "ms": 86400e3, "us": 86400e6, "ns": 86400e9}[kind.unit]
-        ticks = pc.cast(t, pa.int64())
-        return pc.add(pc.divide(pc.cast(ticks, pa.float64()), per_day), UNIX_EPOCH_MJD)
+        # int64 ticks to float64 loses < 1 us: below float64's own MJD resolution (~1 us near MJD 60000)
+        ticks = pc.cast(pc.cast(t, pa.int64()), pa.float64(), safe=False)
+        return pc.add(pc.divide(ticks, per_day), UNIX_EPOCH_MJD)
     if pa.types.is_date32(kind) or pa.types.is_date64(kind):
         return pc.add(pc.cast(pc.cast(t, pa.date32()).cast(pa.int32()), pa.float64()), UNIX_EPOCH_MJD)
     if pa.types.is_temporal(kind):
