@@ -1,16 +1,20 @@
-"""Flat-row Parquet/CSV reading and writing: round trip, column mapping, band labels or codes, row-naming errors."""
+"""Flat-row Parquet/CSV reading and writing: round trip, column mapping, band labels or codes, row-naming errors; and
+observation rows (DataFrame, Arrow, dict) into LightCurves and Engine.classify (mbfast.io.curves_from_arrow)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mbfast.engine import Engine
 from mbfast.io import read_csv, read_parquet, write_parquet
 from mbfast.surveys import LSST, ZTF
-from mbfast.table import from_arrays
+from mbfast.table import LightCurves, from_arrays
 
 
 def random_curves(seed: int = 0, n: int = 200):
@@ -99,3 +103,50 @@ def test_write_then_read_csv_agree_with_parquet(tmp_path: Path):
     table = pq.read_table(tmp_path / "c.parquet")
     table.to_pandas().to_csv(tmp_path / "c.csv", index=False, float_format="%.17g")
     assert_same(read_csv(tmp_path / "c.csv", survey="lsst"), curves)
+
+
+def test_engine_classify_takes_dataframes_arrow_tables_and_dicts(small_model_path: Path) -> None:
+    engine = Engine.load(small_model_path, num_threads=1)
+    columns = {"obj_id": [7, 7, 7, 7, 3, 3, 3], "band": ["g", "r", "g", "g", "i", "i", "i"],
+               "t": [1.0, 1.5, 2.0, 3.0, 0.5, 1.0, 2.5], "mag": [20.0, 20.5, 19.8, 19.9, 18.0, 18.1, 18.3],
+               "err": [0.1, 0.1, 0.05, 0.1, 0.02, 0.02, 0.03]}
+    expected = engine.classify(from_arrays(*(np.array(columns[name]) for name in columns), engine.bands))
+    frame = pd.DataFrame(columns)
+    for rows in (frame, pa.Table.from_pandas(frame), columns, {name: np.array(v) for name, v in columns.items()}):
+        got = engine.classify(rows)
+        np.testing.assert_array_equal(got.obj_id, [3, 7])
+        np.testing.assert_array_equal(got.probs, expected.probs)
+    table = engine.classify(frame).to_pandas()
+    assert table.index.name == "obj_id" and table.index.tolist() == [3, 7]
+    assert table.columns.tolist() == ["SNIa", "SNII", "AGN", "EB", "class", *(f"n_obs_{b}" for b in engine.bands)]
+    assert table["n_obs_g"].tolist() == [0, 3] and table["n_obs_i"].tolist() == [3, 0]
+    np.testing.assert_array_equal(table[["SNIa", "SNII", "AGN", "EB"]].to_numpy(), expected.probs)
+    assert table["class"].tolist() == [engine.class_names[i] for i in expected.class_index]
+    with pytest.raises(ValueError, match="classify takes a LightCurves table, a pandas DataFrame, a pyarrow Table"):
+        engine.classify([1, 2, 3])  # type: ignore[arg-type]
+
+
+def test_text_ids_and_survey_codes_in_python(small_model_path: Path) -> None:
+    frame = pd.DataFrame({"objectId": ["ZTF21aaxtctv"] * 3 + ["SN 2023ixf"] * 3, "passband": [1, 1, 1, 2, 2, 2],
+                          "mjd": [1.0, 2.0, 3.0] * 2, "magpsf": [19.0] * 6, "sigmapsf": [0.1] * 6})
+    curves = LightCurves.from_pandas(frame, survey="plasticc")  # PLAsTiCC passband 1 = g, 2 = r
+    assert curves.bands == ("u", "g", "r", "i", "z", "y")
+    assert sorted(curves.names.tolist()) == ["SN 2023ixf", "ZTF21aaxtctv"]
+    assert {name: curves.bands[curves.band[curves.offsets[k]]] for k, name in enumerate(curves.names)} == {
+        "ZTF21aaxtctv": "g", "SN 2023ixf": "r"}
+    assert LightCurves.from_arrow(pa.Table.from_pandas(frame), survey="plasticc").names.tolist() == \
+        curves.names.tolist()
+    engine = Engine.load(small_model_path, num_threads=1)
+    scores = engine.classify(frame, survey="plasticc").to_pandas()
+    assert sorted(scores.index) == ["SN 2023ixf", "ZTF21aaxtctv"]
+    with pytest.raises(ValueError, match=r"the band column holds integer codes \(1, ...\).*--survey"):
+        engine.classify(frame)
+    with pytest.raises(ValueError, match=r"row 4 \(obj_id SN 2023ixf\): err <= 0 \(1 of 6 rows refused\)"):
+        engine.classify(frame.assign(sigmapsf=[0.1] * 4 + [-0.1, 0.1]), survey="plasticc")
+
+
+@pytest.mark.parametrize("shape", [(), (2, 3)])
+def test_from_arrays_refuses_0d_and_2d_input_in_one_line(shape: tuple[int, ...]) -> None:
+    obj_id = np.ones(shape, dtype=np.int64)
+    with pytest.raises(ValueError, match=re.escape(f"obj_id must be a 1-d array, got {len(shape)}-d (shape {shape})")):
+        from_arrays(obj_id, np.full(shape, "g"), np.ones(shape), np.ones(shape), np.ones(shape), ("g",))

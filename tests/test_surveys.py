@@ -7,6 +7,7 @@ import pytest
 
 from mbfast.datasets import LabelledSet
 from mbfast.surveys import (ALTERNATING_CADENCE, GAIA, LOW_SNR, MAG_PER_LN_FLUX, NOT_FINITE, PS1_INFO_FLAG_BITS, ZTF,
+                            band_map,
                             alternating_cadence, flux_to_mag, gaia_to_mag, get_survey, lsst_alert_to_mag,
                             observations_per_band, plasticc_to_mag, ps1_to_mag, select_objects, ztf_band_codes,
                             ztf_to_mag)
@@ -170,3 +171,33 @@ def test_select_objects_max_per_class_is_seeded_and_keeps_small_classes():
     assert np.all(np.diff(first.curves.object_ids) > 0)  # original order kept
     seen = {tuple(select_objects(data, max_per_class=3, seed=seed).curves.object_ids) for seed in range(20)}
     assert len(seen) > 1
+
+
+def test_band_map_reads_each_surveys_codes_and_labels_into_the_models_bands():
+    lsst_bands = ("u", "g", "r", "i", "z", "y")
+    ztf = band_map(("g", "r"), "ztf", "ztf")  # a g/r ZTF model
+    assert ztf.integers == {1: 0, 2: 1}
+    assert [ztf.labels[label] for label in ("g", "zg", "ztfg", "ztf_g", "ZTF_g", "r", "zr", "ztfr", "1", "2")] == \
+        [0, 0, 0, 0, 0, 1, 1, 1, 0, 1]
+    assert {3, "i", "zi"} <= ztf.absent  # ZTF's i: rows rejected as "band not in the model"
+    plasticc = band_map(lsst_bands, "plasticc", "plasticc")
+    assert plasticc.integers == {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5}
+    assert plasticc.labels["lsstz"] == 4
+    rubin = band_map(lsst_bands, "lsst", "plasticc")  # PLAsTiCC simulates LSST: one band system
+    assert rubin.integers == {} and [rubin.labels[b] for b in "ugrizy"] == [0, 1, 2, 3, 4, 5]
+    assert band_map(("g", "r", "i", "z", "y"), "ps1", "ps1").integers == {1: 0, 2: 1, 3: 2, 4: 3, 5: 4}
+    assert band_map(("BP", "RP"), "gaia", "gaia").labels["rp"] == 1
+    # a model trained on several surveys names its bands <survey>_<band>
+    yse = band_map(("ps1_g", "ps1_r", "ps1_i", "ps1_z", "ztf_g", "ztf_r"), "ztf", "yse")
+    assert yse.integers == {1: 4, 2: 5} and yse.labels["zg"] == 4
+    # no survey: labels only (with the model's own survey's aliases); integers never taken as indices
+    plain = band_map(lsst_bands, None, "plasticc")
+    assert plain.integers == {} and plain.labels["lsstg"] == 1
+    with pytest.raises(ValueError, match=r"the model has none of ztf's bands \(g r i\); its bands are plasticc: "
+                                         r"u g r i z y"):
+        band_map(lsst_bands, "ztf", "plasticc")  # ZTF g is not LSST g
+
+
+def test_ztf_fid_codes_are_one_table():
+    assert {code: band for code, band in ZTF.codes.items() if isinstance(code, int)} == {1: "g", 2: "r", 3: "i"}
+    assert ZTF.label_of(2) == "r" and ZTF.label_of("ztfi") == "i" and ZTF.label_of(4) is None
