@@ -44,3 +44,52 @@ def test_forget_after_with_a_local_cluster(tmp_path: Path, small_model_path: Pat
                                        n_shards=4, forget_after=30.0)
 
     forget_over_two_nights(tmp_path, small_model_path, run)
+
+
+@pytest.mark.slow
+def test_the_dask_path_applies_the_local_row_policy(tmp_path: Path, small_model_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """One text entry in a number column, one text id among integer ids, engine-bound rows, float ids: the local
+    path rejects exactly those rows; the Dask path used to fail the whole job. Both give the same counts, rejected
+    rows (with row numbers) and scores."""
+    from mbfast import sources
+    from mbfast.dask import classify_with_scheduler
+
+    monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", 300)  # the file's first block says its ids are integers
+
+    lines = ["obj_id,band,t,mag,err"]
+    lines += [f"{obj},{band},{t},{20 + 0.1 * k},0.1" for k, (obj, band, t) in
+              enumerate((obj, band, 1.0 + step) for obj in (1, 2, 3) for step, band in enumerate("ggrrg"))]
+    lines += ["2,g,9.0,abc,0.1", "x7,g,1.0,20.0,0.1", "1,r,1.6e15,20.0,0.1", "3,g,12.0,20.0,-0.1", "1,w,13.0,20,0.1"]
+    (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
+    local = classify_files(tmp_path / "in.csv", tmp_path / "local.parquet", model=small_model_path, progress=False)
+    dask = classify_with_scheduler(tmp_path / "in.csv", tmp_path / "dask", "local:2", model=small_model_path,
+                                   n_shards=3)
+    assert local.rejected == dask.rejected == {"obj_id not an integer": 1, "unknown band": 1, "mag not a number": 1,
+                                               "|t| > 1e12 days": 1, "err <= 0": 1}
+    assert local.objects == dask.objects == 3 and local.applied == dask.applied == 15
+    for name in ("row", "reason"):
+        assert pq.read_table(tmp_path / "local.parquet.rejected.parquet").column(name).to_pylist() == \
+            pq.read_table(tmp_path / "dask.rejected.parquet").column(name).to_pylist(), name
+    expected = pq.read_table(tmp_path / "local.parquet").sort_by("obj_id")
+    got = pq.read_table(tmp_path / "dask").sort_by("obj_id")
+    np.testing.assert_array_equal(got.column("prob_SNIa").to_numpy(), expected.column("prob_SNIa").to_numpy())
+
+
+@pytest.mark.slow
+def test_the_dask_path_reads_ztf_tables_like_the_local_one(tmp_path: Path) -> None:
+    from mbfast.dask import classify_with_scheduler
+    from tests.batch_support import ztf_alert_rows, ztf_model
+
+    model = ztf_model(tmp_path / "ztf.mbf")
+    pq.write_table(ztf_alert_rows(), tmp_path / "alerts.parquet")
+    options = {"model": model, "survey": "ztf", "keep": ("ra",)}
+    local = classify_files(tmp_path / "alerts.parquet", tmp_path / "local.parquet", progress=False, **options)
+    dask = classify_with_scheduler(tmp_path / "alerts.parquet", tmp_path / "dask", "local:2", n_shards=2, **options)
+    assert local.rejected == dask.rejected == {"band not in the model": 1}
+    expected = pq.read_table(tmp_path / "local.parquet").sort_by("obj_id")
+    got = pq.read_table(tmp_path / "dask").sort_by("obj_id")
+    assert got.column("obj_id").to_pylist() == expected.column("obj_id").to_pylist() == [
+        "ZTF19abvhduf", "ZTF20acmxnpa", "ZTF21aaxtctv"]
+    assert got.column("ra").to_pylist() == expected.column("ra").to_pylist()
+    np.testing.assert_array_equal(got.column("prob_SNIa").to_numpy(), expected.column("prob_SNIa").to_numpy())

@@ -291,10 +291,20 @@ def _check_keep(keep: tuple[str, ...], engine: Engine, embedding: bool) -> None:
 
 
 def _write_rejected(checks: RowChecks, path: Path) -> None:
-    if checks.rejected_tables:
-        pq.write_table(pa.concat_tables(checks.rejected_tables, promote_options="permissive"), path)
-    else:
+    """The rejected rows as read; a column typed differently in two chunks (a CSV block re-read as text) as text."""
+    tables = checks.rejected_tables
+    if not tables:
         path.unlink(missing_ok=True)
+        return
+    kinds: dict[str, set[pa.DataType]] = {}
+    for table in tables:
+        for column in table.schema:
+            kinds.setdefault(column.name, set()).add(column.type)
+    mixed = {name for name, types in kinds.items() if len(types - {pa.null()}) > 1}
+    if mixed:
+        tables = [table.cast(pa.schema([pa.field(f.name, pa.string()) if f.name in mixed else f
+                                        for f in table.schema])) for table in tables]
+    pq.write_table(pa.concat_tables(tables, promote_options="permissive"), path)
 
 
 def _refuse_if_nothing_to_do(checks: RowChecks, shards: list[int], strict: bool, rejected_path: Path) -> None:

@@ -90,16 +90,10 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...] | BandMap, checks: RowCh
 
     obj_column = chunk.column("obj_id")
     mark(np.asarray(pc.is_null(obj_column).to_numpy(zero_copy_only=False), dtype=bool), "obj_id missing")
-    names = None
-    # text ids are object names, unless the file's ids are integers and this block was re-read as text
-    integer_ids = (chunk.schema.metadata or {}).get(INTEGER_IDS_KEY) == b"1"
-    if (pa.types.is_string(obj_column.type) or pa.types.is_large_string(obj_column.type)) and not integer_ids:
-        names = obj_column.combine_chunks()
-        obj_id = object_codes(names)
-    else:
-        obj_id, not_integer, not_exact = _integers(obj_column)
-        mark(not_integer, "obj_id not an integer")
-        mark(not_exact, "obj_id a float beyond 2**53 (not exact)")
+    names = obj_column.combine_chunks() if ids_are_names(chunk) else None
+    obj_id, not_integer, not_exact = id_codes(chunk)
+    mark(not_integer, "obj_id not an integer")
+    mark(not_exact, "obj_id a float beyond 2**53 (not exact)")
     band_column = chunk.column("band")
     mark(np.asarray(pc.is_null(band_column).to_numpy(zero_copy_only=False), dtype=bool), "band missing")
     band, absent = _band_codes(band_column, band_map)
@@ -130,6 +124,23 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...] | BandMap, checks: RowCh
     extra = pa.table(extra_columns).filter(pa.array(kept)) if extra_columns else None
     return CleanChunk(obj_id[kept], band[kept].astype(np.int8), values["t"][kept], values["mag"][kept],
                       values["err"][kept], extra)
+
+
+def ids_are_names(chunk: pa.Table) -> bool:
+    """Text ids are object names, unless the file's ids are integers and this block was only re-read as text."""
+    kind = chunk.schema.field("obj_id").type
+    integer_ids = (chunk.schema.metadata or {}).get(INTEGER_IDS_KEY) == b"1"
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and not integer_ids
+
+
+def id_codes(chunk: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int64 (N,) the obj_id of each row (text ids: their object_codes; 0 where missing or invalid), and the masks
+    of entries that are not integers and of float entries beyond 2**53. What decides the shard of a row."""
+    column = chunk.column("obj_id")
+    if ids_are_names(chunk):
+        no = np.zeros(len(column), dtype=bool)
+        return object_codes(column), no, no
+    return _integers(column)
 
 
 def _floats(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
