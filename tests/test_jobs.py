@@ -158,3 +158,13 @@ def test_leftovers_of_killed_runs_are_removed_and_a_rerun_writes_no_state(tmp_pa
     assert classify(*arguments) == EXIT_DONE  # the same night again: nothing applied, no state file rewritten
     assert {path.name: path.stat().st_mtime_ns for path in state.glob("*.state")} == saved
     assert sorted(path.name for path in state.iterdir() if not path.name.endswith(".state")) == ["manifest.json"]
+
+
+def test_a_dask_output_folder_may_not_hold_the_input(tmp_path: Path) -> None:
+    from mbfast.jobs import check_output
+
+    (tmp_path / "night").mkdir()
+    source = rows(tmp_path / "night")  # the Dask path replaces a whole output folder
+    with pytest.raises(ValueError, match=f"-o {tmp_path / 'night'} is the input {source}: refusing to overwrite it"):
+        check_output(tmp_path / "night", [source], folder=True)
+    assert check_output(tmp_path / "scores", [source], folder=True) == (tmp_path / "scores").resolve()

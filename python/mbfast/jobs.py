@@ -67,7 +67,7 @@ def check_output(output: str | os.PathLike[str], inputs: Iterable[str | os.PathL
         raise ValueError(f"-o {str(output)!r} holds a NUL byte")
     for source in inputs:
         source_path = Path(source).resolve()
-        if target == source_path or (source_path.is_dir() and source_path in target.parents):
+        if target == source_path or target in source_path.parents:  # the input, or a folder holding it
             raise ValueError(f"-o {given} is the input {source}: refusing to overwrite it")
     if target.is_dir() and not folder:
         raise ValueError(f"-o {given} is a folder; give a file name")
