@@ -69,10 +69,10 @@ def test_entries_that_are_not_numbers_reject_their_row_only(tmp_path: Path, smal
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
     summary = classify_files(tmp_path / "in.csv", tmp_path / "out.parquet", model=small_model_path, progress=False)
     assert summary.rejected == {"t not a number": 1, "mag not a number": 1, "err not a number": 1,
-                                "err not finite": 1}  # "NA" is a missing value
+                                "err missing": 1}  # "NA" is a missing value
     rejected = pq.read_table(tmp_path / "out.parquet.rejected.parquet")
     assert sorted(zip(rejected.column("reason").to_pylist(), rejected.column("row").to_pylist())) == [
-        ("err not a number", 11), ("err not finite", 13), ("mag not a number", 10), ("t not a number", 12)]
+        ("err missing", 13), ("err not a number", 11), ("mag not a number", 10), ("t not a number", 12)]
     pq.write_table(good, tmp_path / "good.parquet")  # the rows that do parse give what the clean file gives
     classify_files(tmp_path / "good.parquet", tmp_path / "good_out.parquet", model=small_model_path, progress=False)
     got, want = pq.read_table(tmp_path / "out.parquet"), pq.read_table(tmp_path / "good_out.parquet")

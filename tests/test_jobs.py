@@ -56,6 +56,7 @@ def test_exit_codes_one_per_outcome(tmp_path: Path, small_model_path: Path, caps
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     model = ["--model", str(small_model_path)]
     out = tmp_path / "out.parquet"
+    assert classify(str(rows(tmp_path)), "-o", str(tmp_path / "new" / "folder" / "out.parquet"), *model) == EXIT_DONE
     assert classify(str(rows(tmp_path)), "-o", str(out), *model) == EXIT_DONE
     assert not (tmp_path / "out.parquet.rejected.parquet").exists()
     # 1: done, with a row rejected (listed)

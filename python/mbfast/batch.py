@@ -213,6 +213,7 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
         raise ValueError(f"shards must be >= 1, got {n_shards}")
     source = open_source(input_spec, columns)
     output = check_output(output, source.paths)  # a symlink's target; refuses the input, a folder, no permission
+    output.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(output.parent, [re.escape(SPILL_PREFIX) + r"(?P<pid>\d+)-.*",
                                      r"\." + re.escape(output.name) + r"\.(?P<pid>\d+)\.tmp"])
     if state_dir is not None:

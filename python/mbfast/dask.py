@@ -126,6 +126,7 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
     started = time.perf_counter()
     source = open_source(input_spec, columns)
     output = check_output(output, source.paths, folder=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
     if state_dir is not None:
         check_state_dir(Path(state_dir))
     engine = Engine.load(model, num_threads=1)

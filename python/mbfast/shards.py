@@ -20,9 +20,9 @@ from mbfast.surveys import BandMap
 from mbfast.table import MAX_ABS_MAG, MAX_ABS_T, object_codes
 
 REJECT_REASONS = ("obj_id missing", "obj_id not an integer", "obj_id a float beyond 2**53 (not exact)",
-                  "band missing", "unknown band", "band not in the model", "t not a number", "t not finite",
-                  "|t| > 1e12 days", "mag not a number", "mag not finite", "|mag| > 1e4", "err not a number",
-                  "err not finite", "err <= 0")
+                  "band missing", "unknown band", "band not in the model", "t missing", "t not a number",
+                  "t not finite", "|t| > 1e12 days", "mag missing", "mag not a number", "mag not finite",
+                  "|mag| > 1e4", "err missing", "err not a number", "err not finite", "err <= 0")
 NAME_COLUMN = "obj_name"   # spilled beside the int64 obj_id when the input's ids are names (text)
 KEEP_PREFIX = "keep:"      # spilled per-row columns passed through to the output (--keep)
 
@@ -100,7 +100,8 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...] | BandMap, checks: RowCh
     mark(absent, "band not in the model")
     mark(band < 0, "unknown band")
     values = {}
-    for name in ("t", "mag", "err"):
+    for name in ("t", "mag", "err"):  # a missing magnitude is how ZTF light curves hold a non-detection
+        mark(np.asarray(pc.is_null(chunk.column(name)).to_numpy(zero_copy_only=False), dtype=bool), f"{name} missing")
         values[name], not_number = _floats(chunk.column(name))
         mark(not_number, f"{name} not a number")
         mark(~np.isfinite(values[name]), f"{name} not finite")
