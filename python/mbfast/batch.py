@@ -32,7 +32,7 @@ from mbfast.table import from_arrays
 
 DEFAULT_SHARD_ROWS = 4_000_000   # about 150 MB of observations per shard in memory
 DEFAULT_STATE_SHARDS = 16
-DEFAULT_STEP_ROWS = 250_000      # rows per Engine.step call in --state mode (~440 B each while stepped)
+DEFAULT_STEP_ROWS = 100_000      # rows per Engine.step call in --state mode (~440 B each while stepped)
 MANIFEST = "manifest.json"
 SPILL_PREFIX = ".mbfast-shards-"
 
@@ -255,13 +255,14 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
                     prediction = _classify_chunk(engine, chunk, summary)
                 else:
                     state_path = shard_state_path(state_dir, shard)
-                    engine = Engine.load(model, num_threads=num_threads, precision=precision,
-                                         state=state_path if state_path.exists() else None)
-                    prediction, applied = _step_chunk(engine, chunk, summary, step_rows)
-                    forgotten = engine.forget_before(cutoff) if cutoff is not None else 0
+                    shard_engine = Engine.load(model, num_threads=num_threads, precision=precision,
+                                               state=state_path if state_path.exists() else None)
+                    prediction, applied = _step_chunk(shard_engine, chunk, summary, step_rows)
+                    forgotten = shard_engine.forget_before(cutoff) if cutoff is not None else 0
                     summary.forgotten += forgotten
                     if applied or forgotten:  # a rerun of a finished night rewrites no state file
-                        engine.save_state(state_path)
+                        shard_engine.save_state(state_path)
+                    del shard_engine  # freed before the next shard's state is loaded: one shard's state at a time
                 table = result_table(prediction, engine, embedding, per_object_values(chunk, prediction.obj_id))
                 if writer is None:
                     writer = pq.ParquetWriter(temp_output, table.schema)
