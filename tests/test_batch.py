@@ -326,3 +326,18 @@ def test_a_timestamp_t_is_read_as_mjd(tmp_path: Path, small_model_path: Path) ->
     for name in ("mjd", "ts"):
         classify_files(tmp_path / f"{name}.parquet", tmp_path / f"{name}.out", model=small_model_path, progress=False)
     assert pq.read_table(tmp_path / "ts.out").equals(pq.read_table(tmp_path / "mjd.out"))
+
+
+def test_survey_without_model_takes_the_shipped_model_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mbfast import models
+
+    pq.write_table(ztf_alert_rows(), tmp_path / "alerts.parquet")
+    run = ["classify", str(tmp_path / "alerts.parquet"), "-o", str(tmp_path / "out.parquet"), "--survey", "ztf",
+           "--quiet"]
+    monkeypatch.setattr(models, "DATA_DIR", tmp_path / "none")  # no ZTF model in this install: the default (LSST)
+    assert main(run) == 2
+    (tmp_path / "shipped").mkdir()
+    ztf_model(tmp_path / "shipped" / "ztf.mbf")
+    monkeypatch.setattr(models, "DATA_DIR", tmp_path / "shipped")
+    assert main(run) == 1  # the ZTF (g, r) model: only the fid 3 row is rejected
+    assert pq.read_table(tmp_path / "out.parquet").num_rows == 3

@@ -1,5 +1,5 @@
-"""mbfast.jobs through the commands that use it: options refused at parse time, -o checked before any work, one exit
-code table (docs/batch.md), leftovers of killed runs removed."""
+"""mbfast.jobs through the commands that use it: options refused at parse time, -o checked before any work, the exit
+code table of mbfast.exit_codes (docs/batch.md) for classify, leftovers of killed runs removed."""
 from __future__ import annotations
 
 import os
@@ -14,10 +14,12 @@ import pytest
 from mbfast.cli import main
 from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR
 from mbfast.engine import Engine
-from mbfast.jobs import EXIT_DONE, EXIT_NOT_DONE, EXIT_SOME_REJECTED, EXIT_USAGE
+from mbfast.exit_codes import NOT_DONE as EXIT_NOT_DONE
+from mbfast.exit_codes import OK as EXIT_DONE
+from mbfast.exit_codes import REJECTED as EXIT_SOME_REJECTED
+from mbfast.exit_codes import USAGE as EXIT_USAGE
 
 SAMPLE = SAMPLE_DIR / SAMPLE_CURVES
-LSST_ALERTS = Path(__file__).parent / "data" / "alerts" / "lsst" / "rubin_lsstcam_v10_0_25_alerts.parquet"
 
 
 def classify(*arguments: str) -> int:
@@ -119,15 +121,6 @@ def test_an_output_symlink_is_written_through(tmp_path: Path, small_model_path: 
     assert classify(str(rows(tmp_path)), "-o", str(link), "--model", str(small_model_path)) == EXIT_DONE
     assert link.is_symlink() and link.resolve() == target
     assert pq.read_table(target).num_rows == 2
-
-
-def test_stream_refuses_an_output_that_is_its_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    alerts = tmp_path / "alerts.parquet"
-    alerts.write_bytes(LSST_ALERTS.read_bytes())
-    assert main(["stream", str(alerts), "--state", str(tmp_path / "st"), "-o", str(alerts)]) == EXIT_USAGE
-    assert "refusing to overwrite it" in capsys.readouterr().err
-    assert alerts.read_bytes() == LSST_ALERTS.read_bytes()
-    assert not (tmp_path / "st").exists()
 
 
 def dead_pid() -> int:

@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from mbfast.engine import CPU_PRECISIONS, Engine, Prediction, Status
-from mbfast.jobs import (EXIT_DONE, EXIT_SOME_REJECTED, MAX_THREADS, NothingDone, check_output, count_option,
-                         days_option, remove_leftovers, temporary_name)
+from mbfast import exit_codes, models
+from mbfast.jobs import (MAX_THREADS, NothingDone, check_output, count_option, days_option, remove_leftovers,
+                         temporary_name)
 from mbfast.shards import (KEEP_PREFIX, NAME_COLUMN, CleanChunk, RowChecks, ShardSpiller, clean_chunk, read_shard)
 from mbfast.sources import iter_chunks, open_source
 from mbfast.surveys import TABLE_SURVEYS, band_map
@@ -136,6 +137,15 @@ def shard_state_path(state_dir: Path, shard: int) -> Path:
     return state_dir / f"shard-{shard:05d}.state"
 
 
+def model_for(model: str | os.PathLike[str] | None, survey: str | None) -> str | os.PathLike[str] | None:
+    """The model to use: `model`, else the shipped model for `survey` when this install has it (as mbfast stream
+    picks one), else None (the default)."""
+    if model is not None or survey is None:
+        return model
+    name = models.for_survey(survey)
+    return name if name is not None and models.shipped_path(name).exists() else None
+
+
 def check_forget_after(forget_after: float | None, state_dir: str | os.PathLike[str] | None) -> None:
     if forget_after is not None and (state_dir is None or not (forget_after >= 0 and math.isfinite(forget_after))):
         raise ValueError(f"forget_after (--forget-after) needs a state folder (--state, the incremental mode) and "
@@ -219,6 +229,7 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
     if state_dir is not None:
         state_dir = Path(state_dir)
         check_state_dir(state_dir)
+    model = model_for(model, survey)
     engine = Engine.load(model, num_threads=num_threads, precision=precision)
     bands = band_map(engine.bands, survey, engine.config.survey)
     _check_keep(keep, engine, embedding)
@@ -349,7 +360,8 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
                "or the state not committed). docs/batch.md")
     classify.add_argument("input", help="Parquet or CSV file, directory or glob; flat rows or one list per object")
     classify.add_argument("-o", "--output", required=True, help="output Parquet file (one row per object)")
-    classify.add_argument("--model", help="model file (default: the shipped PLAsTiCC model)")
+    classify.add_argument("--model", help="model file or shipped model name (default: the shipped model for --survey, "
+                                           "else the shipped LSST model trained on PLAsTiCC)")
     classify.add_argument("--column", action="append", default=[], metavar="FIELD=NAME[,FIELD=NAME...]",
                           help="input column for obj_id/band/t/mag/err when not named so (repeatable, or "
                                "comma-separated: obj_id=objectId,band=fid,t=mjd,mag=magpsf,err=sigmapsf)")
@@ -382,7 +394,7 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_classify(args) -> int:  # type: ignore[no-untyped-def]
-    """Exit status per docs/batch.md: 0 all done, 1 rows rejected, 2 usage (cli.main), 3 NothingDone (cli.main)."""
+    """Exit status (mbfast.exit_codes): 0 all done, 1 rows rejected, 2 usage and 3 NothingDone (both via cli.main)."""
     columns = _column_option(args.column)
     keep = tuple(dict.fromkeys(args.keep))
     if args.scheduler:
@@ -402,8 +414,8 @@ def run_classify(args) -> int:  # type: ignore[no-untyped-def]
     print(f"wrote {args.output}")
     if summary.rejected:
         print(f"rejected rows (with their reason): {args.output}.rejected.parquet")
-        return EXIT_SOME_REJECTED
-    return EXIT_DONE
+        return exit_codes.REJECTED
+    return exit_codes.OK
 
 
 def run_demo(args) -> int:  # type: ignore[no-untyped-def]

@@ -9,7 +9,8 @@ import importlib
 import json
 import sys
 
-from mbfast.jobs import EXIT_DONE, EXIT_NOT_DONE, EXIT_USAGE, NothingDone
+from mbfast import exit_codes
+from mbfast.jobs import NothingDone
 
 # modules exposing register(subparsers); each adds its own sub-commands
 COMMAND_MODULES = ("mbfast.cli", "mbfast.batch", "mbfast.stream", "mbfast.model.cli", "mbfast.baseline_cli",
@@ -52,18 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one sub-command; exit status per mbfast.jobs (docs/batch.md, "Exit codes"): argparse's own usage errors
+    """Run one sub-command; exit status per mbfast.exit_codes (docs/batch.md, "Exit codes"): argparse's own usage errors
     and ValueError / FileNotFoundError (bad input, found before work) give 2; NothingDone and other OSErrors (a full
     disk while writing output or state) give 3, as the job's work was not done."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or EXIT_DONE)
+        return int(args.run(args) or exit_codes.OK)
     except (ValueError, FileNotFoundError) as error:
         print(f"mbfast {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_codes.USAGE
     except (NothingDone, OSError) as error:
         print(f"mbfast {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_NOT_DONE
+        return exit_codes.NOT_DONE
 
 
 if __name__ == "__main__":

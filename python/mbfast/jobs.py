@@ -1,5 +1,5 @@
-"""What the command-line jobs (`mbfast classify`, `mbfast stream`) share: exit codes, checks of numeric options and of
-the output path made before any work, and the clean-up of what a killed run left behind.
+"""What the command-line jobs share beside their exit codes (mbfast.exit_codes): checks of numeric options and of the
+output path made before any work, and the clean-up of what a killed run left behind.
 
 Not a job itself: it reads no data and loads no model.
 """
@@ -13,17 +13,11 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-# Exit codes (docs/batch.md, "Exit codes"): one table for every job
-EXIT_DONE = 0           # all done
-EXIT_SOME_REJECTED = 1  # done, with rows or packets rejected (listed in the output's report)
-EXIT_USAGE = 2          # usage error: bad option, bad input, before any work
-EXIT_NOT_DONE = 3       # nothing done, or the state was not committed
-
 MAX_THREADS = 1024  # far above any core count; beyond it thread creation fails under ordinary pid limits
 
 
 class NothingDone(Exception):
-    """The job ran but did none of its work (every row rejected, no object classified, state not committed)."""
+    """The job ran but did none of its work (every row rejected, no object classified): exit_codes.NOT_DONE."""
 
 
 def count_option(minimum: int, maximum: int | None = None):  # type: ignore[no-untyped-def]
