@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +65,12 @@ def test_the_dask_path_applies_the_local_row_policy(tmp_path: Path, small_model_
     lines += ["2,g,9.0,abc,0.1", "x7,g,1.0,20.0,0.1", "1,r,1.6e15,20.0,0.1", "3,g,12.0,20.0,-0.1", "1,w,13.0,20,0.1"]
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
     local = classify_files(tmp_path / "in.csv", tmp_path / "local.parquet", model=small_model_path, progress=False)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    (tmp_path / f".dask.{child.pid}.tmp" / "part.0.parquet").mkdir(parents=True)  # left by a killed run
     dask = classify_with_scheduler(tmp_path / "in.csv", tmp_path / "dask", "local:2", model=small_model_path,
                                    n_shards=3)
+    assert not (tmp_path / f".dask.{child.pid}.tmp").exists()
     assert local.rejected == dask.rejected == {"obj_id not an integer": 1, "unknown band": 1, "mag not a number": 1,
                                                "|t| > 1e12 days": 1, "err <= 0": 1}
     assert local.objects == dask.objects == 3 and local.applied == dask.applied == 15

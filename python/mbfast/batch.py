@@ -152,6 +152,12 @@ def check_forget_after(forget_after: float | None, state_dir: str | os.PathLike[
                          f"a finite number of days >= 0; got {forget_after} days, state folder {state_dir}")
 
 
+def remove_output_leftovers(output: Path) -> None:
+    """Spill folders and temporary outputs that killed runs left beside `output` (their process no longer runs)."""
+    remove_leftovers(output.parent, [re.escape(SPILL_PREFIX) + r"(?P<pid>\d+)-.*",
+                                     r"\." + re.escape(output.name) + r"\.(?P<pid>\d+)\.tmp"])
+
+
 def check_state_dir(state_dir: Path) -> None:
     """A --state folder must be a folder this process can write (or one it can create), checked before any work;
     leftovers of killed save_state calls (`NAME.state.tmp-PID-N`) are removed."""
@@ -224,8 +230,7 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
     source = open_source(input_spec, columns)
     output = check_output(output, source.paths)  # a symlink's target; refuses the input, a folder, no permission
     output.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(output.parent, [re.escape(SPILL_PREFIX) + r"(?P<pid>\d+)-.*",
-                                     r"\." + re.escape(output.name) + r"\.(?P<pid>\d+)\.tmp"])
+    remove_output_leftovers(output)
     if state_dir is not None:
         state_dir = Path(state_dir)
         check_state_dir(state_dir)

@@ -22,7 +22,7 @@ import pyarrow.csv as pa_csv
 
 from mbfast.batch import (BatchSummary, _check_keep, _classify_chunk, _refuse_if_nothing_to_do, _state_shards,
                           _step_chunk, _write_rejected, check_forget_after, check_state_dir, forget_in_shards,
-                          model_for, per_object_values, result_table, shard_state_path)
+                          model_for, per_object_values, remove_output_leftovers, result_table, shard_state_path)
 from mbfast.engine import Engine
 from mbfast.jobs import check_output, temporary_name
 from mbfast.shards import KEEP_PREFIX, NAME_COLUMN, RowChecks, clean_chunk, id_codes, ids_are_names, shard_of
@@ -127,6 +127,7 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
     source = open_source(input_spec, columns)
     output = check_output(output, source.paths, folder=True)
     output.parent.mkdir(parents=True, exist_ok=True)
+    remove_output_leftovers(output)
     if state_dir is not None:
         check_state_dir(Path(state_dir))
     model = model_for(model, survey)
