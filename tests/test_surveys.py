@@ -199,5 +199,8 @@ def test_band_map_reads_each_surveys_codes_and_labels_into_the_models_bands():
 
 
 def test_ztf_fid_codes_are_one_table():
-    assert {code: band for code, band in ZTF.codes.items() if isinstance(code, int)} == {1: "g", 2: "r", 3: "i"}
+    from mbfast.alerts.ztf import FID_BANDS  # the alert reader's fid map is read from the same table
+
+    assert {code: band for code, band in ZTF.codes.items() if isinstance(code, int)} == FID_BANDS == \
+        {1: "g", 2: "r", 3: "i"}
     assert ZTF.label_of(2) == "r" and ZTF.label_of("ztfi") == "i" and ZTF.label_of(4) is None

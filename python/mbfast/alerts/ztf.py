@@ -13,11 +13,11 @@ from typing import Any
 
 from mbfast.alerts.rows import RowBuilder
 from mbfast.alerts.schema import INTEGER, NUMBER, STRING, Requirement, Tree, has
-from mbfast.surveys import LOW_SNR, MAG_PER_LN_FLUX
+from mbfast.surveys import LOW_SNR, MAG_PER_LN_FLUX, ZTF
 
 # jd -> MJD
 JD_MINUS_MJD = 2400000.5
-FID_BANDS = {1: "g", 2: "r", 3: "i"}
+FID_BANDS = {code: band for code, band in ZTF.codes.items() if isinstance(code, int)}  # surveys.ZTF's table
 SUPPORTED_MAJORS = (3, 4)
 # err_mag = 1.0857 err_F / F, so flux > err_F (the paper's S/N cut) is sigmapsf < 1.0857
 MAX_SIGMAPSF = MAG_PER_LN_FLUX
