@@ -54,11 +54,24 @@ def scores(true: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]
             "confusion_matrix": matrix.tolist()}
 
 
-def real_data_check(model_path: Path, real: LabelledSet, fallback: int) -> dict:
-    """The model's classes grouped into the real set's (YSE_GROUP, else 'other'), scored there."""
+def trained_on(run_dir: Path, options: dict) -> np.ndarray:
+    """obj_ids the run trained or validated on, and those of the run it was fine-tuned from (--init-from)."""
+    runs = [run_dir]
+    if options.get("init_from") and (Path(options["init_from"]).parent / "split.npz").is_file():
+        runs.append(Path(options["init_from"]).parent)
+    seen = []
+    for run in runs:
+        with np.load(run / "split.npz") as split:
+            seen += [split["train"], split["val"]]
+    return np.unique(np.concatenate(seen))
+
+
+def real_data_check(model_path: Path, real: LabelledSet, fallback: int, seen: np.ndarray) -> dict:
+    """The model's classes grouped into the real set's (YSE_GROUP, else 'other'), scored on the real objects
+    that the model never trained or validated on (`seen`: obj_ids)."""
     engine = mbfast.Engine.load(model_path)
     group = np.array([real.class_names.index(YSE_GROUP.get(name, "other")) for name in engine.class_names])
-    labelled = real.labels >= 0
+    labelled = (real.labels >= 0) & ~np.isin(real.curves.object_ids, seen)
     curves = real.curves.select(np.flatnonzero(labelled))
     true = real.labels[labelled]
     out = scores(true, group[engine_classes(engine, curves, fallback)], real.class_names)
@@ -82,8 +95,10 @@ def main() -> None:
                             data_path=options.get("data"), labels_path=options.get("labels"),
                             survey=options.get("survey"))
     labelled = load_labelled(options["dataset"], options.get("data"), options.get("labels"), options.get("survey"))
+    seen = trained_on(run_dir, options)
     with np.load(run_dir / "split.npz") as split:
-        test = object_indices(labelled.curves.object_ids, split["test"])
+        # a fine-tuned run's test objects that its starting run trained on are left out
+        test = object_indices(labelled.curves.object_ids, np.setdiff1d(split["test"], seen))
         train = object_indices(labelled.curves.object_ids, split["train"])
         sizes = {part: int(len(split[part])) for part in split.files}
     fallback = int(np.bincount(labelled.labels[train]).argmax())  # before any window row: the commonest class
@@ -99,7 +114,7 @@ def main() -> None:
         true, engine_classes(engine, first_observations(curves, n), fallback), len(class_names))) for n in PREFIXES}
     loader, real_description = REAL_SETS[args.real]
     real_set = loader()
-    real = real_data_check(run_dir / "model.mbf", real_set, fallback)
+    real = real_data_check(run_dir / "model.mbf", real_set, fallback, seen)
 
     fp32 = simulated["fp32"]
     card = {

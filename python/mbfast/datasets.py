@@ -444,6 +444,32 @@ def load_yse_ztf(directory: str | Path | None = None) -> LabelledSet:
     return rebanded(load_yse(directory), {"ztf_g": "g", "ztf_r": "r"}, ZTF.bands, ZTF.name)
 
 
+# YSE broad classes as PLAsTiCC classes, to train on both ("other" has no single PLAsTiCC counterpart)
+YSE_AS_PLASTICC = {"Ia": "SNIa", "II": "SNII", "Ibc": "SNIbc"}
+
+
+def load_ztf_mix() -> LabelledSet:
+    """PLAsTiCC made ZTF-like (SIMULATED) plus the REAL YSE DR1 ZTF photometry of the Ia, II and Ibc supernovae,
+    labelled with the PLAsTiCC classes. YSE obj_ids (>= 2e10) follow PLAsTiCC's (< 2e8), so the table stays sorted.
+    A split of it puts a share of the real objects in every part; `is_yse_id` tells them apart."""
+    simulated, real = load_plasticc_ztf(), load_yse_ztf()
+    kept = np.flatnonzero(np.isin(np.array(real.class_names)[real.labels], list(YSE_AS_PLASTICC)))
+    real = real.subset(kept)
+    labels = np.array([simulated.class_names.index(YSE_AS_PLASTICC[real.class_names[k]]) for k in real.labels])
+    a, b = simulated.curves, real.curves
+    curves = LightCurves(np.concatenate([a.obj_id, b.obj_id]), np.concatenate([a.band, b.band]),
+                         np.concatenate([a.t, b.t]), np.concatenate([a.mag, b.mag]), np.concatenate([a.err, b.err]),
+                         np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]), a.bands)
+    targets = {name: np.concatenate([simulated.targets[name], real.targets[name]]) for name in simulated.targets}
+    return LabelledSet(curves, np.concatenate([simulated.labels, labels]), simulated.class_names, targets,
+                       simulated.n_rows_dropped_snr + real.n_rows_dropped_snr, (), ZTF.name)
+
+
+def is_yse_id(obj_id: np.ndarray) -> np.ndarray:
+    """bool: the obj_ids that yse_obj_id made (year * 10**7 + letters)."""
+    return np.asarray(obj_id) >= 1_000 * 10**7
+
+
 def load_yse_ps1(directory: str | Path | None = None) -> LabelledSet:
     """YSE DR1 (REAL) restricted to its Pan-STARRS1 photometry, as LSST bands (g r i z of ugrizy): how an LSST
     model does on real griz light curves; same classes as `load_yse`."""
@@ -451,5 +477,5 @@ def load_yse_ps1(directory: str | Path | None = None) -> LabelledSet:
 
 
 __all__ = ["LabelledSet", "PLASTICC_CLASSES", "PLASTICC_CLASS_ORDER", "YSE_CLASS_ORDER",
-           "load_files", "load_plasticc", "load_plasticc_ztf", "load_sample", "load_yse", "load_yse_ps1", "load_yse_ztf", "rebanded", "to_ztf_like", "read_snana", "shared_data_dir",
+           "load_files", "load_plasticc", "load_plasticc_ztf", "load_sample", "is_yse_id", "load_yse", "load_yse_ps1", "load_yse_ztf", "load_ztf_mix", "rebanded", "to_ztf_like", "read_snana", "shared_data_dir",
            "write_plasticc_sample", "yse_obj_id"]

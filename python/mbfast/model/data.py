@@ -26,8 +26,9 @@ Preprocess = Callable[[LightCurves, int], ModelInputs]
 
 def dataset_loaders() -> dict[str, Callable[[], LabelledSet]]:
     """Named labelled sets for `mbfast train --dataset` (files of one's own go through `--data`/`--labels`)."""
-    from mbfast.datasets import load_plasticc, load_plasticc_ztf, load_yse, load_yse_ztf
-    return {"plasticc": load_plasticc, "plasticc_ztf": load_plasticc_ztf, "yse": load_yse, "yse_ztf": load_yse_ztf}
+    from mbfast.datasets import load_plasticc, load_plasticc_ztf, load_yse, load_yse_ztf, load_ztf_mix
+    return {"plasticc": load_plasticc, "plasticc_ztf": load_plasticc_ztf, "yse": load_yse, "yse_ztf": load_yse_ztf,
+            "ztf_mix": load_ztf_mix}
 
 
 @dataclass(frozen=True)
