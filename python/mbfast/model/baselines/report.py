@@ -426,7 +426,8 @@ def summarise(results: dict[str, MethodResult], regression: dict, true: np.ndarr
 
 
 def plot_confusion(true: np.ndarray, predictions: list, class_names: tuple[str, ...], method: str, path: Path) -> None:
-    """Recall-normalised confusion matrix, median over folds; '[q25-q75]' under it when there are several folds."""
+    """Recall-normalised confusion matrix, median over folds; the 25th-75th percentile range under each cell when
+    there are several folds."""
     n_classes = len(class_names)
     stacked = []
     for pred in predictions:
@@ -434,16 +435,9 @@ def plot_confusion(true: np.ndarray, predictions: list, class_names: tuple[str, 
         stacked.append(matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1))
     q25, median, q75 = np.percentile(np.array(stacked), [25, 50, 75], axis=0)  # (C, C) each
 
-    def cell_text(i: int, j: int) -> str:
-        text = f"{median[i, j]:.2f}"
-        if len(predictions) > 1 and (q75[i, j] > 0 or median[i, j] > 0):
-            text += f"\n[{q25[i, j]:.2f}-{q75[i, j]:.2f}]"
-        return text
-
-    size = 0.75 * n_classes + 3
-    save_confusion_matrix(median, class_names, f"{method}: recall-normalised, median of {len(predictions)} folds",
-                          path, figsize=(size, size - 0.5), dpi=90, fontsize=max(5.5, 12 - 0.5 * n_classes),
-                          cell_text=cell_text)
+    several = len(predictions) > 1
+    title = f"{method}: recall (%), median of {len(predictions)} folds" + (" and quartiles" if several else "")
+    save_confusion_matrix(median, class_names, title, path, quartiles=(q25, q75) if several else None)
 
 
 def markdown(summary: dict, class_names: tuple[str, ...], true: np.ndarray) -> str:
