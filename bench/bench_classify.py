@@ -1,8 +1,9 @@
 """Whole-light-curve throughput: Engine.classify on synthetic curves resampled from PLAsTiCC (mbfast.synth),
 against the same model and weights in PyTorch eager.
 
-The ZTF model sizes (mbfast.bench_cli.ZTF_CONFIG) with PLAsTiCC's six LSST bands, random weights. Default 100 k
-curves (--bench-curves; a --benchmark-disable smoke run uses 200). Only classify is timed; outputs checked after.
+The ZTF model sizes (mbfast.benchmark.workloads.ZTF_CONFIG) with PLAsTiCC's six LSST bands, random weights.
+Default 100 k curves (--bench-curves; a --benchmark-disable smoke run uses 200). Only classify is timed; outputs
+checked after.
 extra_info: obs/s (observations in the table), curves/s, GFLOP/s of the predicted rows and the ceiling fraction.
 
 The baseline is what a broker would otherwise run for a nightly reclassification: mbfast.preprocess (Numba) and the
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mbfast.bench_cli import ZTF_CONFIG, random_weights
+from mbfast.benchmark.workloads import ZTF_CONFIG
+from mbfast.layout import random_weights
 from mbfast.costs import model_info
 from mbfast.engine import Engine
 from mbfast.modelfile import write_model

@@ -1,8 +1,8 @@
 """GPU step throughput: Engine.step on CUDA against PyTorch CUDA eager on the same weights (docs/cuda.md).
 
-Group `step/batch=N/<shape>/cuda` holds mbfast (device="cuda", fp32 and bf16) and torch (baselines.torch_step's
+Group `step/batch=N/<shape>/cuda` holds mbfast (device="cuda", fp32 and bf16) and torch (mbfast.benchmark.torch_step's
 BandStep modules moved to the GPU, states in GPU tensors) on N rows of N distinct objects, every row a predicted one
-(mbfast.bench_cli.StepRounds; objects pre-warmed outside the timing). Timed: one call from host arrays to host
+(mbfast.benchmark.workloads.StepRounds; objects pre-warmed outside the timing). Timed: one call from host arrays to host
 outputs: mbfast validates, forms window rows, copies rows in and outputs out; torch gets ready window rows and copies
 them in and the probabilities out. Skips without a CUDA GPU (torch's part also without torch.cuda).
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import mbfast
-from mbfast.bench_cli import StepRounds, rounds_for
+from mbfast.benchmark.workloads import StepRounds, rounds_for
 from mbfast.engine import Engine, Status
 
 pytestmark = pytest.mark.skipif(not mbfast.cuda_available(), reason="needs a CUDA GPU")
@@ -52,7 +52,7 @@ def test_step_cuda_torch(benchmark, shape, batch: int,  # noqa: ANN001 (fixtures
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA here")
-    from baselines.torch_step import TorchStepper
+    from mbfast.benchmark.torch_step import TorchStepper
 
     name, _, model = shape
     benchmark.group = f"step/batch={batch}/{name}/cuda"

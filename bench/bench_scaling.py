@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from child import run_child
-from mbfast.bench_cli import ZTF_CONFIG
+from mbfast.benchmark.workloads import ZTF_CONFIG
 from mbfast.costs import model_info
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)

@@ -2,9 +2,10 @@
 
 Each group `step/batch=N/<shape>` holds the four implementations on N rows of N distinct objects, every row a
 predicted one (objects pre-warmed with 2 observations per band; each timed round consumes the next pre-generated
-observation per object, mbfast.bench_cli.StepRounds). State gather/scatter is inside the timing, input building is
-not. Shapes: the paper's ZTF configuration (random weights) and the shipped default model (skipped until it exists).
-extra_info: obs_per_s, gflops (mbfast.costs FLOPs per observation) and ceiling_fraction (bench/roofline.py).
+observation per object, mbfast.benchmark.workloads.StepRounds). State gather/scatter is inside the timing, input
+building is not. Shapes: the paper's ZTF configuration (random weights) and the shipped default model (skipped
+until it exists).
+extra_info: obs_per_s, gflops (mbfast.costs FLOPs per observation) and ceiling_fraction (mbfast.benchmark.roofline).
 Baselines get ready window rows (no preprocessing); mbfast also forms them from (t, mag, err).
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mbfast.bench_cli import BATCH_SIZES, StepRounds, rounds_for
+from mbfast.benchmark.workloads import BATCH_SIZES, StepRounds, rounds_for
 from mbfast.costs import model_info
 from mbfast.engine import Engine, Status
 from mbfast.modelfile import ModelFile
@@ -26,7 +27,7 @@ from mbfast.modelfile import ModelFile
 @pytest.fixture(scope="module")
 def compiled_band_steps(shape: tuple[str, Path, ModelFile]) -> dict[str, object]:
     """torch.compile'd band steps of this shape, shared by every batch size (dynamic shapes), or the error."""
-    torch_step = pytest.importorskip("baselines.torch_step")
+    torch_step = pytest.importorskip("mbfast.benchmark.torch_step")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -38,7 +39,7 @@ def compiled_band_steps(shape: tuple[str, Path, ModelFile]) -> dict[str, object]
 @pytest.fixture(scope="module")
 def onnx_graphs(shape: tuple[str, Path, ModelFile]) -> list[bytes]:
     pytest.importorskip("onnxruntime")
-    onnx_step = pytest.importorskip("baselines.onnx_step")
+    onnx_step = pytest.importorskip("mbfast.benchmark.onnx_step")
     return onnx_step.export_band_graphs(shape[2])
 
 
@@ -85,7 +86,7 @@ def test_step_mbfast(benchmark, shape, batch: int, precision: str, bench_threads
 def test_step_torch(benchmark, shape, batch: int, bench_threads: int, gemm_ceiling: dict,  # noqa: ANN001
                     record_throughput: Callable[[int, str], None]) -> None:
     torch = pytest.importorskip("torch")
-    from baselines.torch_step import TorchStepper
+    from mbfast.benchmark.torch_step import TorchStepper
 
     name, _, model = shape
     benchmark.group = f"step/batch={batch}/{name}"
@@ -101,7 +102,7 @@ def test_step_torch(benchmark, shape, batch: int, bench_threads: int, gemm_ceili
 def test_step_torch_compile(benchmark, shape, batch: int, bench_threads: int, gemm_ceiling: dict,  # noqa: ANN001
                             compiled_band_steps: dict, record_throughput: Callable[[int, str], None]) -> None:
     torch = pytest.importorskip("torch")
-    from baselines.torch_step import TorchStepper
+    from mbfast.benchmark.torch_step import TorchStepper
 
     name, _, model = shape
     benchmark.group = f"step/batch={batch}/{name}"
@@ -125,7 +126,7 @@ def test_step_torch_compile(benchmark, shape, batch: int, bench_threads: int, ge
 @pytest.mark.parametrize("batch", BATCH_SIZES)
 def test_step_onnxruntime(benchmark, shape, batch: int, bench_threads: int, gemm_ceiling: dict,  # noqa: ANN001
                           onnx_graphs: list[bytes], record_throughput: Callable[[int, str], None]) -> None:
-    from baselines.onnx_step import OnnxStepper
+    from mbfast.benchmark.onnx_step import OnnxStepper
 
     name, _, model = shape
     benchmark.group = f"step/batch={batch}/{name}"

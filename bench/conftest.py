@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mbfast.bench_cli import ZTF_CONFIG, random_weights
-from mbfast.datasets import load_plasticc
+from mbfast.benchmark.workloads import ZTF_CONFIG
+from mbfast.layout import random_weights
+from mbfast.datasets import load_plasticc, load_sample, shared_data_dir
 from mbfast.engine import DEFAULT_MODEL
 from mbfast.modelfile import ModelFile, read_model, write_model
 from mbfast.synth import resample
@@ -21,6 +22,7 @@ from mbfast.table import LightCurves
 # observations/s of each benchmark in this session, for the summary (name -> (median, best round))
 THROUGHPUT: dict[str, tuple[float, float]] = {}
 CEILING: dict[str, object] = {}  # the GEMM ceiling measured in this session (gemm_ceiling), for the summary
+SOURCE: list[str] = []  # what the synthetic tables were resampled from, for the summary
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,7 +72,17 @@ def ztf_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def plasticc_curves() -> LightCurves:
-    return load_plasticc().curves
+    """What the synthetic tables are resampled from: the full PLAsTiCC training set where the full data sets are
+    (MBFAST_SHARED_DATA or ../shared/data; a file missing there is an error), else the shipped 308-object sample,
+    whose length distribution differs (22 objects per class): the summary says which."""
+    if shared_data_dir().is_dir():
+        curves = load_plasticc().curves
+        SOURCE.append(f"the PLAsTiCC training set ({curves.n_objects} objects)")
+    else:
+        curves = load_sample().curves
+        SOURCE.append(f"the shipped PLAsTiCC sample ({curves.n_objects} objects; set MBFAST_SHARED_DATA to the "
+                      f"full data sets to resample the whole training set)")
+    return curves
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +110,8 @@ def bench_threads(request: pytest.FixtureRequest) -> int:
 
 @pytest.fixture(scope="session")
 def gemm_ceiling(request: pytest.FixtureRequest) -> dict[str, object]:
-    """bench/roofline.py in a child process: 4096^2 fp32 GFLOP/s (1024^2 in a --benchmark-disable smoke run)."""
-    from roofline import gemm_ceiling as measure
+    """mbfast.benchmark.roofline in a child process: 4096^2 fp32 GFLOP/s (1024^2 in a --benchmark-disable smoke run)."""
+    from mbfast.benchmark.roofline import gemm_ceiling as measure
 
     smoke = request.config.getoption("benchmark_disable")
     ceiling = measure(1024 if smoke else 4096)
@@ -125,6 +137,8 @@ def record_throughput(benchmark) -> Callable[[int, str], None]:  # noqa: ANN001 
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SOURCE:
+        terminalreporter.write_line(f"synthetic light curves resampled from {SOURCE[0]}")
     if not THROUGHPUT:
         return
     terminalreporter.section("throughput, M observations/s (median round, best round)")

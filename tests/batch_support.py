@@ -45,8 +45,8 @@ def forget_over_two_nights(tmp_path: Path, model: Path,
 
 def ztf_model(path: Path) -> Path:
     """A random-weight (g, r) model for ZTF, as `mbfast train --survey ztf` tags one."""
-    from mbfast.bench_cli import random_weights
     from mbfast.config import ModelConfig
+    from mbfast.layout import random_weights
     from mbfast.modelfile import write_model
 
     config = ModelConfig(survey="ztf", bands=("g", "r"), class_names=("SNIa", "SNII", "AGN"), band_hidden=8,

@@ -1,15 +1,31 @@
-"""Shared fixtures: small model configs and random-weight model files made without torch."""
+"""Shared fixtures: small model configs and random-weight model files made without torch; where the full data
+sets are (tests/data_support.py)."""
 from __future__ import annotations
 
-from pathlib import Path
-
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from mbfast.bench_cli import random_weights as random_tensors
 from mbfast.config import ModelConfig, RegressionTarget
+from mbfast.layout import random_weights
 from mbfast.modelfile import write_model
+from tests.data_support import VARIABLE, locate
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the loaders (mbfast.datasets.shared_data_dir) read the folder the tests' shared_data() checked
+    where = locate()
+    if where.expected:
+        os.environ[VARIABLE] = str(where.folder)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    where = locate()
+    if where.expected:
+        return f"full data sets: {where.folder} ({where.found_by}); missing data fails"
+    return f"full data sets: none ({VARIABLE} unset, no ../shared/data): the tests that need them skip"
 
 
 @pytest.fixture
@@ -24,7 +40,7 @@ def small_config() -> ModelConfig:
 @pytest.fixture
 def small_model_path(tmp_path: Path, small_config: ModelConfig) -> Path:
     path = tmp_path / "small.mbf"
-    write_model(path, small_config, random_tensors(small_config))
+    write_model(path, small_config, random_weights(small_config))
     return path
 
 

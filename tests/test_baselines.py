@@ -1,6 +1,8 @@
-"""The paper's baselines (training/baselines): light-curve features, the balanced random forest and the
-concatenation model, on hand-made light curves small enough to check by hand."""
+"""The paper's baselines (mbfast.model.baselines): light-curve features, the balanced random forest and the
+concatenation model, on hand-made light curves small enough to check by hand; `mbfast report` without its extras."""
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -9,13 +11,14 @@ pytest.importorskip("light_curve")
 pytest.importorskip("imblearn")
 torch = pytest.importorskip("torch")
 
+from mbfast.cli import main  # noqa: E402
 from mbfast.config import ModelConfig  # noqa: E402
+from mbfast.model.baselines.brf import fit_brf, fit_rf_regressor  # noqa: E402
+from mbfast.model.baselines.concat import ConcatModel, train_concat  # noqa: E402
+from mbfast.model.baselines.features import MISSING, extract_features  # noqa: E402
+from mbfast.model.batch import make_batch  # noqa: E402
 from mbfast.reference import preprocess_reference  # noqa: E402
 from mbfast.table import from_arrays  # noqa: E402
-from training.baselines.brf import fit_brf, fit_rf_regressor  # noqa: E402
-from training.baselines.concat import ConcatModel, train_concat  # noqa: E402
-from training.baselines.features import MISSING, extract_features  # noqa: E402
-from mbfast.model.batch import make_batch  # noqa: E402
 
 BANDS = ("g", "r", "i")
 
@@ -166,8 +169,8 @@ def toy_split_data():
 
 
 def test_reused_run_with_the_reports_split_is_accepted(tmp_path) -> None:
+    from mbfast.model.baselines.report import ReportOptions, check_run_split, reused_runs
     from mbfast.model.data import stratified_split
-    from training.baselines.report import ReportOptions, check_run_split, reused_runs
 
     labels, object_ids, usable = toy_split_data()
     for fold in (0, 2):
@@ -179,8 +182,8 @@ def test_reused_run_with_the_reports_split_is_accepted(tmp_path) -> None:
 
 
 def test_reused_run_with_another_split_is_refused(tmp_path) -> None:
+    from mbfast.model.baselines.report import ReportOptions, check_run_split, reused_runs
     from mbfast.model.data import stratified_split
-    from training.baselines.report import ReportOptions, check_run_split, reused_runs
 
     labels, object_ids, usable = toy_split_data()
     ours = stratified_split(labels, usable, 0, 3, 0)
@@ -213,3 +216,12 @@ def test_train_concat_says_why_it_stopped() -> None:
     _, log = train_concat(config, inputs, labels, train=np.arange(6), val=np.arange(6), epochs=50, batch_size=6,
                           seed=0, max_seconds=0.0)
     assert log.epochs == 1 and log.stopped.startswith("time budget")
+
+
+def test_report_names_the_extras_it_misses(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "light_curve", None)  # as where the `baselines` extra is not installed
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    assert main(["report", "--data", "plasticc", "--out", str(tmp_path / "report")]) == 2
+    assert capsys.readouterr().err == ("mbfast report: error: needs light_curve, sklearn: "
+                                       "pip install 'mbfast[baselines]'\n")
+    assert not (tmp_path / "report").exists()

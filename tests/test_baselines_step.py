@@ -14,7 +14,7 @@ import pytest
 from mbfast.config import ModelConfig, RegressionTarget
 from mbfast.modelfile import ModelFile
 from mbfast.reference import ReferenceModel
-from tests.conftest import random_tensors
+from mbfast.layout import random_weights
 
 torch = pytest.importorskip("torch")
 
@@ -27,7 +27,7 @@ def tiny_model(with_targets: bool, bands: tuple[str, ...] = ("g", "r", "i")) -> 
                          band_layers=3, central_hidden=7, central_layers=2, translation_layers=2,
                          classifier_hidden=9, classifier_layers=2, regression_hidden=5, regression_layers=2,
                          regression_targets=targets)
-    return ModelFile(config, random_tensors(config, seed=3))
+    return ModelFile(config, random_weights(config, seed=3))
 
 
 def inputs(config: ModelConfig, step: int) -> tuple[np.ndarray, ...]:
@@ -70,14 +70,14 @@ def torch_step(stepper: object) -> Callable[..., np.ndarray]:
 
 @pytest.mark.parametrize("with_targets", [False, True])
 def test_torch_eager_equals_reference(with_targets: bool) -> None:
-    from bench.baselines.torch_step import TorchStepper
+    from mbfast.benchmark.torch_step import TorchStepper
 
     model = tiny_model(with_targets)
     check_stepper(model, torch_step(TorchStepper(model, N_OBJECTS)))
 
 
 def test_band_step_regression_equals_reference() -> None:
-    from bench.baselines.torch_step import BandStep, CentralWeights
+    from mbfast.benchmark.torch_step import BandStep, CentralWeights
 
     model = tiny_model(with_targets=True)
     config = model.config
@@ -96,7 +96,7 @@ def test_band_step_regression_equals_reference() -> None:
 
 def test_onnx_runtime_equals_reference() -> None:
     pytest.importorskip("onnxruntime")
-    from bench.baselines.onnx_step import OnnxStepper
+    from mbfast.benchmark.onnx_step import OnnxStepper
 
     model = tiny_model(with_targets=False)
     check_stepper(model, OnnxStepper(model, N_OBJECTS, num_threads=1).step)
@@ -104,7 +104,7 @@ def test_onnx_runtime_equals_reference() -> None:
 
 @pytest.mark.slow
 def test_torch_compile_equals_reference() -> None:
-    from bench.baselines.torch_step import TorchStepper, compile_stepper
+    from mbfast.benchmark.torch_step import TorchStepper, compile_stepper
 
     model = tiny_model(with_targets=False, bands=("g", "r"))  # each band graph compiles for ~20 s
     stepper = compile_stepper(TorchStepper(model, N_OBJECTS))

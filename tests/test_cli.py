@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from mbfast.cli import main
 from mbfast.datasets import SAMPLE_DIR
@@ -21,6 +22,15 @@ def test_demo_classifies_the_shipped_sample_with_the_default_model(tmp_path: Pat
     held_out = [line for line in printed.splitlines() if "held-out test objects" in line]
     accuracy = float(held_out[0].rsplit(":", 1)[1])
     assert accuracy > 3 / 14  # well above chance (1/14) for the shipped model on unseen objects
+
+
+def test_demo_without_output_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0
+    assert list(tmp_path.iterdir()) == []
+    printed = capsys.readouterr().out
+    assert "objects: 308" in printed and "wrote" not in printed
 
 
 def test_classify_command_reports_bad_input_with_exit_code_2(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -8,9 +8,8 @@ import numpy as np
 from mbfast.config import ModelConfig, RegressionTarget
 from mbfast.costs import flops_per_observation, model_info, parameter_count, recurrent_state_bytes
 from mbfast.engine import Engine
-from mbfast.layout import weight_layout
+from mbfast.layout import random_weights, weight_layout
 from mbfast.modelfile import write_model
-from tests.conftest import random_tensors
 
 
 def tiny_config() -> ModelConfig:
@@ -57,7 +56,7 @@ def test_state_and_parameters_by_hand() -> None:
 
 def test_parameters_match_layout() -> None:
     config = tiny_config()
-    tensors = random_tensors(config)
+    tensors = random_weights(config)
     assert parameter_count(config) == sum(array.size for array in tensors.values())
     assert parameter_count(config) == sum(int(np.prod(shape)) for _, shape in weight_layout(config))
 
@@ -65,7 +64,7 @@ def test_parameters_match_layout() -> None:
 def test_store_bytes_include_the_recurrent_state(tmp_path: Path) -> None:
     config = tiny_config()
     path = tmp_path / "tiny.mbf"
-    write_model(path, config, random_tensors(config))
+    write_model(path, config, random_weights(config))
     engine = Engine.load(path, num_threads=1)
     info = model_info(config, store_bytes_per_object=engine.state_bytes_per_object)
     assert info["state_bytes_per_object"] == engine.state_bytes_per_object
@@ -75,7 +74,7 @@ def test_store_bytes_include_the_recurrent_state(tmp_path: Path) -> None:
 
 
 def test_store_bytes_of_the_paper_shape_by_hand(tmp_path: Path) -> None:
-    from mbfast.bench_cli import ZTF_CONFIG, random_weights
+    from mbfast.benchmark.workloads import ZTF_CONFIG
 
     path = tmp_path / "ztf.mbf"
     write_model(path, ZTF_CONFIG, random_weights(ZTF_CONFIG))

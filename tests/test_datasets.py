@@ -1,5 +1,6 @@
 """Data set loaders: the shipped PLAsTiCC sample, YSE DR1 SNANA parsing (values checked by hand against the file
-text), and clear errors when ../shared/data is missing. Tests that need ../shared/data fail without it."""
+text, on two files in tests/data/yse), and clear errors when the full data sets are missing. The two tests that
+need a full data set take it from tests/data_support.shared_data."""
 from __future__ import annotations
 
 import shutil
@@ -11,8 +12,9 @@ import pytest
 from mbfast.datasets import (PLASTICC_CLASS_ORDER, YSE_CLASS_ORDER, load_plasticc, load_sample, load_yse, read_snana,
                              shared_data_dir, yse_obj_id)
 from mbfast.surveys import SNANA_ZERO_POINT, YSE
+from tests.data_support import shared_data
 
-YSE_DIR = shared_data_dir() / "yse_dr1_transients" / "yse_dr1_zenodo_snr_geq_4"
+YSE_DIR = Path(__file__).parent / "data" / "yse"
 GALACTIC = {"M-dwarf", "EB", "RRL", "Mira", "uLens-Single"}
 
 
@@ -36,6 +38,8 @@ def test_sample_file_is_small():
 
 
 def test_sample_matches_the_full_plasticc_conversion():
+    shared_data("plasticc_train_simulated/plasticc_train_lightcurves.parquet")
+    shared_data("plasticc_train_simulated/plasticc_train_metadata.csv")
     sample = load_sample()
     full = load_plasticc()
     index = {int(obj_id): k for k, obj_id in enumerate(full.curves.object_ids)}
@@ -92,6 +96,7 @@ def test_yse_unlabelled_objects_only_on_request(tmp_path: Path):
 
 
 def test_yse_full_release_class_counts():
+    shared_data("yse_dr1_transients/yse_dr1_zenodo_snr_geq_4")
     data = load_yse()
     assert data.class_counts() == {"Ia": 314, "II": 120, "Ibc": 38, "other": 20}
     everything = load_yse(include_unlabelled=True)

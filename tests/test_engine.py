@@ -15,11 +15,10 @@ import pytest
 import mbfast
 from mbfast import _core
 from mbfast.engine import STATE_FORMAT_VERSION, Engine, Status
-from mbfast.layout import FORMAT_VERSION, LAYOUT_REVISION
+from mbfast.layout import FORMAT_VERSION, LAYOUT_REVISION, random_weights
 from mbfast.modelfile import read_model, write_model
 from mbfast.reference import ReferenceModel, preprocess_reference
 from mbfast.table import from_arrays
-from tests.conftest import random_tensors
 from tests.test_engine_support import LSST_BANDS, plasticc_sample, small_config, time_ordered_rows, write_random_model
 
 ALL_OUTPUTS = ("probs", "embedding", "regression")
@@ -406,5 +405,5 @@ def test_python_and_cpp_read_the_same_model(model_path: Path, tmp_path: Path) ->
     assert engine.bands == LSST_BANDS and engine.class_names == small_config().class_names
     # a rewrite of the same tensors is the same model
     copy = tmp_path / "copy.mbf"
-    write_model(copy, engine.config, random_tensors(engine.config))
+    write_model(copy, engine.config, random_weights(engine.config))
     assert copy.read_bytes() == model_path.read_bytes()

@@ -1,5 +1,5 @@
 """Shared helpers for the engine tests (no tests here): small odd-width configs, random-weight model files
-(tests/conftest.py random_tensors, no torch) and a few real PLAsTiCC light curves."""
+(mbfast.layout.random_weights, no torch) and a few real PLAsTiCC light curves."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -10,7 +10,7 @@ import numpy as np
 from mbfast.config import ModelConfig, RegressionTarget
 from mbfast.modelfile import write_model
 from mbfast.table import LightCurves
-from tests.conftest import random_tensors
+from mbfast.layout import random_weights
 
 LSST_BANDS = ("u", "g", "r", "i", "z", "y")
 
@@ -29,16 +29,16 @@ def small_config(bands: tuple[str, ...] = LSST_BANDS, **overrides: object) -> Mo
 
 def write_random_model(path: Path, config: ModelConfig | None = None, seed: int = 0) -> Path:
     config = config or small_config()
-    write_model(path, config, random_tensors(config, seed))
+    write_model(path, config, random_weights(config, seed))
     return path
 
 
 @lru_cache(maxsize=1)
 def plasticc_sample(n_objects: int = 20, seed: int = 3) -> LightCurves:
-    """`n_objects` random real PLAsTiCC light curves (LSST ugrizy), table order."""
-    from mbfast.datasets import load_plasticc
+    """`n_objects` random PLAsTiCC light curves (LSST ugrizy) of the shipped sample, table order."""
+    from mbfast.datasets import load_sample
 
-    curves = load_plasticc().curves
+    curves = load_sample().curves
     picks = np.sort(np.random.default_rng(seed).choice(curves.n_objects, size=n_objects, replace=False))
     return curves.select(picks)
 

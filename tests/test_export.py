@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 import mbfast  # noqa: E402
 from mbfast.config import ModelConfig, RegressionTarget  # noqa: E402
-from mbfast.datasets import load_plasticc  # noqa: E402
+from mbfast.datasets import load_sample  # noqa: E402
 from mbfast.model.batch import make_batch  # noqa: E402
 from mbfast.model.export import export_model, load_torch_model, state_tensors  # noqa: E402
 from mbfast.model.multiband import MultibandModel  # noqa: E402
@@ -30,7 +30,7 @@ RTOL, ATOL = 1e-5, 1e-6
 
 @pytest.fixture(scope="module")
 def plasticc_sample():
-    data = load_plasticc()
+    data = load_sample()
     # a few objects of different classes (galactic and extragalactic, short and long curves)
     chosen = np.concatenate([np.flatnonzero(data.labels == label)[:1] for label in (0, 1, 6, 8, 9, 10, 11, 13)])
     return preprocess_reference(data.curves.select(chosen), n_skip=2), data

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mbfast.config import ModelConfig, RegressionTarget  # noqa: E402
-from mbfast.datasets import load_plasticc  # noqa: E402
+from mbfast.datasets import load_sample  # noqa: E402
 from mbfast.layout import weight_layout  # noqa: E402
 from mbfast.model.batch import Batch, make_batch  # noqa: E402
 from mbfast.model.multiband import MultibandModel  # noqa: E402
@@ -25,7 +25,7 @@ def tiny_config(bands: tuple[str, ...] = ("u", "g", "r", "i", "z", "y"), n_class
 
 @pytest.fixture(scope="module")
 def plasticc_inputs():
-    data = load_plasticc()
+    data = load_sample()
     curves = data.curves
     owner = np.repeat(np.arange(curves.n_objects), np.diff(curves.offsets))
     per_band = np.zeros((curves.n_objects, len(curves.bands)), dtype=np.int64)

@@ -7,22 +7,21 @@ import numpy as np
 import pytest
 
 from mbfast.config import ModelConfig
-from mbfast.layout import FORMAT_VERSION, weight_layout
+from mbfast.layout import FORMAT_VERSION, random_weights, weight_layout
 from mbfast.modelfile import MAGIC, ModelFileError, read_model, write_model
-from tests.conftest import random_tensors
 
 
 def test_write_read_round_trip_is_exact(small_model_path: Path, small_config: ModelConfig) -> None:
     model = read_model(small_model_path)
     assert model.config == small_config
-    expected = random_tensors(small_config)
+    expected = random_weights(small_config)
     assert list(model.tensors) == [name for name, _ in weight_layout(small_config)]
     for name, array in expected.items():
         np.testing.assert_array_equal(model.tensors[name], array, err_msg=name)
 
 
 def test_every_layout_problem_is_listed_in_one_error(small_config: ModelConfig, tmp_path: Path) -> None:
-    tensors = random_tensors(small_config)
+    tensors = random_weights(small_config)
     del tensors["central.stack.mix"]
     del tensors["bands.0.stack.residual.bias"]
     tensors["bands.1.stack.lstm.0.weight_ih_l0"] = np.zeros((3, 3), np.float32)
@@ -63,6 +62,6 @@ def test_corrupt_and_truncated_files_are_refused(small_model_path: Path, tmp_pat
 
 def test_tensor_data_is_64_byte_aligned(small_model_path: Path, small_config: ModelConfig) -> None:
     data = small_model_path.read_bytes()
-    first = random_tensors(small_config)[weight_layout(small_config)[0][0]].tobytes()
+    first = random_weights(small_config)[weight_layout(small_config)[0][0]].tobytes()
     offset = data.index(first)
     assert offset % 64 == 0

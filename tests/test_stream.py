@@ -26,9 +26,9 @@ from mbfast import Engine, exit_codes
 from mbfast.alerts import ZtfCuts, read_alerts
 from mbfast.cli import main
 from mbfast.config import ModelConfig
+from mbfast.layout import random_weights
 from mbfast.modelfile import write_model
 from mbfast.stream import LOCK_FILE, STEP_STATUSES, register, replay
-from tests.conftest import random_tensors
 
 DATA = Path(__file__).parent / "data" / "alerts"
 ZTF_FILES = [DATA / "ztf" / name for name in ("ztf_v3p3_ZTF19abvhduf.avro", "ztf_v3p3_3_packets_deflate.avro",
@@ -43,7 +43,7 @@ def write_random_model(directory: Path, survey: str) -> Path:
     config = ModelConfig(survey=survey, bands=bands, class_names=CLASSES, band_hidden=8, central_hidden=8,
                          classifier_hidden=8, band_head_hidden=8, regression_hidden=8)
     path = directory / f"{survey}.mbf"
-    write_model(path, config, random_tensors(config))
+    write_model(path, config, random_weights(config))
     return path
 
 

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mbfast.config import ModelConfig, RegressionTarget  # noqa: E402
-from mbfast.datasets import load_plasticc  # noqa: E402
+from mbfast.datasets import load_sample  # noqa: E402
 from mbfast.model import metrics  # noqa: E402
 from mbfast.model.batch import make_batch  # noqa: E402
 from mbfast.model.data import (TrainingData, cap_per_class, fit_targets, scale_targets,  # noqa: E402
@@ -117,7 +117,7 @@ def test_target_scaler_uses_known_training_values() -> None:
 # ------------------------------------------------------------------------------------------------ losses
 @pytest.fixture(scope="module")
 def tiny_data() -> TrainingData:
-    data = load_plasticc()
+    data = load_sample()
     n_obs = np.diff(data.curves.offsets)
     # 6 short light curves per class keep the training tests fast
     chosen = np.concatenate([np.flatnonzero((data.labels == label) & (n_obs >= 12) & (n_obs <= 60))[:6]

@@ -1,13 +1,16 @@
-"""`mbfast report`: the paper's baselines next to the multiband model on one data set (training/baselines/report.py).
+"""`mbfast report`: the paper's baselines next to the multiband model on one data set (mbfast.model.baselines.report).
 
-Registration only: torch, light-curve and imbalanced-learn are imported inside the command, and the report code
-lives in the repository's training/ folder (run from a source checkout, with the `train` and `baselines` extras).
+Registration only: torch, matplotlib, light-curve, imbalanced-learn and scikit-learn (the `train` and `baselines`
+extras) are imported when the command runs, and a missing one is named with the extras to install.
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
+import importlib.util
+
+# what the report imports, and the extra that installs it
+REPORT_PACKAGES = {"torch": "train", "matplotlib": "train", "light_curve": "baselines", "imblearn": "baselines",
+                   "sklearn": "baselines"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--trees", type=int, nargs="+", default=[100, 250, 500], help="BRF grid (first fold)")
     report.add_argument("--regression-trees", type=int, nargs="+", default=[100, 250], help="RF regressor grid")
     report.add_argument("--multi-runs", nargs="+", default=[], metavar="RUN_DIR",
-                        help="finished MTL runs of training/train_default.py to reuse (one per fold; their "
-                             "split.npz must be the report's fold, else the command stops)")
+                        help="finished MTL runs of the default recipe (training/train_default.py) to reuse (one "
+                             "per fold; their split.npz must be the report's fold, else the command stops)")
     report.add_argument("--multi-minutes", type=float, default=15.0, help="Multi's budget per fold")
     report.add_argument("--mtl-minutes", type=float, default=15.0, help="MTL's budget per fold when trained here")
     report.add_argument("--base-minutes", type=float, default=10.0, help="Base's budget per fold")
@@ -41,11 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
-    try:
-        from training.baselines.report import ReportOptions, run_report
-    except ModuleNotFoundError:  # not run from the repository root: the checkout holding this editable install
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from training.baselines.report import ReportOptions, run_report
+    missing = [package for package in REPORT_PACKAGES if importlib.util.find_spec(package) is None]
+    if missing:
+        extras = ",".join(sorted({REPORT_PACKAGES[package] for package in missing}))
+        raise ValueError(f"needs {', '.join(missing)}: pip install 'mbfast[{extras}]'")
+    from mbfast.model.baselines.report import ReportOptions, run_report
 
     options = ReportOptions(data=args.data, n_folds=args.n_folds,
                             folds=None if args.folds is None else tuple(args.folds), seed=args.seed,

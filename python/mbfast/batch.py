@@ -394,7 +394,7 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     classify.add_argument("--quiet", action="store_true", help="no progress bars")
     classify.set_defaults(run=run_classify)
     demo = subparsers.add_parser("demo", help="classify the shipped PLAsTiCC sample with the default model")
-    demo.add_argument("-o", "--output", default="mbfast_demo_scores.parquet")
+    demo.add_argument("-o", "--output", default=None, help="also write the scores to this Parquet file")
     demo.set_defaults(run=run_demo)
 
 
@@ -426,10 +426,12 @@ def run_classify(args) -> int:  # type: ignore[no-untyped-def]
 def run_demo(args) -> int:  # type: ignore[no-untyped-def]
     from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 
-    summary = classify_files(SAMPLE_DIR / SAMPLE_CURVES, args.output, progress=False)
+    with tempfile.TemporaryDirectory() as folder:  # the scores are written where asked (-o), else nowhere
+        output = args.output or Path(folder) / "scores.parquet"
+        summary = classify_files(SAMPLE_DIR / SAMPLE_CURVES, output, progress=False)
+        scores = pq.read_table(output, columns=["obj_id", "class"])
     print("\n".join(summary.lines()))
     sample = load_sample()
-    scores = pq.read_table(args.output, columns=["obj_id", "class"])
     truth = dict(zip(sample.curves.object_ids.tolist(), (sample.class_names[i] for i in sample.labels)))
     predicted = scores.column("class").to_pylist()
     true_class = [truth[i] for i in scores.column("obj_id").to_pylist()]
@@ -442,5 +444,6 @@ def run_demo(args) -> int:  # type: ignore[no-untyped-def]
         print(f"accuracy on {len(pairs)} {name}: {accuracy:.3f}")
     print(f"(PLAsTiCC is simulated LSST data; {len(sample.class_names)} classes, chance "
           f"{1 / len(sample.class_names):.3f}; objects without a prediction have no band with 3 observations)")
-    print(f"wrote {args.output}")
+    if args.output:
+        print(f"wrote {args.output}")
     return 0

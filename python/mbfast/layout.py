@@ -1,10 +1,12 @@
-"""weight_layout(config): the name and shape of every tensor in a model file.
+"""weight_layout(config): the name and shape of every tensor in a model file; random_weights(config) fills them.
 
 Names are the PyTorch state_dict keys of mbfast.model.MultibandModel, so export checks "state_dict == layout"
 and the C++ loader asks for each name and checks its shape. Two version numbers (see docs/model-file.md):
 FORMAT_VERSION is the byte layout of the container, LAYOUT_REVISION the tensor names below.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from mbfast.config import ROW_WIDTH, ModelConfig
 
@@ -75,3 +77,18 @@ def weight_layout(config: ModelConfig) -> list[tuple[str, Shape]]:
         entries += batchnorm_ffnn_layout(f"central.regressors.{target}", config.final_width,
                                          config.regression_hidden, config.regression_layers, 1)
     return entries
+
+
+def random_weights(config: ModelConfig, seed: int = 0, scale: float = 0.3) -> dict[str, np.ndarray]:
+    """Random weights for `config` with non-trivial BatchNorm running statistics: what the benchmarks time (the
+    values do not matter, only the shapes) and what the tests check parity on."""
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, shape in weight_layout(config):
+        if name.endswith("running_var"):
+            tensors[name] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+        elif name.endswith("running_mean"):
+            tensors[name] = rng.normal(0.0, 0.5, shape).astype(np.float32)
+        else:
+            tensors[name] = rng.normal(0.0, scale, shape).astype(np.float32)
+    return tensors

@@ -12,7 +12,7 @@ import numpy as np
 from mbfast.model import metrics
 from mbfast.model.data import load_training_data
 from mbfast.model.export import load_torch_model
-from mbfast.model.plots import save_confusion_matrix
+from mbfast.model.plots import MIN_TEXT_PT, new_figure, save_confusion_matrix, save_figure
 from mbfast.model.training import Predictions, predict, resolve_device
 
 
@@ -54,10 +54,6 @@ def evaluate(model_path: str | Path, out_dir: str | Path, dataset: str = "plasti
 def write_report(predictions: Predictions, labels: np.ndarray, targets: np.ndarray, object_ids: np.ndarray,
                  class_names: tuple[str, ...], target_names: tuple[str, ...], out_dir: str | Path,
                  object_id: int | None = None, extra: dict | None = None) -> dict:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_classes = len(class_names)
@@ -84,19 +80,16 @@ def write_report(predictions: Predictions, labels: np.ndarray, targets: np.ndarr
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
 
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    save_confusion_matrix(normalised, class_names,
-                          f"recall-normalised confusion matrix (macro F1 {report['macro_f1']:.3f})",
-                          out_dir / "confusion_matrix.png", figsize=(0.55 * n_classes + 3, 0.55 * n_classes + 2),
-                          dpi=120, fontsize=6)
+    save_confusion_matrix(normalised, class_names, f"recall (%), macro F1 {report['macro_f1']:.3f}",
+                          out_dir / "confusion_matrix.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(720, 480)
     ax.plot(steps, f1_steps, marker="o")
     ax.set_xscale("log")
     ax.set_xlabel("window rows seen (central steps)")
     ax.set_ylabel("macro F1 (objects with at least that many rows)")
     fig.tight_layout()
-    fig.savefig(out_dir / "f1_vs_rows.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_dir / "f1_vs_rows.png")
 
     if object_id is None:  # the longest correctly classified light curve, else the longest
         correct = np.flatnonzero(pred == labels)
@@ -108,7 +101,7 @@ def write_report(predictions: Predictions, labels: np.ndarray, targets: np.ndarr
             raise ValueError(f"obj_id {object_id} is not among the evaluated objects")
         chosen = int(matches[0])
     probs = predictions.step_probs[predictions.step_offsets[chosen]:predictions.step_offsets[chosen + 1]]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = new_figure(840, 480)
     top = np.argsort(probs.max(axis=0))[::-1][:5]
     for c in top:
         ax.plot(np.arange(1, len(probs) + 1), probs[:, c], label=class_names[c],
@@ -116,8 +109,7 @@ def write_report(predictions: Predictions, labels: np.ndarray, targets: np.ndarr
     ax.set_xlabel("window rows seen")
     ax.set_ylabel("probability")
     ax.set_title(f"obj_id {int(object_ids[chosen])}, true class {class_names[labels[chosen]]}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=MIN_TEXT_PT)
     fig.tight_layout()
-    fig.savefig(out_dir / "probabilities_one_object.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_dir / "probabilities_one_object.png")
     return report

@@ -3,7 +3,8 @@
 What the step benchmarks' GFLOP/s are compared against (docs/performance.md). Not a peak-FLOPs calculation: it is
 what the BLAS NumPy ships reaches here. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are set on our machines to pin
 OpenBLAS's kernel choice for reproducible tests; the child process runs with them unset so the BLAS picks its
-best kernel, and the kernel threadpoolctl reports is recorded. Run as a script: `python bench/roofline.py [n]`.
+best kernel, and the kernel threadpoolctl reports is recorded.
+Run as a script: `python -m mbfast.benchmark.roofline [n]`.
 """
 from __future__ import annotations
 

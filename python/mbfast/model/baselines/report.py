@@ -4,8 +4,8 @@ BRF (class-capped training set), BRF_all (uncapped), the concatenation baseline 
 (Multi, classification only) and the multi-task model with the regression targets (MTL), plus a random-forest
 regressor.
 
-Multi and MTL follow the recipe of the shipped model (training/train_default.py: CONFIG, OPTIONS) with a wall-clock
-budget per fold. MTL may instead reuse finished runs of that recipe (`multi_runs`): each run's split.npz must be
+Multi and MTL follow the recipe of the shipped model (mbfast.model.recipe: CONFIG, OPTIONS) with a wall-clock budget
+per fold. MTL may instead reuse finished runs of that recipe (`multi_runs`): each run's split.npz must be
 the report's fold (check_run_split), so nothing is retrained and nothing is compared on different objects.
 
 Writes report.md, metrics.json, predictions.npz and one confusion-matrix PNG per method (median over folds, with the
@@ -45,7 +45,7 @@ class ReportOptions:
     base_minutes: float = 10.0           # Base's, checked after each epoch
     base_epochs: int = 500               # Base's epoch cap (the budget or patience normally ends it first)
     base_patience: int = 10              # Base: epochs without a better validation macro recall
-    batch_size: int | None = None        # None: the recipe's (training/train_default.py)
+    batch_size: int | None = None        # None: the recipe's (mbfast.model.recipe)
     steps_wait: int | None = None        # None: the recipe's band-only batches before the central model (§3.6)
     n_skip: int = 2                      # the recipe's
     n_jobs: int = 1                      # threads for forests and torch
@@ -85,7 +85,7 @@ def preprocess_cached(labelled: LabelledSet, path: Path, n_skip: int) -> ModelIn
 
 
 def features_cached(labelled: LabelledSet, path: Path):
-    from training.baselines.features import FeatureSet, extract_features
+    from mbfast.model.baselines.features import FeatureSet, extract_features
 
     if path.exists():
         with np.load(path) as stored:
@@ -109,7 +109,7 @@ def preprocess_cost_us(labelled: LabelledSet, objects: np.ndarray, n_skip: int) 
 
 def feature_cost_us(labelled: LabelledSet, objects: np.ndarray) -> float:
     """light-curve feature extraction, object by object, one thread, per object, µs."""
-    from training.baselines.features import FeatureExtractor
+    from mbfast.model.baselines.features import FeatureExtractor
 
     extractor = FeatureExtractor(labelled.curves.bands)
     curves = labelled.curves.select(objects)
@@ -123,9 +123,9 @@ def feature_cost_us(labelled: LabelledSet, objects: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------------------------
 
 def recipe(options: ReportOptions, fold: int, minutes: float, with_targets: bool):
-    """(config overrides, TrainOptions) of training/train_default.py on this report's fold, budget and data."""
+    """(config overrides, TrainOptions) of the default model's recipe on this report's fold, budget and data."""
     from mbfast.model.training import TrainOptions
-    from training.train_default import CONFIG, OPTIONS
+    from mbfast.model.recipe import CONFIG, OPTIONS
 
     raw = {**OPTIONS.__dict__, "dataset": options.data, "n_folds": options.n_folds, "fold": fold,
            "seed": options.seed, "max_minutes": minutes, "device": "cpu", "targets": None if with_targets else ()}
@@ -246,8 +246,8 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     from mbfast.config import ModelConfig
     from mbfast.model.export import load_torch_model
     from mbfast.model.training import predict
-    from training.baselines.brf import fit_brf, fit_rf_regressor, predict_cost_us
-    from training.baselines.concat import predict_logits, train_concat
+    from mbfast.model.baselines.brf import fit_brf, fit_rf_regressor, predict_cost_us
+    from mbfast.model.baselines.concat import predict_logits, train_concat
 
     torch.set_num_threads(options.n_jobs)
     out_dir = Path(out_dir)
@@ -426,7 +426,8 @@ def summarise(results: dict[str, MethodResult], regression: dict, true: np.ndarr
 
 
 def plot_confusion(true: np.ndarray, predictions: list, class_names: tuple[str, ...], method: str, path: Path) -> None:
-    """Recall-normalised confusion matrix, median over folds; '[q25-q75]' under it when there are several folds."""
+    """Recall-normalised confusion matrix, median over folds; the 25th-75th percentile range under each cell when
+    there are several folds."""
     n_classes = len(class_names)
     stacked = []
     for pred in predictions:
@@ -434,16 +435,9 @@ def plot_confusion(true: np.ndarray, predictions: list, class_names: tuple[str, 
         stacked.append(matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1))
     q25, median, q75 = np.percentile(np.array(stacked), [25, 50, 75], axis=0)  # (C, C) each
 
-    def cell_text(i: int, j: int) -> str:
-        text = f"{median[i, j]:.2f}"
-        if len(predictions) > 1 and (q75[i, j] > 0 or median[i, j] > 0):
-            text += f"\n[{q25[i, j]:.2f}-{q75[i, j]:.2f}]"
-        return text
-
-    size = 0.75 * n_classes + 3
-    save_confusion_matrix(median, class_names, f"{method}: recall-normalised, median of {len(predictions)} folds",
-                          path, figsize=(size, size - 0.5), dpi=90, fontsize=max(5.5, 12 - 0.5 * n_classes),
-                          cell_text=cell_text)
+    several = len(predictions) > 1
+    title = f"{method}: recall (%), median of {len(predictions)} folds" + (" and quartiles" if several else "")
+    save_confusion_matrix(median, class_names, title, path, quartiles=(q25, q75) if several else None)
 
 
 def markdown(summary: dict, class_names: tuple[str, ...], true: np.ndarray) -> str:
