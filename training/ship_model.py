@@ -40,7 +40,8 @@ LIMITS = {
              "PLAsTiCC's 14 classes only: no class for artefacts, asteroids or other transients"],
     "ztf": ["no large labelled real ZTF set exists: trained on simulated LSST curves made ZTF-like (brightened "
             "copies without K-correction or time dilation, LSST cadence kept)",
-            "checked on the real ZTF photometry of 422 YSE DR1 supernovae only (4 broad classes)",
+            "fine-tuned on the real ZTF photometry of about 300 YSE DR1 supernovae (Ia, II, Ibc) mixed into the "
+            "ZTF-like set; checked on the YSE objects it never saw (4 broad classes, about 120 objects)",
             "an object needs 3 detections in one band before it gets a probability"],
 }
 
@@ -121,7 +122,9 @@ def main() -> None:
         "name": args.name, "data": DESCRIPTIONS[args.name], "classes": list(class_names),
         "recipe": {"command": f"mbfast train {run_dir} " + " ".join(f"--{key.replace('_', '-')} {value}"
                                                                     for key, value in options.items()
-                                                                    if key in ("dataset", "fold", "seed")),
+                                                                    if key in ("dataset", "fold", "seed", "init_from",
+                                                                               "lr", "steps_wait", "patience")
+                                                                    and value is not None),
                    "options": options, "best_epoch": summary["best_epoch"], "epochs": summary["epochs"],
                    "training_minutes": round(summary["training_minutes"], 1)},
         "split": {"seed": options["seed"], "fold": options["fold"], "n_folds": options["n_folds"], **sizes},

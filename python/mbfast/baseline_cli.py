@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--trees", type=int, nargs="+", default=[100, 250, 500], help="BRF grid (first fold)")
     report.add_argument("--regression-trees", type=int, nargs="+", default=[100, 250], help="RF regressor grid")
     report.add_argument("--multi-runs", nargs="+", default=[], metavar="RUN_DIR",
-                        help="finished MTL runs of the default recipe (training/train_default.py) to reuse (one "
+                        help="finished MTL runs of the lsst recipe (training/train_models.py) to reuse (one "
                              "per fold; their split.npz must be the report's fold, else the command stops)")
     report.add_argument("--multi-minutes", type=float, default=15.0, help="Multi's budget per fold")
     report.add_argument("--mtl-minutes", type=float, default=15.0, help="MTL's budget per fold when trained here")

@@ -5,6 +5,7 @@ are left out of every split; their count is reported.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -45,6 +46,8 @@ class TrainingData:
 
 
 FILES = "files"  # the dataset name of one's own light curves + labels
+# preprocessed named data sets are cached outside the working directory (nothing is written there unasked)
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mbfast" / "inputs"
 
 
 def load_labelled(dataset: str, data_path: str | Path | None = None, labels_path: str | Path | None = None,

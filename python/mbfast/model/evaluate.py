@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mbfast.model import metrics
-from mbfast.model.data import load_training_data
+from mbfast.model.data import DEFAULT_CACHE, load_training_data
 from mbfast.model.export import load_torch_model
 from mbfast.model.plots import MIN_TEXT_PT, new_figure, save_confusion_matrix, save_figure
 from mbfast.model.training import Predictions, predict, resolve_device
@@ -27,7 +27,7 @@ def object_indices(object_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 def evaluate(model_path: str | Path, out_dir: str | Path, dataset: str = "plasticc",
              split_path: str | Path | None = None, part: str = "test", object_id: int | None = None,
-             cache_dir: str | Path | None = "runs/cache", device: str = "auto", data_path: str | None = None,
+             cache_dir: str | Path | None = DEFAULT_CACHE, device: str = "auto", data_path: str | None = None,
              labels_path: str | None = None, survey: str | None = None) -> dict:
     """Write report.json and figures to out_dir for the `part` objects of split.npz (all usable objects when
     split_path is None). dataset "files" reads data_path + labels_path (mbfast.datasets.load_files). Returns the

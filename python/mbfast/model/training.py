@@ -24,8 +24,8 @@ from mbfast.config import ModelConfig
 from mbfast.inputs import ModelInputs
 from mbfast.model.augment import Augmentation, augment, balanced_sample, class_weights
 from mbfast.model.batch import Batch, make_batch
-from mbfast.model.data import (TrainingData, cap_per_class, fit_targets, load_training_data, preprocess_curves,
-                               scale_targets, stratified_split)
+from mbfast.model.data import (DEFAULT_CACHE, TrainingData, cap_per_class, fit_targets, load_training_data,
+                               preprocess_curves, scale_targets, stratified_split)
 from mbfast.model.metrics import confusion_matrix, macro_f1
 from mbfast.model.export import export_model
 from mbfast.model.multiband import CentralOutput, MultibandModel
@@ -253,7 +253,7 @@ def decay(rate: float, steps: int):
 
 
 def train(run_dir: str | Path, config_overrides: dict | None = None, options: TrainOptions = TrainOptions(),
-          resume: bool = False, cache_dir: str | Path | None = "runs/cache", progress: bool = True,
+          resume: bool = False, cache_dir: str | Path | None = DEFAULT_CACHE, progress: bool = True,
           data: TrainingData | None = None) -> Path:
     """Train a model into `run_dir` (config.json, options.json, split.npz, checkpoint.pt, history.json,
     train.log lines on stdout, model.mbf). Returns the path of the exported model file (the best weights).

@@ -23,10 +23,12 @@ import numpy as np
 
 from mbfast.datasets import LabelledSet
 from mbfast.inputs import ModelInputs
-from mbfast.model import metrics
+from mbfast.model import metrics, plots
 from mbfast.model.data import TrainingData, cap_per_class, load_inputs, save_inputs, stratified_split
 from mbfast.model.plots import save_confusion_matrix
 
+# observation counts at which every method is scored on the same truncated test curves (paper Fig. 10)
+PREFIXES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 50)
 SIMULATED = {"plasticc": "SIMULATED (PLAsTiCC, LSST ugrizy)",
              "yse": "REAL (YSE DR1 spectroscopic subset, PS1 griz + ZTF gr)"}
 
@@ -57,6 +59,7 @@ class ReportOptions:
 @dataclass
 class MethodResult:
     predictions: list = field(default_factory=list)   # per fold: int64 (K_test,) predicted class
+    prefix_f1: list = field(default_factory=list)     # per fold: macro F1 on the test curves cut to PREFIXES
     cost_us: list = field(default_factory=list)       # per fold: {"model": µs per object, ...}
     notes: list = field(default_factory=list)
 
@@ -144,7 +147,7 @@ def train_multiband(data: TrainingData, options: ReportOptions, fold: int, run_d
 
     if not with_targets:
         data = TrainingData(data.inputs, data.labels, data.class_names, data.bands, (),
-                            np.zeros((len(data.labels), 0)), data.usable)
+                            np.zeros((len(data.labels), 0)), data.usable, data.curves, data.survey)
     overrides, train_options = recipe(options, fold, minutes, with_targets)
     return train(run_dir, overrides, train_options, progress=False, data=data)
 
@@ -245,6 +248,9 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
 
     from mbfast.config import ModelConfig
     from mbfast.model.export import load_torch_model
+    from mbfast.engine import Engine
+    from mbfast.model.baselines.features import extract_features
+    from mbfast.model.prefix import engine_classes, f1_by_prefix
     from mbfast.model.training import predict
     from mbfast.model.baselines.brf import fit_brf, fit_rf_regressor, predict_cost_us
     from mbfast.model.baselines.concat import predict_logits, train_concat
@@ -266,7 +272,8 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     if runs and options.folds is not None and tuple(sorted(options.folds)) != folds:
         raise ValueError(f"folds {options.folds} but the reused MTL runs are folds {folds}")
     features = features_cached(labelled, out_dir / "cache" / "features.npz")
-    data = TrainingData(inputs, labels, class_names, tuple(labelled.curves.bands), target_names, targets, usable)
+    data = TrainingData(inputs, labels, class_names, tuple(labelled.curves.bands), target_names, targets, usable,
+                        labelled.curves, labelled.survey)
     log(f"{options.data}: {labelled.curves.n_objects} objects, {int(usable.sum())} usable, "
         f"{features.values.shape[1]} features; folds {folds} of {options.n_folds}; reused MTL runs "
         f"{[str(runs[f]) for f in folds] if runs else 'none'}; {time.perf_counter() - started:.0f} s")
@@ -285,6 +292,8 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
         train_val = np.sort(np.concatenate([train, val]))  # forests need no validation set (§5)
         capped = cap_per_class(train_val, labels, options.max_per_class, options.seed + fold)
         timed = np.sort(test[np.random.default_rng(options.seed).permutation(len(test))[:options.cost_objects]])
+        test_curves = labelled.curves.select(test)
+        fallback = int(np.bincount(labels[train], minlength=n_classes).argmax())  # before any window row
         log(f"fold {fold}: train {len(train)} val {len(val)} test {len(test)} (capped forest set {len(capped)})")
 
         for method, subset in (("BRF", capped), ("BRF_all", train_val)):
@@ -297,6 +306,9 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
                 chosen_trees[method], grid_scores[method] = fitted.n_trees, fitted.grid_scores
             fitted.model.set_params(n_jobs=1)
             results[method].predictions.append(fitted.model.predict(features.values[test]))
+            results[method].prefix_f1.append(f1_by_prefix(
+                lambda curves, forest=fitted.model: forest.predict(extract_features(curves).values),
+                test_curves, labels[test], n_classes, PREFIXES))
             results[method].cost_us.append({"model": predict_cost_us(fitted.model, features.values[timed])})
             matrix = metrics.confusion_matrix(labels[test], results[method].predictions[-1], n_classes)
             log(f"  {method}: {fitted.n_trees} trees, macro recall {metrics.macro_recall(matrix):.3f}; "
@@ -348,6 +360,10 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
             model = load_torch_model(model_path)
             predictions = predict(model, inputs, test)
             results[method].predictions.append(predictions.final_probs.argmax(axis=1))
+            engine = Engine.load(model_path, num_threads=options.n_jobs)
+            results[method].prefix_f1.append(f1_by_prefix(
+                lambda curves, engine=engine: engine_classes(engine, curves, fallback),
+                test_curves, labels[test], n_classes, PREFIXES))
             results[method].cost_us.append(engine_cost_us(model_path, labelled, timed))
             if with_targets:
                 names = [target.name for target in model.config.regression_targets]
@@ -372,6 +388,7 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     for method, result in results.items():
         plot_confusion(labels[test], result.predictions, class_names, method,
                        out_dir / f"confusion_{method}.png")
+    plot_prefix(summary, out_dir / "f1_by_n_obs.png")
     (out_dir / "report.md").write_text(markdown(summary, class_names, labels[test]))
     log(f"report written to {out_dir} in {summary['wall_minutes']:.1f} min")
     return summary
@@ -404,6 +421,10 @@ def summarise(results: dict[str, MethodResult], regression: dict, true: np.ndarr
             "macro_f1": quartiles([metrics.macro_f1(m) for m in matrices]),
             "per_class_f1_median": dict(zip(class_names, map(float, np.median(per_class, axis=0)))),
         }
+        if result.prefix_f1:
+            by_fold = np.array(result.prefix_f1)  # (folds, len(PREFIXES))
+            out["classification"][method]["f1_by_n_obs"] = {
+                n: quartiles(by_fold[:, k]) for k, n in enumerate(PREFIXES)}
         model_cost = float(np.median([cost["model"] for cost in result.cost_us]))
         if method.startswith("BRF"):    # features of the whole curve, then the forest
             extra, how = input_costs["features"], "light-curve features + forest predict_proba"
@@ -423,6 +444,28 @@ def summarise(results: dict[str, MethodResult], regression: dict, true: np.ndarr
                     key: quartiles([fold[key] for fold in folds]) for key in ("r2", "rmse", "mape")}
     out["support"] = dict(zip(class_names, map(int, np.bincount(true, minlength=n_classes))))
     return out
+
+
+def plot_prefix(summary: dict, path: Path) -> None:
+    """Macro F1 against the number of observations (paper Fig. 10): median over folds, quartile band."""
+    entries = {method: entry["f1_by_n_obs"] for method, entry in summary["classification"].items()
+               if "f1_by_n_obs" in entry}
+    if not entries:
+        return
+    fig, ax = plots.new_figure(720, 420)
+    for method, by_n in entries.items():
+        n = np.array(list(by_n), dtype=float)
+        median = np.array([by_n[k]["median"] for k in by_n])
+        ax.plot(n, median, marker="o", markersize=3, label=method)
+        ax.fill_between(n, [by_n[k]["q25"] for k in by_n], [by_n[k]["q75"] for k in by_n], alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("observations seen (first n of each test light curve)", fontsize=plots.LABEL_PT)
+    ax.set_ylabel("macro F1", fontsize=plots.LABEL_PT)
+    ax.set_title(f"Early classification, {summary['data']} test set (median of folds)", fontsize=plots.LABEL_PT)
+    ax.tick_params(labelsize=plots.LABEL_PT)
+    ax.legend(fontsize=plots.LABEL_PT)
+    fig.tight_layout()
+    plots.save_figure(fig, path)
 
 
 def plot_confusion(true: np.ndarray, predictions: list, class_names: tuple[str, ...], method: str, path: Path) -> None:
@@ -460,6 +503,16 @@ def markdown(summary: dict, class_names: tuple[str, ...], true: np.ndarray) -> s
     for method in methods:
         entry = summary["classification"][method]
         lines.append(f"| {method} | {_q(entry['macro_recall'])} | {_q(entry['macro_f1'])} |")
+    prefix_methods = [m for m in methods if "f1_by_n_obs" in summary["classification"][m]]
+    if prefix_methods:
+        lines += ["", "## Macro F1 against observations seen (paper Fig. 10)", "",
+                  "Every method on the same test curves cut to their first n observations; an object without a "
+                  "window row yet counts as the commonest training class for the multiband model. "
+                  "[figure](f1_by_n_obs.png)", "",
+                  "| n | " + " | ".join(prefix_methods) + " |", "|---" + "|---" * len(prefix_methods) + "|"]
+        for n in PREFIXES:
+            lines.append(f"| {n} | " + " | ".join(
+                _q(summary["classification"][m]["f1_by_n_obs"][n]) for m in prefix_methods) + " |")
     lines += ["", "## Per-class F1 (median over folds)", "",
               "| Class | Support | " + " | ".join(methods) + " |", "|---|---" + "|---" * len(methods) + "|"]
     for name in class_names:
