@@ -360,14 +360,22 @@ Plan plan_rows(const ModelConfig& config, const StateStore& store, const Observa
   return plan;
 }
 
-// Writes the plan's scalar state into the store (adding new objects) and resolves every task's slot.
-void commit_plan(Plan& plan, StateStore& store) {
-  const int B = store.n_bands;
+// Room in the store for the plan's new objects, so commit_plan allocates nothing; returns the store's size after
+// the commit.
+int64_t reserve_for_plan(const Plan& plan, StateStore& store) {
   int64_t n_new = 0;
   for (const LocalObject& object : plan.objects) n_new += object.applied && object.slot < 0;
   // grow geometrically: reserving the exact size on every call made each new object copy the whole store
   const int64_t needed = store.size() + n_new;
-  if (needed > static_cast<int64_t>(store.obj_id.capacity())) store.reserve(std::max(needed, 2 * store.size()));
+  // every array, not only obj_id: a reserve that failed half-way left some of them short
+  store.reserve(needed > static_cast<int64_t>(store.obj_id.capacity()) ? std::max(needed, 2 * store.size()) : needed);
+  return needed;
+}
+
+// Writes the plan's scalar state into the store (adding new objects) and resolves every task's slot. Allocates
+// nothing once reserve_for_plan has run, so it cannot fail half-way.
+void commit_plan(Plan& plan, StateStore& store) {
+  const int B = store.n_bands;
   for (size_t local = 0; local < plan.objects.size(); ++local) {
     LocalObject& object = plan.objects[local];
     if (!object.applied) continue;
@@ -400,12 +408,14 @@ void commit_plan(Plan& plan, StateStore& store) {
 struct PackedModel {
   ops::Precision precision = ops::Precision::kFp32;
   std::unordered_map<const Dense*, ops::PackedWeights> weights;
+  int max_k = 0;  // the widest GEMM input (ops::reserve_gemm_scratch)
 
   PackedModel(const Model& model, ops::Precision precision_) : precision(precision_) {
     // k1: the width of the GEMM input's first block (stack_step reads the gates' [x | h] as two blocks)
     auto add = [&](const Dense& dense, int k1) {
       weights.emplace(&dense, ops::pack_weights(dense.in, dense.out, k1, dense.weight_t.data(), dense.bias.data(),
                                                 precision, ops::cpu_kernel()));
+      max_k = std::max(max_k, dense.in);
     };
     auto add_one = [&](const Dense& dense) { add(dense, dense.in); };
     auto add_stack = [&](const RecurrentStack& stack) {
@@ -435,6 +445,29 @@ struct Workspace {
   static float* sized(std::vector<float>& buffer, size_t size) {
     if (buffer.size() < size) buffer.resize(size);
     return buffer.data();
+  }
+
+  // Every buffer at its size for M rows (the sizes band_chunk, central_chunk, stack_step and ffnn_forward ask
+  // for), so that a step of chunks of at most M rows allocates nothing once the state is being written.
+  void reserve(const ModelConfig& config, size_t M) {
+    const size_t L = config.band_layers, H = config.band_hidden, Lc = config.central_layers,
+                 Hc = config.central_hidden, widest = std::max(H, Hc);
+    const size_t hidden = std::max({Hc, size_t(config.classifier_hidden), size_t(config.regression_hidden)});
+    sized(window, M * kRowWidth);
+    sized(band_hidden, M * L * H);
+    sized(band_cell, M * L * H);
+    sized(gates, M * 4 * widest);
+    sized(skip, M * widest);
+    sized(layer_in, M * widest);
+    sized(mixed, M * widest);
+    sized(ping, M * hidden);
+    sized(pong, M * hidden);
+    sized(central_hidden, M * Lc * Hc);
+    sized(central_cell, M * Lc * Hc);
+    sized(final, M * config.final_width());
+    sized(logits, M * config.n_classes());
+    sized(target, M * std::max(config.n_targets(), 1));
+    sized(column, M);
   }
 
   // C (M, W.N; stride ldc) = [A1 | A2] @ W + bias, split by columns over the team when there is one
@@ -710,17 +743,28 @@ void object_outputs(const Model& model, const StateStore& store, int32_t slot, i
   if (T) std::memcpy(outputs.regression + k * T, store.regression.data() + size_t(slot) * T, sizeof(float) * T);
 }
 
-// The same step on a GPU (engine_cuda.cc): the call's window rows go over in (wave, band) order in one batch, the
-// per-row outputs come back and are written to the store and the caller's arrays here.
+// The call's buffers for the GPU step (engine_cuda.cc), allocated before the state is committed.
+struct CudaBuffers {
+  StepBatch batch;
+  std::vector<float> probs, embedding, regression;  // (n, C), (n, Hc), (n, T)
+
+  CudaBuffers(const ModelConfig& config, size_t n)
+      : probs(n * config.n_classes()), embedding(n * config.central_hidden), regression(n * config.n_targets()) {
+    batch.runs.reserve(n);
+    batch.slot.resize(n);
+    batch.window.resize(n * kRowWidth);
+    batch.dt.resize(n);
+    batch.colours.resize(n * config.n_colours());
+  }
+};
+
+// The same step on a GPU: the call's window rows go over in (wave, band) order in one batch, the per-row outputs
+// come back and are written to the store and the caller's arrays here.
 void run_on_cuda(CudaState& cuda, const ModelConfig& config, StateStore& store, const Plan& plan,
-                 const std::vector<int32_t>& order, RowOutputs outputs) {
+                 const std::vector<int32_t>& order, CudaBuffers& buffers, RowOutputs outputs) {
   const int P = config.n_colours(), C = config.n_classes(), Hc = config.central_hidden, T = config.n_targets();
   const size_t n = order.size();
-  StepBatch batch;
-  batch.slot.resize(n);
-  batch.window.resize(n * kRowWidth);
-  batch.dt.resize(n);
-  batch.colours.resize(n * P);
+  StepBatch& batch = buffers.batch;
   for (size_t i = 0; i < n; ++i) {
     const Task& task = plan.tasks[order[i]];
     batch.slot[i] = task.slot;
@@ -731,20 +775,21 @@ void run_on_cuda(CudaState& cuda, const ModelConfig& config, StateStore& store, 
       batch.runs.push_back({static_cast<int64_t>(i), static_cast<int64_t>(i), task.wave, task.band});
     batch.runs.back().end = static_cast<int64_t>(i) + 1;
   }
-  std::vector<float> probs(n * C), embedding(n * Hc), regression(n * T);
-  cuda.run(batch, probs.data(), embedding.data(), regression.data());
+  float* probs = buffers.probs.data();
+  float* embedding = buffers.embedding.data();
+  float* regression = buffers.regression.data();
+  cuda.run(batch, probs, embedding, regression);
   for (size_t i = 0; i < n; ++i) {  // waves ascend, so an object's last window row of the call is written last
     const Task& task = plan.tasks[order[i]];
     const size_t slot = task.slot;
     const int64_t row = task.row;
     store.has_prediction[slot] = 1;
-    std::memcpy(store.probs.data() + slot * C, probs.data() + i * C, sizeof(float) * C);
-    std::memcpy(store.embedding.data() + slot * Hc, embedding.data() + i * Hc, sizeof(float) * Hc);
-    if (T) std::memcpy(store.regression.data() + slot * T, regression.data() + i * T, sizeof(float) * T);
-    if (outputs.probs) std::memcpy(outputs.probs + row * C, probs.data() + i * C, sizeof(float) * C);
-    if (outputs.embedding) std::memcpy(outputs.embedding + row * Hc, embedding.data() + i * Hc, sizeof(float) * Hc);
-    if (outputs.regression && T)
-      std::memcpy(outputs.regression + row * T, regression.data() + i * T, sizeof(float) * T);
+    std::memcpy(store.probs.data() + slot * C, probs + i * C, sizeof(float) * C);
+    std::memcpy(store.embedding.data() + slot * Hc, embedding + i * Hc, sizeof(float) * Hc);
+    if (T) std::memcpy(store.regression.data() + slot * T, regression + i * T, sizeof(float) * T);
+    if (outputs.probs) std::memcpy(outputs.probs + row * C, probs + i * C, sizeof(float) * C);
+    if (outputs.embedding) std::memcpy(outputs.embedding + row * Hc, embedding + i * Hc, sizeof(float) * Hc);
+    if (outputs.regression && T) std::memcpy(outputs.regression + row * T, regression + i * T, sizeof(float) * T);
   }
 }
 
@@ -761,11 +806,18 @@ Engine::Engine(std::shared_ptr<const Model> model, int num_threads, const Device
       packed_(device.device == Device::kCpu ? std::make_unique<const PackedModel>(*model_, cpu_precision(device))
                                             : nullptr),
       store_(model_->config, device.device == Device::kCpu, fp16_state(device)),
-      pool_(std::max(num_threads, 1)) {
-  for (int worker = 0; worker < pool_.size(); ++worker) workspaces_.push_back(std::make_unique<Workspace>());
+      pool_(std::max(num_threads, 1), [this] { reserve_scratch(); }) {
+  for (int worker = 0; worker < pool_.size(); ++worker) {
+    workspaces_.push_back(std::make_unique<Workspace>());
+    workspaces_.back()->reserve(model_->config, kChunkRows);
+  }
 }
 
 Engine::~Engine() = default;
+
+void Engine::reserve_scratch() const {
+  if (packed_) ops::reserve_gemm_scratch(kChunkRows, packed_->max_k);
+}
 
 const char* Engine::cpu_kernel() const {
   // the kernel the weights were packed for: bf16 on an AVX-512 CPU without vdpbf16ps runs the avx2 kernel, int8
@@ -782,34 +834,48 @@ void Engine::advance(StateStore& store, CudaState* cuda, const Observations& row
                      RepeatPolicy policy, RowOutputs outputs) {
   const ModelConfig& config = model_->config;
   Plan plan = plan_rows(config, store, rows, on_error, policy, outputs.status);
-  commit_plan(plan, store);
-  if (cuda) cuda->resize(store.size());  // new slots start from zero h, c
-  if (plan.tasks.empty()) return;
-
+  // Everything the call needs is allocated before commit_plan writes the first value: a std::bad_alloc leaves the
+  // state as it was, and the same rows are accepted when sent again (the workspaces were sized at construction).
+  const int64_t slots = reserve_for_plan(plan, store);
+  reserve_scratch();  // the calling thread's (the pool's workers sized theirs when they started)
+  const size_t n = plan.tasks.size();
   // waves in order; inside a wave, tasks grouped by band (stable, so chunks follow row order)
-  const int P = config.n_colours();
-  std::vector<int32_t> order(plan.tasks.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+  std::vector<int32_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(i);
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
     const Task& x = plan.tasks[a];
     const Task& y = plan.tasks[b];
     return x.wave != y.wave ? x.wave < y.wave : x.band < y.band;
   });
   if (cuda) {
-    run_on_cuda(*cuda, config, store, plan, order, outputs);
+    try {
+      cuda->resize(slots);  // new slots start from zero h, c
+      CudaBuffers buffers(config, n);
+      commit_plan(plan, store);
+      if (n) run_on_cuda(*cuda, config, store, plan, order, buffers, outputs);
+    } catch (...) {
+      cuda->resize(store.size());  // slots of a call that was not committed belong to no object
+      throw;
+    }
     return;
   }
   struct Chunk {
     size_t begin, end;  // into `order`
   };
-  std::vector<const Task*> task_ptrs(order.size());
-  std::vector<float> colours(order.size() * size_t(P));
-  for (size_t i = 0; i < order.size(); ++i) {
+  const int P = config.n_colours();
+  const size_t Hc = config.central_hidden;
+  std::vector<const Task*> task_ptrs(n);  // stay valid: commit_plan only sets the tasks' slots
+  std::vector<float> colours(n * size_t(P));
+  std::vector<float> translated(n * Hc);  // band_chunk -> central_chunk, in `order`
+  std::vector<Chunk> band_chunks, central_chunks;  // one wave's; split_evenly makes at most rows + threads
+  band_chunks.reserve(n + 1);
+  central_chunks.reserve(n + size_t(pool_.size()));
+  for (size_t i = 0; i < n; ++i) {
     task_ptrs[i] = &plan.tasks[order[i]];
     std::memcpy(colours.data() + i * P, plan.colours.data() + size_t(order[i]) * P, sizeof(float) * P);
   }
-  const size_t Hc = config.central_hidden;
-  std::vector<float> translated(order.size() * Hc);  // band_chunk -> central_chunk, in `order`
+  commit_plan(plan, store);
+  if (n == 0) return;
   // Rows [begin, end) as chunks of at most kChunkRows and of even sizes, as many as `threads` or a multiple of it
   // (a ragged last chunk would leave threads idle at the end of a phase) while each keeps a full 6-row GEMM tile.
   auto split_evenly = [](size_t begin, size_t end, int threads, std::vector<Chunk>& out) {
@@ -840,7 +906,6 @@ void Engine::advance(StateStore& store, CudaState* cuda, const Observations& row
     });
   };
   size_t wave_begin = 0;
-  std::vector<Chunk> band_chunks, central_chunks;
   while (wave_begin < order.size()) {
     const int wave = task_ptrs[wave_begin]->wave;
     size_t wave_end = wave_begin;

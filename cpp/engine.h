@@ -170,6 +170,7 @@ class Engine {
   void advance(StateStore& store, CudaState* cuda, const Observations& rows, OnError on_error, RepeatPolicy policy,
                RowOutputs outputs);
   int64_t forget_held(const int64_t* obj_ids, int64_t n);  // forget, with mutex_ held
+  void reserve_scratch() const;  // this thread's GEMM scratch for chunks of kChunkRows (allocation-free steps)
 
   std::shared_ptr<const Model> model_;
   DeviceOptions device_;

@@ -1,7 +1,12 @@
 // ThreadPool (see thread_pool.h): items handed out by an atomic counter, a generation number wakes the workers.
 #include "thread_pool.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 
 #include "spin_wait.h"
 
@@ -14,13 +19,41 @@ namespace {
 constexpr auto kSpinTime = std::chrono::microseconds(200);
 constexpr unsigned kJoinPolls = 2048;  // ~20-50 us of polling for the workers of a finished loop
 
-}  // namespace
-
-ThreadPool::ThreadPool(int n_threads) {
-  for (int worker = 1; worker < n_threads; ++worker) workers_.emplace_back([this, worker] { worker_loop(worker); });
+// " (limits: ...)" for the limits a failed thread start may have met, with their values where they are set.
+std::string thread_limits() {
+  std::string text = " (the process's limits: threads RLIMIT_NPROC (ulimit -u) ";
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NPROC, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+    text += std::to_string(limit.rlim_cur);
+  else
+    text += "unlimited";
+  text += ", address space RLIMIT_AS (ulimit -v) ";
+  if (::getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+    text += std::to_string(limit.rlim_cur >> 20) + " MiB";
+  else
+    text += "unlimited";
+  return text + ", or a container's pids.max)";
 }
 
-ThreadPool::~ThreadPool() {
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads, std::function<void()> init) : init_(std::move(init)) {
+  workers_.reserve(n_threads > 1 ? size_t(n_threads) - 1 : 0);
+  for (int worker = 1; worker < n_threads; ++worker) {
+    try {
+      workers_.emplace_back([this, worker] { worker_loop(worker); });
+    } catch (const std::system_error& error) {
+      stop();  // the workers already started wait on start_: they must leave before it is destroyed
+      throw std::runtime_error("cannot start thread " + std::to_string(worker + 1) + " of num_threads=" +
+                               std::to_string(n_threads) + ": " + error.what() + thread_limits() +
+                               "; ask for fewer threads");
+    }
+  }
+}
+
+ThreadPool::~ThreadPool() { stop(); }
+
+void ThreadPool::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
@@ -29,7 +62,7 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-void ThreadPool::work(int worker, const std::function<void(int64_t, int)>& job, int64_t n_items) {
+void ThreadPool::work(int worker, const ItemFn& job, int64_t n_items) {
   while (true) {
     const int64_t item = next_.fetch_add(1);
     if (item >= n_items) return;
@@ -43,6 +76,12 @@ void ThreadPool::work(int worker, const std::function<void(int64_t, int)>& job, 
 }
 
 void ThreadPool::worker_loop(int worker) {
+  if (init_) {
+    try {
+      init_();
+    } catch (const std::bad_alloc&) {  // not fatal: the buffers then grow on first use
+    }
+  }
   uint64_t seen = 0;
   while (true) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
@@ -50,7 +89,7 @@ void ThreadPool::worker_loop(int worker) {
       wait();
       if (wait.polls() % 256 == 0 && std::chrono::steady_clock::now() > spin_until) break;
     }
-    const std::function<void(int64_t, int)>* job;
+    const ItemFn* job;
     int64_t n_items;
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -68,7 +107,7 @@ void ThreadPool::worker_loop(int worker) {
   }
 }
 
-void ThreadPool::run(int64_t n_items, const std::function<void(int64_t, int)>& fn) {
+void ThreadPool::run_items(int64_t n_items, const ItemFn& fn) {
   if (workers_.empty() || n_items <= 1) {
     for (int64_t item = 0; item < n_items; ++item) fn(item, 0);
     return;

@@ -14,9 +14,27 @@
 
 namespace mbfast {
 
+// A callable fn(item, worker) by reference: holding one allocates nothing (a std::function made from a lambda with
+// a few captures does), so a step allocates nothing once it has started writing the state (Engine::advance).
+class ItemFn {
+ public:
+  template <typename F>
+  explicit ItemFn(F& fn)
+      : object_(const_cast<void*>(static_cast<const void*>(&fn))), call_([](void* object, int64_t item, int worker) {
+          (*static_cast<F*>(object))(item, worker);
+        }) {}
+  void operator()(int64_t item, int worker) const { call_(object_, item, worker); }
+
+ private:
+  void* object_;
+  void (*call_)(void*, int64_t, int);
+};
+
 class ThreadPool {
  public:
-  explicit ThreadPool(int n_threads);  // n_threads - 1 background workers
+  // n_threads - 1 background workers; each calls `init` once when it starts (scratch buffers sized up front).
+  // Throws std::runtime_error naming the process's limits when a thread cannot be started.
+  explicit ThreadPool(int n_threads, std::function<void()> init = {});
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -25,17 +43,23 @@ class ThreadPool {
 
   // Calls fn(item, worker) for every item in [0, n_items), worker in [0, size()); returns when all are done and
   // rethrows the first exception an item threw.
-  void run(int64_t n_items, const std::function<void(int64_t, int)>& fn);
+  template <typename F>
+  void run(int64_t n_items, F&& fn) {
+    run_items(n_items, ItemFn(fn));
+  }
 
  private:
-  void work(int worker, const std::function<void(int64_t, int)>& job, int64_t n_items);
+  void run_items(int64_t n_items, const ItemFn& fn);
+  void work(int worker, const ItemFn& job, int64_t n_items);
   void worker_loop(int worker);
+  void stop();  // wakes and joins every worker
 
+  std::function<void()> init_;
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable start_;
   std::condition_variable done_;
-  const std::function<void(int64_t, int)>* job_ = nullptr;
+  const ItemFn* job_ = nullptr;
   int64_t n_items_ = 0;
   std::atomic<int64_t> next_{0};
   std::atomic<uint64_t> generation_{0};  // a new loop; written under mutex_, read while spinning without it

@@ -65,13 +65,15 @@ struct GemmInput {
 // row m alone, exact integer sums, then bias[n] and one fma per block): a row's result never depends on the other
 // rows, which is what makes Engine results independent of batch composition and thread count. Faster kernels must
 // keep this property. For int8, A.k1 must be the k1 the weights were packed with.
-void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc);
 void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc);  // [A1 | A2] @ W + bias
 // Only columns [n_begin, n_end) of C, n_begin a multiple of kGemmPanel (n_end too, or W.N): each column exactly as
 // gemm_bias_cpu computes it, so threads may split one product by columns (column_team.h).
 constexpr int kGemmPanel = 64;
 void gemm_bias_cpu_columns(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
                            int n_end);
+// The kernels keep per-thread scratch ([A1 | A2] joined, bf16 pairs, int8 rows) that grows on first use; this sizes
+// the calling thread's for products of up to M rows and K inputs, so that they allocate nothing (Engine::advance).
+void reserve_gemm_scratch(int M, int K);
 
 namespace detail {  // the AVX2 and AVX-512 kernels (gemm_avx2_cpu.cc, gemm_avx512_cpu.cc); callers use gemm_bias_cpu
 // Both compute columns [n_begin, n_end) of C (n_begin a multiple of kPanel); each column as gemm_bias_cpu would.
@@ -98,6 +100,13 @@ struct Int8Rows {
 using QuantizeBlock = void (*)(const float* a, int count, int8_t* q, float& scale, int32_t& offset);
 void quantize_block(const float* a, int count, int8_t* q, float& scale, int32_t& offset);  // portable
 void quantize_rows(int M, const GemmInput& A, const PackedWeights& W, Int8Rows& rows, QuantizeBlock block);
+// This thread's scratch of the kernels (reserve_gemm_scratch).
+struct GemmScratch {
+  std::vector<float> joined;      // (M, K) [A1 | A2], rounded to bf16 for the bf16 kernels without vdpbf16ps
+  std::vector<uint32_t> a_pairs;  // (M, K / 2 padded) bf16 pairs for avx512_bf16
+  Int8Rows int8_rows;
+};
+GemmScratch& gemm_scratch();
 int int8_groups(int k);  // k values -> groups of 4 (k rounded up to a multiple of 4, / 4)
 void gemm_int8_portable(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
                         int n_end);

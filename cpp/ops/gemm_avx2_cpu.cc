@@ -186,7 +186,7 @@ MBFAST_AVX2 void gemm_avx2(int M, const GemmInput& A, const PackedWeights& W, fl
   if (W.precision == Precision::kFp32) return gemm_panels(M, A, W, W.fp32.data(), C, ldc, n_begin, n_end);
   // bf16: [A1 | A2] joined and rounded to bf16 first, as the portable emulation does
   const int K = W.K;
-  thread_local std::vector<float> joined;
+  std::vector<float>& joined = gemm_scratch().joined;
   if (joined.size() < size_t(M) * K) joined.resize(size_t(M) * K);
   for (int m = 0; m < M; ++m) {
     float* row = joined.data() + size_t(m) * K;

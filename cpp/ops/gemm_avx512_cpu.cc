@@ -172,7 +172,7 @@ MBFAST_AVX512_BF16 void gemm_avx512_bf16(int M, const GemmInput& A, const Packed
                                          int n_begin, int n_end) {
   // A rounded to bf16 (vcvtneps2bf16, nearest even), rows of k pairs padded to 16 pairs
   const int K = W.K, K_pairs = (K + 1) / 2, ld_pairs = (K_pairs + kVector - 1) / kVector * kVector;
-  thread_local std::vector<uint32_t> a_pairs;
+  std::vector<uint32_t>& a_pairs = gemm_scratch().a_pairs;
   if (a_pairs.size() < size_t(M) * ld_pairs) a_pairs.resize(size_t(M) * ld_pairs);
   for (int m = 0; m < M; ++m) {  // [A1 | A2] joined as it is converted; zero beyond K
     uint16_t* out = reinterpret_cast<uint16_t*>(a_pairs.data() + size_t(m) * ld_pairs);

@@ -103,7 +103,7 @@ void gemm_portable_input(int M, const GemmInput& A, const PackedWeights& W, floa
                          int n_end) {
   const bool bf16 = W.precision == Precision::kBf16;
   if (!bf16 && (A.a2 == nullptr || A.k1 == W.K)) return gemm_portable(M, A.a1, A.lda1, W, C, ldc, n_begin, n_end);
-  thread_local std::vector<float> joined;
+  std::vector<float>& joined = detail::gemm_scratch().joined;
   const int K = W.K;
   if (joined.size() < size_t(M) * K) joined.resize(size_t(M) * K);
   for (int m = 0; m < M; ++m) {
@@ -215,8 +215,26 @@ void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, 
   gemm_bias_cpu_columns(M, A, W, C, ldc, 0, W.N);
 }
 
-void gemm_bias_cpu(int M, const float* A, int lda, const PackedWeights& W, float* C, int ldc) {
-  gemm_bias_cpu(M, GemmInput{A, lda, W.K, nullptr, 0}, W, C, ldc);
+namespace detail {
+
+GemmScratch& gemm_scratch() {
+  thread_local GemmScratch scratch;
+  return scratch;
+}
+
+}  // namespace detail
+
+void reserve_gemm_scratch(int M, int K) {
+  detail::GemmScratch& scratch = detail::gemm_scratch();
+  const size_t rows = size_t(M), pairs = size_t(K) / 2 + 32, int8_bytes = size_t(K) + 8;
+  if (scratch.joined.size() < rows * K) scratch.joined.resize(rows * K);
+  if (scratch.a_pairs.size() < rows * pairs) scratch.a_pairs.resize(rows * pairs);
+  detail::Int8Rows& int8 = scratch.int8_rows;
+  if (int8.values.size() < rows * int8_bytes) int8.values.resize(rows * int8_bytes);
+  if (int8.scale.size() < rows * 2) {
+    int8.scale.resize(rows * 2);
+    int8.offset.resize(rows * 2);
+  }
 }
 
 }  // namespace mbfast::ops

@@ -124,7 +124,7 @@ constexpr void (*kInt8PairTiles[kPairRows])(const Int8Args&) = {tile_int8<1, 8>,
 
 MBFAST_VNNI void gemm_int8_vnni(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
                                 int n_end) {
-  thread_local Int8Rows rows;
+  Int8Rows& rows = gemm_scratch().int8_rows;
   quantize_rows(M, A, W, rows, quantize_block_avx512);
   const int N_padded = padded_columns(W.N), groups1 = int8_groups(W.k1), groups = rows.ld / 4;
   for_each_tile(M, W, n_begin, n_end, [&](int tile_rows, int vectors, int m, int panel, int valid) {

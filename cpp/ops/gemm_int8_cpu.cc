@@ -100,7 +100,7 @@ void quantize_rows(int M, const GemmInput& A, const PackedWeights& W, Int8Rows& 
 
 void gemm_int8_portable(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin,
                         int n_end) {
-  thread_local Int8Rows rows;
+  Int8Rows& rows = gemm_scratch().int8_rows;
   quantize_rows(M, A, W, rows, quantize_block);
   const int N_padded = padded_columns(W.N), groups1 = int8_groups(W.k1), groups = rows.ld / 4;
   const bool two_blocks = W.k1 < W.K;

@@ -1,0 +1,80 @@
+"""The engine under resource limits (issue 18): an allocation failure inside `step` changes nothing, thread creation
+that fails names the limit instead of hanging, and state files load and save without holding the state twice. Each
+case runs in a subprocess (the limits are per process) with a timeout."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.test_engine_support import small_config, write_random_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(script: str, timeout: float = 120) -> dict[str, object]:
+    """Runs `script` in a fresh interpreter; it prints one JSON object as its last line."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_out_of_memory_inside_step_changes_nothing(tmp_path: Path) -> None:
+    """Issue 18.1: the same call is tried under an address-space limit raised 2 MiB at a time, so the allocation
+    fails at every point of the call in turn; each failure must leave the state as it was, and the rows must be
+    accepted once memory allows (not refused as late)."""
+    model = write_random_model(tmp_path / "model.mbf")
+    result = run_script(f"""
+        import json, resource
+        import numpy as np
+        from mbfast.engine import Engine, Status
+
+        engine = Engine.load({str(model)!r}, num_threads=1)
+        engine.step([1, 1, 1], ["g", "g", "g"], [60000.0, 60001.0, 60002.0], [20.0, 20.1, 20.2], [0.1] * 3)
+        before = engine.predict([1])
+        n_objects = 100_000  # object 1 and 100,000 new ones, 4 rows each
+        ids = np.repeat(np.arange(1, n_objects + 2, dtype=np.int64), 4)
+        band = np.zeros(len(ids), dtype=np.int8)
+        band[:4] = 1  # object 1 continues in g
+        t = np.tile(np.array([60003.0, 60004.0, 60005.0, 60006.0]), n_objects + 1)
+        mag = np.full(len(ids), 20.0, dtype=np.float32)
+        err = np.full(len(ids), 0.1, dtype=np.float32)
+
+        def vm_bytes():
+            with open("/proc/self/status") as handle:
+                line = next(line for line in handle if line.startswith("VmSize:"))
+            return int(line.split()[1]) * 1024
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        base = vm_bytes()
+        failures = changed = 0
+        for extra in range(0, 1024 * 2**20, 2 * 2**20):
+            resource.setrlimit(resource.RLIMIT_AS, (base + extra, hard))
+            try:
+                result = engine.step(ids, band, t, mag, err)
+            except MemoryError:
+                resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+                failures += 1
+                after = engine.predict([1])
+                changed += (len(engine) != 1 or not np.array_equal(after.n_obs, before.n_obs)
+                            or not np.array_equal(after.probs, before.probs))
+                continue
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+            break
+        statuses = np.bincount(result.status, minlength=len(Status)).tolist()
+        print(json.dumps(dict(failures=failures, changed=changed, statuses=statuses, objects=len(engine),
+                              n_obs=engine.predict([1]).n_obs.tolist())))
+    """, timeout=300)
+    assert result["failures"] >= 10  # the sweep did hit the call at many points
+    assert result["changed"] == 0
+    n_rows = 4 * 100_001
+    # object 1 continues (4 window rows), each new object warms up twice then predicts twice
+    assert result["statuses"] == [4 + 2 * 100_000, 2 * 100_000, 0, 0, 0]
+    assert result["objects"] == 100_001
+    assert result["n_obs"] == [[0, 7, 0, 0, 0, 0]]
+    assert sum(result["statuses"]) == n_rows
