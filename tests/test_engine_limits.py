@@ -4,6 +4,7 @@ case runs in a subprocess (the limits are per process) with a timeout."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -78,3 +79,38 @@ def test_out_of_memory_inside_step_changes_nothing(tmp_path: Path) -> None:
     assert result["objects"] == 100_001
     assert result["n_obs"] == [[0, 7, 0, 0, 0, 0]]
     assert sum(result["statuses"]) == n_rows
+
+
+def test_thread_limit_fails_with_the_limit_named(tmp_path: Path) -> None:
+    """Issue 18.2: under an address-space limit thread stacks cannot be mapped after a few threads; the load must
+    fail naming the limit (it used to hang for ever unwinding the pool)."""
+    model = write_random_model(tmp_path / "model.mbf")
+    result = run_script(f"""
+        import json, resource
+        from mbfast.engine import Engine
+
+        with open("/proc/self/status") as handle:
+            vm = int(next(line for line in handle if line.startswith("VmSize:")).split()[1]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 256 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        try:
+            Engine.load({str(model)!r}, num_threads=64)
+            message = ""
+        except RuntimeError as error:
+            message = str(error)
+        print(json.dumps(dict(message=message)))
+    """, timeout=60)
+    message = result["message"]
+    assert message.startswith("cannot start thread "), message
+    assert " of num_threads=64: " in message
+    assert "RLIMIT_AS (ulimit -v) " in message and "RLIMIT_NPROC (ulimit -u) " in message
+    assert message.endswith("; ask for fewer threads")
+
+
+def test_num_threads_is_bounded(small_model_path: Path) -> None:
+    from mbfast.engine import MAX_THREADS, Engine
+
+    assert MAX_THREADS == max(64, 4 * (os.cpu_count() or 1))
+    for bad in (0, -1, MAX_THREADS + 1, True, 2.0):
+        with pytest.raises(ValueError, match=rf"^num_threads must be an integer from 1 to {MAX_THREADS} \(4 per "
+                                             rf"hardware thread, at least 64\), got {bad!r}$"):
+            Engine.load(small_model_path, num_threads=bad)

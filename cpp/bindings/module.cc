@@ -9,7 +9,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <thread>
 
 #include "engine.h"
 #include "engine_cuda.h"
@@ -130,7 +129,8 @@ void register_engine(py::module_& m) {
                py::gil_scoped_release release;
                model = std::make_shared<const mbfast::Model>(mbfast::load_model(path));
              }
-             if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+             if (num_threads < 1)
+               throw std::invalid_argument("num_threads must be >= 1, got " + std::to_string(num_threads));
              py::gil_scoped_release release;  // packs the weights
              return std::make_unique<mbfast::Engine>(std::move(model), num_threads, device);
            }),

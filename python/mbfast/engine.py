@@ -33,6 +33,8 @@ STATE_FORMAT_VERSION = 2  # byte layout of state files; equals _core.STATE_FORMA
 OUTPUTS = ("probs", "embedding", "regression")
 CPU_PRECISIONS = ("fp32", "bf16", "int8")   # Engine.load(precision=...) on the CPU
 CUDA_PRECISIONS = ("fp32", "bf16", "fp16")  # and on a GPU
+# more threads than this only contend; a typo like 1000 would otherwise run into the process's thread limit
+MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 
 class Status(IntEnum):
@@ -135,7 +137,8 @@ class Engine:
         Parameters
         ----------
         path : a shipped model's name ("lsst", the default, or "ztf"; mbfast.models) or a model file path.
-        num_threads : worker threads for step/classify; None uses every CPU this process may run on.
+        num_threads : worker threads for step/classify; None uses every CPU this process may run on. At most
+            MAX_THREADS (4 per hardware thread, at least 64).
         state : a file written by Engine.save_state for the same model file.
         precision : "fp32" (default; matches mbfast.reference to rtol 1e-5), "bf16" or "int8" (CPU only). bf16:
             weights and GEMM inputs rounded to bfloat16, sums in fp32 (AVX-512 BF16 where the CPU has it, else an
@@ -157,7 +160,8 @@ class Engine:
         ------
         FileNotFoundError : the model or state file does not exist.
         ValueError : the file is corrupt, truncated, newer than this mbfast or does not match its layout.
-        RuntimeError : device="cuda" in a build without CUDA ("mbfast was built without CUDA") or without a usable
+        RuntimeError : a worker thread cannot be started (the message names the process's thread and memory
+            limits), or device="cuda" in a build without CUDA ("mbfast was built without CUDA") or without a usable
             GPU ("no CUDA device available").
         """
         _check_device(device)
@@ -166,8 +170,10 @@ class Engine:
             raise FileNotFoundError(f"no model file at {model_path} (shipped models: {', '.join(models.SHIPPED)})")
         if num_threads is None:
             num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        if not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
-            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
+        if (not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, (bool, np.bool_))
+                or not 1 <= num_threads <= MAX_THREADS):
+            raise ValueError(f"num_threads must be an integer from 1 to {MAX_THREADS} (4 per hardware thread, at "
+                             f"least 64), got {num_threads!r}")
         precisions = CPU_PRECISIONS if device == "cpu" else CUDA_PRECISIONS
         if precision not in precisions:
             hint = " (int8 runs on the CPU only)" if precision == "int8" else ""
@@ -502,4 +508,4 @@ def _class_index(probs: np.ndarray) -> np.ndarray:
     return index
 
 
-__all__ = ["DEFAULT_MODEL", "Engine", "Prediction", "STATE_FORMAT_VERSION", "Status", "StepResult"]
+__all__ = ["DEFAULT_MODEL", "Engine", "MAX_THREADS", "Prediction", "STATE_FORMAT_VERSION", "Status", "StepResult"]
