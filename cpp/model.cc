@@ -2,9 +2,10 @@
 // Mirrors mbfast/modelfile.py read_model for the checks and mbfast/layout.py weight_layout for the names.
 #include "model.h"
 
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -26,39 +27,115 @@ struct Tensor {
   const float* data() const { return values.data(); }
 };
 
-class ByteReader {
+// Reads the model file front to back without holding it whole (a 3 GB file is not read before its magic is seen),
+// refusing any read beyond `end` (the CRC's offset).
+class FileReader {
  public:
-  ByteReader(const std::string& bytes, const std::string& source) : bytes_(bytes), source_(source) {}
+  FileReader(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "rb")) {
+    if (!file_) throw std::invalid_argument(path + ": cannot open model file: " + std::strerror(errno));
+    std::fseek(file_, 0, SEEK_END);
+    const long size = std::ftell(file_);
+    std::fseek(file_, 0, SEEK_SET);
+    if (size < 0) {
+      std::fclose(file_);
+      throw std::invalid_argument(path + ": cannot open model file: not a regular file");
+    }
+    size_ = static_cast<uint64_t>(size);
+    end_ = size_;
+  }
+  ~FileReader() { std::fclose(file_); }
+  FileReader(const FileReader&) = delete;
+  FileReader& operator=(const FileReader&) = delete;
 
-  const char* take(size_t size, const std::string& what) {
-    if (offset_ + size > bytes_.size() || offset_ + size < offset_)
-      throw std::invalid_argument(source_ + ": truncated while reading " + what + " at byte " +
-                                  std::to_string(offset_));
-    const char* chunk = bytes_.data() + offset_;
+  uint64_t size() const { return size_; }
+  uint64_t offset() const { return offset_; }
+  uint64_t left() const { return end_ - offset_; }
+  void set_end(uint64_t end) { end_ = end; }
+
+  void read(void* out, uint64_t size, const std::string& what) {
+    if (size > left())
+      throw std::invalid_argument(path_ + ": truncated while reading " + what + " at byte " + std::to_string(offset_));
+    if (size && std::fread(out, 1, size, file_) != size)
+      throw std::invalid_argument(path_ + ": read failed while reading " + what + " at byte " + std::to_string(offset_));
     offset_ += size;
-    return chunk;
+  }
+
+  std::string text(uint64_t size, const std::string& what) {
+    if (size > left())  // checked before the string is allocated
+      throw std::invalid_argument(path_ + ": truncated while reading " + what + " at byte " + std::to_string(offset_));
+    std::string out(size, '\0');
+    read(out.data(), size, what);
+    return out;
   }
 
   template <typename T>
-  T read(const std::string& what) {
+  T get(const std::string& what) {
     T value;
-    std::memcpy(&value, take(sizeof(T), what), sizeof(T));  // little-endian host (static_assert in engine.cc)
+    read(&value, sizeof(T), what);  // little-endian host (static_assert in engine.cc)
     return value;
   }
 
-  void align(size_t alignment) { offset_ += (alignment - offset_ % alignment) % alignment; }
-  size_t offset() const { return offset_; }
+  void align(uint64_t alignment) {
+    const uint64_t padding = (alignment - offset_ % alignment) % alignment;
+    if (padding > left()) throw std::invalid_argument(path_ + ": truncated in padding at byte " + std::to_string(offset_));
+    std::fseek(file_, static_cast<long>(padding), SEEK_CUR);
+    offset_ += padding;
+  }
+
+  // CRC-32 of every byte but the last four, streamed; leaves the reader where it was.
+  uint32_t crc_of_body() {
+    std::fseek(file_, 0, SEEK_SET);
+    std::vector<char> buffer(1 << 20);
+    uint32_t crc = 0;
+    for (uint64_t left = size_ - 4; left > 0;) {
+      const size_t size = static_cast<size_t>(std::min<uint64_t>(left, buffer.size()));
+      if (std::fread(buffer.data(), 1, size, file_) != size) throw std::invalid_argument(path_ + ": read failed");
+      crc = crc32_update(crc, buffer.data(), size);
+      left -= size;
+    }
+    std::fseek(file_, static_cast<long>(offset_), SEEK_SET);
+    return crc;
+  }
+
+  uint32_t last_four() {
+    uint32_t value = 0;
+    std::fseek(file_, static_cast<long>(size_ - 4), SEEK_SET);
+    if (std::fread(&value, 1, 4, file_) != 4) throw std::invalid_argument(path_ + ": read failed");
+    std::fseek(file_, static_cast<long>(offset_), SEEK_SET);
+    return value;
+  }
 
  private:
-  const std::string& bytes_;
-  const std::string& source_;
-  size_t offset_ = 0;
+  std::string path_;
+  std::FILE* file_;
+  uint64_t size_ = 0, end_ = 0, offset_ = 0;
 };
 
 const Json& field(const Json& object, const std::string& name) {
   auto found = object.object.find(name);
   if (found == object.object.end()) throw std::invalid_argument("model config has no field '" + name + "'");
   return found->second;
+}
+
+double number_field(const Json& object, const std::string& name) {
+  const Json& value = field(object, name);
+  if (value.type != Json::Type::Number) throw std::invalid_argument("model config field '" + name + "' must be a number");
+  return value.number;
+}
+
+std::string number_text(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+// A config value the maths divides by or takes the root of: finite and > 0.
+double positive_field(const Json& object, const std::string& name) {
+  const double value = number_field(object, name);
+  if (!(std::isfinite(value) && value > 0.0))
+    throw std::invalid_argument("model config field '" + name + "' must be a finite number > 0, got " +
+                                number_text(value));
+  return value;
 }
 
 int int_field(const Json& object, const std::string& name) {
@@ -69,11 +146,6 @@ int int_field(const Json& object, const std::string& name) {
   return static_cast<int>(value.number);
 }
 
-double number_field(const Json& object, const std::string& name) {
-  const Json& value = field(object, name);
-  if (value.type != Json::Type::Number) throw std::invalid_argument("model config field '" + name + "' must be a number");
-  return value.number;
-}
 
 std::vector<std::string> strings_field(const Json& object, const std::string& name) {
   const Json& value = field(object, name);
@@ -116,15 +188,18 @@ ModelConfig parse_config(const std::string& text) {
   config.band_head_layers = int_field(root, "band_head_layers");
   config.regression_hidden = int_field(root, "regression_hidden");
   config.regression_layers = int_field(root, "regression_layers");
-  config.layernorm_eps = number_field(root, "layernorm_eps");
-  config.batchnorm_eps = number_field(root, "batchnorm_eps");
+  config.layernorm_eps = positive_field(root, "layernorm_eps");
+  config.batchnorm_eps = positive_field(root, "batchnorm_eps");
   const Json& targets = field(root, "regression_targets");
   if (targets.type != Json::Type::Array) throw std::invalid_argument("model config regression_targets must be a list");
   for (const Json& target : targets.array) {
     RegressionTarget parsed;
     parsed.name = field(target, "name").string;
     parsed.mean = number_field(target, "mean");
-    parsed.std = number_field(target, "std");
+    parsed.std = positive_field(target, "std");
+    if (!std::isfinite(parsed.mean))
+      throw std::invalid_argument("model config field 'mean' of regression target '" + parsed.name +
+                                  "' must be finite");
     config.regression_targets.push_back(parsed);
   }
   return config;
@@ -139,49 +214,65 @@ std::string shape_text(const std::vector<uint64_t>& shape) {
 }
 
 // Hands out tensors by layout name; collects every problem so one error lists them all (as check_tensors does).
+// A config asking for far more than the file holds (band_layers=1000000 in a 670-byte file) stops after
+// kMaxProblems, and nothing is allocated for a missing or mis-shaped tensor, so memory stays within the file's size.
 class TensorTable {
  public:
-  explicit TensorTable(std::map<std::string, Tensor> tensors) : tensors_(std::move(tensors)) {}
+  static constexpr size_t kMaxProblems = 100;
+
+  TensorTable(std::map<std::string, Tensor> tensors, std::string source)
+      : tensors_(std::move(tensors)), source_(std::move(source)) {}
 
   const float* take(const std::string& name, std::vector<uint64_t> shape) {
     auto found = tensors_.find(name);
     if (found == tensors_.end()) {
-      problems_.push_back("missing " + name + " " + shape_text(shape));
+      problem("missing " + name + " " + shape_text(shape));
       return nullptr;
     }
     taken_.insert(name);
     if (found->second.shape != shape) {
-      problems_.push_back("mis-shaped " + name + ": expected " + shape_text(shape) + ", got " +
-                          shape_text(found->second.shape));
+      problem("mis-shaped " + name + ": expected " + shape_text(shape) + ", got " + shape_text(found->second.shape));
       return nullptr;
     }
     return found->second.data();
   }
 
-  void finish(const std::string& source) {
+  const std::string& source() const { return source_; }
+
+  void finish() {
     for (const auto& item : tensors_)
       if (!taken_.count(item.first)) problems_.push_back("extra " + item.first);
-    if (problems_.empty()) return;
-    std::string message = source + ": model tensors do not match the layout:";
-    for (const std::string& problem : problems_) message += "\n  " + problem;
-    throw std::invalid_argument(message);
+    if (!problems_.empty()) fail("");
   }
 
-  bool ok() const { return problems_.empty(); }
-
  private:
+  void problem(std::string text) {
+    problems_.push_back(std::move(text));
+    if (problems_.size() == kMaxProblems)
+      fail("\n  (stopped after " + std::to_string(kMaxProblems) + " problems: the config asks for tensors the file "
+           "does not hold)");
+  }
+
+  [[noreturn]] void fail(const std::string& tail) const {
+    std::string message = source_ + ": model tensors do not match the layout:";
+    for (const std::string& problem : problems_) message += "\n  " + problem;
+    throw std::invalid_argument(message + tail);
+  }
+
   std::map<std::string, Tensor> tensors_;
+  std::string source_;
   std::set<std::string> taken_;
   std::vector<std::string> problems_;
 };
 
+// Missing tensors (nullptr) give empty values: TensorTable::finish then refuses the model.
 std::vector<float> copy_vector(const float* data, size_t size) {
-  return data ? std::vector<float>(data, data + size) : std::vector<float>(size, 0.0f);
+  return data ? std::vector<float>(data, data + size) : std::vector<float>();
 }
 
 std::vector<float> softmax(const float* logits, int size) {
+  if (!logits) return {};
   std::vector<float> out(size, 0.0f);
-  if (!logits) return out;
   double top = logits[0], total = 0.0;
   for (int i = 1; i < size; ++i) top = std::max(top, static_cast<double>(logits[i]));
   std::vector<double> exps(size);
@@ -196,9 +287,9 @@ Dense make_dense(const float* weight, const float* bias, int out, int in, const 
   Dense dense;
   dense.in = in;
   dense.out = out;
+  if (!weight) return dense;
   dense.weight_t.assign(static_cast<size_t>(in) * out, 0.0f);
   dense.bias.assign(out, 0.0f);
-  if (!weight) return dense;
   for (int o = 0; o < out; ++o) {
     const double s = scale.empty() ? 1.0 : scale[o];
     for (int i = 0; i < in; ++i)
@@ -227,9 +318,9 @@ RecurrentStack take_stack(TensorTable& table, const std::string& prefix, int in,
     Dense dense;
     dense.in = layer_in + hidden;
     dense.out = static_cast<int>(gates);
-    dense.weight_t.assign(static_cast<size_t>(dense.in) * dense.out, 0.0f);
-    dense.bias.assign(dense.out, 0.0f);
     if (w_ih && w_hh && b_ih && b_hh) {
+      dense.weight_t.assign(static_cast<size_t>(dense.in) * dense.out, 0.0f);
+      dense.bias.assign(dense.out, 0.0f);
       for (int o = 0; o < dense.out; ++o) {
         for (int i = 0; i < layer_in; ++i)
           dense.weight_t[static_cast<size_t>(i) * dense.out + o] = w_ih[static_cast<size_t>(o) * layer_in + i];
@@ -267,14 +358,20 @@ Ffnn take_ffnn(TensorTable& table, const std::string& prefix, int in, int hidden
     const float* beta = table.take(name + ".norm.bias", {h});
     const float* mean = table.take(name + ".norm.running_mean", {h});
     const float* var = table.take(name + ".norm.running_var", {h});
-    std::vector<double> scale(hidden, 1.0), shift(hidden, 0.0);
+    std::vector<double> scale, shift;
     if (gamma && beta && mean && var) {
+      scale.resize(hidden);
+      shift.resize(hidden);
       for (int j = 0; j < hidden; ++j) {
+        if (!(static_cast<double>(var[j]) + eps > 0.0))
+          throw std::invalid_argument(table.source() + ": " + name + ".norm.running_var holds " +
+                                      number_text(var[j]) + " at index " + std::to_string(j) +
+                                      ": BatchNorm needs running_var + batchnorm_eps > 0");
         scale[j] = gamma[j] / std::sqrt(static_cast<double>(var[j]) + eps);
         shift[j] = beta[j] - scale[j] * mean[j];
       }
     }
-    ffnn.layers.push_back(make_dense(weight, nullptr, hidden, layer_in, scale, shift));
+    ffnn.layers.push_back(make_dense(scale.empty() ? nullptr : weight, nullptr, hidden, layer_in, scale, shift));
   }
   const float* out_weight = table.take(prefix + ".out.weight", {static_cast<uint64_t>(out), h});
   const float* out_bias = table.take(prefix + ".out.bias", {static_cast<uint64_t>(out)});
@@ -283,23 +380,18 @@ Ffnn take_ffnn(TensorTable& table, const std::string& prefix, int in, int hidden
   return ffnn;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw std::invalid_argument(path + ": cannot open model file");
-  std::ostringstream bytes;
-  bytes << file.rdbuf();
-  return bytes.str();
-}
-
 }  // namespace
 
 Model load_model(const std::string& path) {
-  const std::string bytes = read_file(path);
-  ByteReader reader(bytes, path);
-  if (bytes.size() < sizeof(kMagic) || std::memcmp(reader.take(sizeof(kMagic), "magic"), kMagic, sizeof(kMagic)) != 0)
+  if (path.find('\0') != std::string::npos) throw std::invalid_argument("model path contains a NUL character");
+  FileReader reader(path);
+  char magic[sizeof(kMagic)] = {};
+  if (reader.size() < sizeof(kMagic)) throw std::invalid_argument(path + ": not an mbfast model file (bad magic)");
+  reader.read(magic, sizeof(magic), "magic");
+  if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0)
     throw std::invalid_argument(path + ": not an mbfast model file (bad magic)");
-  const auto format_version = reader.read<uint32_t>("versions");
-  const auto layout_revision = reader.read<uint32_t>("versions");
+  const auto format_version = reader.get<uint32_t>("versions");
+  const auto layout_revision = reader.get<uint32_t>("versions");
   if (format_version > kModelFormatVersion)
     throw std::invalid_argument(path + ": model file format " + std::to_string(format_version) +
                                 " is newer than this mbfast (reads up to " + std::to_string(kModelFormatVersion) +
@@ -308,53 +400,58 @@ Model load_model(const std::string& path) {
     throw std::invalid_argument(path + ": model layout revision " + std::to_string(layout_revision) +
                                 " is newer than this mbfast (reads up to " + std::to_string(kLayoutRevision) +
                                 "); upgrade mbfast");
-  if (bytes.size() < reader.offset() + 4) throw std::invalid_argument(path + ": truncated");
-  uint32_t stored_crc;
-  std::memcpy(&stored_crc, bytes.data() + bytes.size() - 4, 4);
-  if (crc32_update(0, bytes.data(), bytes.size() - 4) != stored_crc)
+  if (reader.size() < reader.offset() + 4) throw std::invalid_argument(path + ": truncated");
+  const uint32_t stored_crc = reader.last_four();
+  if (reader.crc_of_body() != stored_crc)
     throw std::invalid_argument(path + ": checksum mismatch (file corrupt or truncated)");
+  reader.set_end(reader.size() - 4);
 
   Model model;
   model.path = path;
   model.file_crc = stored_crc;
-  const auto config_len = reader.read<uint64_t>("config length");
-  model.config_json.assign(reader.take(config_len, "config"), config_len);
+  const auto config_len = reader.get<uint64_t>("config length");
+  model.config_json = reader.text(config_len, "config");
   try {
     model.config = parse_config(model.config_json);
   } catch (const std::invalid_argument& error) {
     throw std::invalid_argument(path + ": " + error.what());
   }
-  const auto n_tensors = reader.read<uint32_t>("tensor count");
+  const auto n_tensors = reader.get<uint32_t>("tensor count");
   std::map<std::string, Tensor> tensors;
   for (uint32_t index = 0; index < n_tensors; ++index) {
-    const auto name_len = reader.read<uint16_t>("tensor name length");
-    const std::string name(reader.take(name_len, "tensor name"), name_len);
-    const auto dtype = reader.read<uint8_t>("dtype of " + name);
-    const auto ndim = reader.read<uint8_t>("dtype of " + name);
+    const auto name_len = reader.get<uint16_t>("tensor name length");
+    const std::string name = reader.text(name_len, "tensor name");
+    const auto dtype = reader.get<uint8_t>("dtype of " + name);
+    const auto ndim = reader.get<uint8_t>("dtype of " + name);
     if (dtype != 0)
       throw std::invalid_argument(path + ": tensor " + name + " has unknown dtype code " + std::to_string(dtype));
     Tensor tensor;
     uint64_t count = 1;
     for (int axis = 0; axis < ndim; ++axis) {
-      const auto size = reader.read<uint64_t>("shape of " + name);
-      if (size != 0 && count > bytes.size() / size)
+      const auto size = reader.get<uint64_t>("shape of " + name);
+      if (size != 0 && count > reader.size() / size)
         throw std::invalid_argument(path + ": truncated: tensor " + name + " is larger than the file");
       tensor.shape.push_back(size);
       count *= size;
     }
     reader.align(kAlignment);
-    const char* raw = reader.take(4 * count, "data of " + name);
+    if (4 * count > reader.left())  // before the values are allocated
+      throw std::invalid_argument(path + ": truncated while reading data of " + name + " at byte " +
+                                  std::to_string(reader.offset()));
     tensor.values.resize(count);
-    std::memcpy(tensor.values.data(), raw, 4 * count);
+    reader.read(tensor.values.data(), 4 * count, "data of " + name);
+    for (uint64_t i = 0; i < count; ++i)
+      if (!std::isfinite(tensor.values[i]))
+        throw std::invalid_argument(path + ": tensor " + name + " holds " + number_text(tensor.values[i]) +
+                                    " at flat index " + std::to_string(i) + "; every weight must be finite");
     tensors[name] = std::move(tensor);
   }
-  if (reader.offset() != bytes.size() - 4)
-    throw std::invalid_argument(path + ": " + std::to_string(bytes.size() - 4 - reader.offset()) +
-                                " unexpected bytes after the tensors");
+  if (reader.left() != 0)
+    throw std::invalid_argument(path + ": " + std::to_string(reader.left()) + " unexpected bytes after the tensors");
 
   // mirrors layout.py weight_layout, in the same order
   const ModelConfig& config = model.config;
-  TensorTable table(std::move(tensors));
+  TensorTable table(std::move(tensors), path);
   const int n_bands = config.n_bands();
   for (int band = 0; band < n_bands; ++band) {
     const std::string prefix = "bands." + std::to_string(band);
@@ -393,7 +490,7 @@ Model load_model(const std::string& path) {
                                          config.regression_hidden, config.regression_layers, 1, config.batchnorm_eps,
                                          spec.std, spec.mean));
   }
-  table.finish(path);
+  table.finish();
   return model;
 }
 

@@ -5,6 +5,7 @@ rtol 1e-5, atol 1e-6. Stream/batch/thread-count comparisons are exact.
 """
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -407,3 +408,31 @@ def test_python_and_cpp_read_the_same_model(model_path: Path, tmp_path: Path) ->
     copy = tmp_path / "copy.mbf"
     write_model(copy, engine.config, random_weights(engine.config))
     assert copy.read_bytes() == model_path.read_bytes()
+
+
+def test_non_finite_weights_and_bad_config_values_are_refused(tmp_path: Path) -> None:
+    """Issue 18.10: such a model used to load and predict NaN for every row."""
+    config = small_config()
+    tensors = random_tensors(config)
+    tensors["central.stack.lstm.1.weight_hh_l0"] = tensors["central.stack.lstm.1.weight_hh_l0"].copy()
+    tensors["central.stack.lstm.1.weight_hh_l0"][2, 5] = np.nan
+    path = tmp_path / "nan.mbf"
+    write_model(path, config, tensors)
+    message = f"{path}: tensor central.stack.lstm.1.weight_hh_l0 holds nan at flat index 29; every weight must be finite"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Engine.load(path)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        read_model(path)
+    for field, value, shown in (("layernorm_eps", float("nan"), "nan"), ("batchnorm_eps", -1.0, "-1"),
+                                ("layernorm_eps", 0.0, "0")):
+        path = write_random_model(tmp_path / f"{field}.mbf", small_config(**{field: value}))
+        with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: model config field '{field}' must be a finite "
+                                             f"number > 0, got {shown}$"):
+            Engine.load(path)
+    tensors = random_tensors(config)
+    tensors["central.classifier.layers.1.norm.running_var"] = np.full(20, -1.0, dtype=np.float32)
+    path = tmp_path / "var.mbf"
+    write_model(path, config, tensors)
+    with pytest.raises(ValueError, match=r"var.mbf: central.classifier.layers.1.norm.running_var holds -1 at index 0: "
+                                         r"BatchNorm needs running_var \+ batchnorm_eps > 0$"):
+        Engine.load(path)

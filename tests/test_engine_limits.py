@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,45 @@ def test_num_threads_is_bounded(small_model_path: Path) -> None:
         with pytest.raises(ValueError, match=rf"^num_threads must be an integer from 1 to {MAX_THREADS} \(4 per "
                                              rf"hardware thread, at least 64\), got {bad!r}$"):
             Engine.load(small_model_path, num_threads=bad)
+
+
+def test_model_file_memory_is_bounded_by_its_size(tmp_path: Path) -> None:
+    """Issue 18.14: a ~700-byte file whose config asks for a huge model, and a 2 GiB file with a bad magic, are
+    refused by name under a 256 MiB address-space allowance (the loader used to allocate the config's model, and to
+    read the whole file before its 8-byte magic)."""
+    config = json.loads(small_config().to_json())
+    config.update(band_layers=1_000_000, band_hidden=20_000, central_hidden=20_000)
+    body = bytearray(b"MBFAST\x00\x01" + struct.pack("<II", 1, 1))
+    text = json.dumps(config).encode()
+    body += struct.pack("<Q", len(text)) + text + struct.pack("<I", 0)
+    body += struct.pack("<I", zlib.crc32(bytes(body)))
+    huge_config = tmp_path / "huge_config.mbf"
+    huge_config.write_bytes(bytes(body))
+    assert len(body) < 1000
+    big = tmp_path / "big.mbf"
+    with open(big, "wb") as handle:  # sparse: no disk used
+        handle.write(b"NOTMBF..")
+        handle.truncate(2 * 2**30)
+    result = run_script(f"""
+        import json, resource
+        from mbfast.engine import Engine
+
+        with open("/proc/self/status") as handle:
+            vm = int(next(line for line in handle if line.startswith("VmSize:")).split()[1]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 256 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        messages = []
+        for path in ({str(huge_config)!r}, {str(big)!r}):
+            try:
+                Engine.load(path, num_threads=1)
+                messages.append("")
+            except (ValueError, MemoryError) as error:
+                messages.append(type(error).__name__ + ": " + str(error))
+        print(json.dumps(messages))
+    """, timeout=60)
+    huge_message, big_message = result
+    assert huge_message.startswith(f"ValueError: {huge_config}: model tensors do not match the layout:\n  missing "
+                                   "bands.0.stack.lstm.0.weight_ih_l0 (80000, 4)\n"), huge_message
+    assert huge_message.count("\n  missing ") == 100
+    assert huge_message.endswith("\n  (stopped after 100 problems: the config asks for tensors the file does not "
+                                 "hold)")
+    assert big_message == f"ValueError: {big}: not an mbfast model file (bad magic)"

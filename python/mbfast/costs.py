@@ -1,9 +1,9 @@
 """What a model costs, computed from its ModelConfig alone: parameters, FLOPs per observation, state bytes per object.
 
 Analytic counts, not measurements; bench/ measures. FLOPs count the weight matrices only (a multiply-add is 2 FLOPs):
-per observation that is what Engine.step runs for one window row (cpp/engine.cc run_chunk), i.e. one band LSTM stack
-step (with its input residual projection), the translation FFNN, one central LSTM stack step, the classifier and
-every regression head. The band model's own head (band_head_*) is a training aid and is not run at inference.
+per observation that is what Engine.step runs for one window row (cpp/engine.cc band_chunk + central_chunk), i.e.
+one band LSTM stack step (with its input residual projection), the translation FFNN, one central LSTM stack step,
+the classifier and every regression head. The band model's own head (band_head_*) is a training aid and is not run at inference.
 Element-wise work (gate non-linearities, LayerNorm, folded BatchNorm, layer mixes, softmax, biases) is O(H) per layer
 against O(H^2) for the matrices, and is left out: for the ZTF shape it adds about 2.5 % (see element_ops below).
 """

@@ -1,6 +1,6 @@
 """Read and write the mbfast model file with NumPy only (no torch).
 
-Byte layout (little-endian, FORMAT_VERSION 1; docs/model-file.md):
+Byte layout (little-endian, FORMAT_VERSION 1):
     magic b"MBFAST\\x00\\x01"  u32 format_version  u32 layout_revision
     u64 config_len  config JSON (utf-8)
     u32 n_tensors, then per tensor:
@@ -136,6 +136,10 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
         count = int(np.prod(shape, dtype=np.int64))
         raw = reader.take(4 * count, f"data of {name}")
         tensors[name] = np.frombuffer(raw, dtype="<f4").reshape(shape).astype(np.float32)
+        bad = np.flatnonzero(~np.isfinite(tensors[name]))
+        if len(bad):
+            raise ModelFileError(f"{source}: tensor {name} holds {tensors[name].flat[bad[0]]} at flat index "
+                                 f"{bad[0]}; every weight must be finite")
     if reader.offset != len(data) - 4:
         raise ModelFileError(f"{source}: {len(data) - 4 - reader.offset} unexpected bytes after the tensors")
     try:
