@@ -31,10 +31,6 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr int kChunkRows = 96;          // rows per gathered batch: 16 full 6-row GEMM tiles, all in L2
 constexpr size_t kMinChunkRows = 6;     // a wave is spread over threads only down to one full GEMM tile each
 constexpr int64_t kClassifyObjects = 16384;  // objects per classify pass (bounds its temporary state)
-// Finite but absurd values would overflow fp32 inside the model and leave NaN in an object's state for good, so
-// rows beyond these bounds are invalid. They are far outside any survey's data: MJD, JD and Unix seconds all fit.
-constexpr double kMaxAbsTime = 1e12;
-constexpr float kMaxAbsMag = 1e4f;
 
 template <typename T>
 void grow(std::vector<T>& values, size_t size, T fill) {
@@ -170,6 +166,18 @@ void StateStore::reserve(int64_t n_objects) {
   probs.reserve(s * n_classes);
   embedding.reserve(s * embedding_width());
   regression.reserve(s * n_targets);
+}
+
+void StateStore::release_unused() {
+  if (size_t(size()) * 4 > obj_id.capacity()) return;  // geometric: each release at least halves the capacity
+  auto release = [](auto& values, size_t) { values.shrink_to_fit(); };
+  obj_id.shrink_to_fit();
+  count.shrink_to_fit();
+  for (auto* values : {&last_t, &mag_sum, &central_t}) values->shrink_to_fit();
+  for (auto* values : {&last_mag, &last_err, &prev_log_dt, &prev_dmag, &probs, &embedding, &regression})
+    values->shrink_to_fit();
+  for_each_recurrent(*this, release);
+  has_prediction.shrink_to_fit();
 }
 
 // for a CPU engine with fp32 state, equals state_file.cc object_bytes: the file holds exactly these arrays
@@ -315,6 +323,11 @@ Plan plan_rows(const ModelConfig& config, const StateStore& store, const Observa
                "t must be after the last observation of band '" + config.bands[band] + "' (t=" +
                    number_text(scalars.last_t) + "), got " + number_text(t));
       }
+      continue;
+    }
+    if (scalars.count >= kMaxObservations) {
+      reject(row, Status::kInvalid, "band '" + config.bands[band] + "' of this object already has " +
+                                        std::to_string(kMaxObservations) + " observations, the most the engine counts");
       continue;
     }
     // apply: the newest observation joins the band's window (eq. 2) and its cumulative mean (Appendix B)
@@ -682,40 +695,6 @@ bool fp16_state(const DeviceOptions& device) {
   return device.state_dtype == StateDtype::kFp16;
 }
 
-constexpr size_t kConvertBlock = size_t{1} << 24;  // values per conversion call (they take an int count)
-
-// State files always hold float h, c (widening fp16 is exact, so a save -> load round trip changes nothing).
-StateStore with_fp32_state(const StateStore& store) {
-  StateStore wide = store;
-  wide.fp16_recurrent = false;
-  auto widen = [](std::vector<uint16_t>& half, std::vector<float>& out) {
-    out.resize(half.size());
-    for (size_t i = 0; i < half.size(); i += kConvertBlock)
-      ops::from_fp16_cpu(static_cast<int>(std::min(kConvertBlock, half.size() - i)), half.data() + i, out.data() + i);
-    std::vector<uint16_t>().swap(half);
-  };
-  widen(wide.band_hidden_fp16, wide.band_hidden_state);
-  widen(wide.band_cell_fp16, wide.band_cell_state);
-  widen(wide.central_hidden_fp16, wide.central_hidden_state);
-  widen(wide.central_cell_fp16, wide.central_cell_state);
-  return wide;
-}
-
-StateStore with_fp16_state(StateStore store) {
-  store.fp16_recurrent = true;
-  auto narrow = [](std::vector<float>& values, std::vector<uint16_t>& out) {
-    out.resize(values.size());
-    for (size_t i = 0; i < values.size(); i += kConvertBlock)
-      ops::to_fp16_cpu(static_cast<int>(std::min(kConvertBlock, values.size() - i)), values.data() + i, out.data() + i);
-    std::vector<float>().swap(values);
-  };
-  narrow(store.band_hidden_state, store.band_hidden_fp16);
-  narrow(store.band_cell_state, store.band_cell_fp16);
-  narrow(store.central_hidden_state, store.central_hidden_fp16);
-  narrow(store.central_cell_state, store.central_cell_fp16);
-  return store;
-}
-
 // The embedding of object `slot` from the central h its store holds on the host: its layers mixed with the central
 // stack's softmax weights (eq. 3), which is what its last central step computed from the same h; NaN before its
 // first prediction. Hc values to `out`; `hidden` (Lc x Hc) is scratch.
@@ -1020,12 +999,12 @@ int64_t Engine::forget_held(const int64_t* obj_ids, int64_t n) {
     if (cuda_ && slot != last) cuda_->move_slot(last, slot);  // the same hole filling as StateStore::remove
   }
   if (cuda_) cuda_->resize(store_.size());
+  store_.release_unused();  // a later load_state then needs room for the new state only
   return removed;
 }
 
 void Engine::save_state(const std::string& path) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (store_.fp16_recurrent) return write_state_file(path, with_fp32_state(store_), *model_);
   if (!cuda_) return write_state_file(path, store_, *model_);
   StateStore full = store_;  // the same file as a CPU engine writes: h, c copied back from the GPU
   cuda_->download(full);
@@ -1033,9 +1012,9 @@ void Engine::save_state(const std::string& path) const {
 }
 
 void Engine::load_state(const std::string& path) {
-  StateStore loaded = read_state_file(path, *model_);  // fully read and checked before anything is replaced
+  // fully read and checked before anything is replaced
+  StateStore loaded = read_state_file(path, *model_, store_.fp16_recurrent);
   std::lock_guard<std::mutex> lock(mutex_);
-  if (store_.fp16_recurrent) loaded = with_fp16_state(std::move(loaded));
   if (cuda_) {  // h, c go to the GPU; the host keeps the scalars and the embeddings only
     cuda_->upload(loaded);
     const size_t Hc = loaded.central_hidden;

@@ -27,6 +27,14 @@ enum class Status : int8_t {
   kInvalid = 4,     // NaN/inf in t, mag or err, err <= 0, |t| > 1e12 or |mag| > 1e4: ignored
 };
 constexpr int kNumStatus = 5;
+
+// Bounds of a valid row (kInvalid beyond them): finite but absurd values would overflow fp32 inside the model and
+// leave NaN in an object's state for good. They are far outside any survey's data: MJD, JD and Unix seconds all fit.
+constexpr double kMaxAbsTime = 1e12;
+constexpr float kMaxAbsMag = 1e4f;
+// Observations counted per object and band: a row beyond is kInvalid (the int32 count never overflows), and a state
+// file with more is refused.
+constexpr int32_t kMaxObservations = 1000000000;
 extern const char* const kStatusNames[kNumStatus];
 
 // Where an Engine keeps band and central h, c and runs the model step. kCuda: in GPU memory (engine_cuda.h);
@@ -98,6 +106,7 @@ struct StateStore {
   int32_t add(int64_t id);         // new zeroed slot (outputs NaN)
   bool remove(int64_t id);
   void reserve(int64_t n_objects);
+  void release_unused();  // gives back capacity when at most a quarter of it is used (after forget)
   size_t bytes_per_object() const;  // array bytes of one slot (excludes the hash map entry)
   // Values per object in `embedding`: Hc when the recurrent state is on a GPU, else 0 (the CPU recomputes the
   // embedding from central h: 512 B per object less for the paper's shape).
@@ -183,8 +192,11 @@ class Engine {
   mutable std::mutex mutex_;  // one call at a time: Python threads may share an Engine (the GIL is released)
 };
 
-// state_file.cc: versioned, CRC-checked, bound to the model file's CRC, written atomically.
+// state_file.cc: versioned, CRC-checked, bound to the model file's CRC, written atomically; h and c as fp32 in the
+// file, converted block by block for a store that keeps them as half (`fp16_recurrent`). Every scalar is range-checked
+// on reading.
 void write_state_file(const std::string& path, const StateStore& store, const Model& model);
-StateStore read_state_file(const std::string& path, const Model& model);
+StateStore read_state_file(const std::string& path, const Model& model, bool fp16_recurrent);
+void check_path(const std::string& path, const char* what);  // refuses a NUL inside: the OS would stop there
 
 }  // namespace mbfast

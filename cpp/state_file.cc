@@ -11,14 +11,19 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
 
 #include "crc32.h"
 #include "engine.h"
+#include "ops/rowwise.h"
 
 namespace mbfast {
 
@@ -64,6 +69,81 @@ std::vector<uint32_t> dims_of(const StateStore& store) {
   return {uint32_t(store.n_bands), uint32_t(store.band_layers), uint32_t(store.band_hidden),
           uint32_t(store.central_layers), uint32_t(store.central_hidden), uint32_t(store.n_classes),
           uint32_t(store.n_targets)};
+}
+
+constexpr size_t kBlock = size_t{1} << 16;  // values converted at a time between fp16 and the file's fp32
+
+// The fp16 twin of one of the store's float h, c vectors when the store keeps them as half (StateDtype::kFp16),
+// else nullptr. The file holds fp32 either way; the conversion streams through a small block.
+template <typename Store>
+auto* fp16_twin(Store& store, const std::vector<float>& values) {
+  decltype(&store.band_hidden_fp16) twin = nullptr;
+  if (!store.fp16_recurrent) return twin;
+  if (&values == &store.band_hidden_state) twin = &store.band_hidden_fp16;
+  if (&values == &store.band_cell_state) twin = &store.band_cell_fp16;
+  if (&values == &store.central_hidden_state) twin = &store.central_hidden_fp16;
+  if (&values == &store.central_cell_state) twin = &store.central_cell_fp16;
+  return twin;
+}
+
+template <typename T>
+std::string value_text(T value) {  // shortest text that reads back as the same value
+  char buffer[64];
+  return std::string(buffer, std::to_chars(buffer, buffer + sizeof(buffer), value).ptr);
+}
+
+// Every scalar of a read store within what Engine::step can produce: a file with a valid checksum can still be
+// forged or written by a buggy tool, and a negative count or an infinite last t would poison every later step.
+void check_ranges(const std::string& path, const StateStore& store, const ModelConfig& config) {
+  const size_t B = store.n_bands, C = store.n_classes, T = store.n_targets;
+  for (size_t slot = 0; slot < size_t(store.size()); ++slot) {
+    const std::string where = path + ": corrupt: object " + std::to_string(store.obj_id[slot]) + " (slot " +
+                              std::to_string(slot) + "): ";
+    auto refuse = [&](const std::string& what, auto value, const std::string& range) {
+      throw std::invalid_argument(where + what + " is " + value_text(value) + ", outside " + range);
+    };
+    bool observed = false;
+    for (size_t b = 0; b < B; ++b) {
+      const int32_t count = store.count[slot * B + b];
+      if (count < 0 || count > kMaxObservations)
+        refuse("count of band '" + config.bands[b] + "'", count, "0.." + std::to_string(kMaxObservations));
+      observed |= count > 0;
+    }
+    if (!observed) throw std::invalid_argument(where + "no band has an observation");
+    for (size_t b = 0; b < B; ++b) {
+      const size_t i = slot * B + b;
+      const std::string band = " of band '" + config.bands[b] + "'";
+      const int32_t count = store.count[i];
+      if (!(std::abs(store.last_t[i]) <= kMaxAbsTime)) refuse("last t" + band, store.last_t[i], "+-1e12");
+      if (!(std::abs(store.last_mag[i]) <= kMaxAbsMag)) refuse("last mag" + band, store.last_mag[i], "+-10000");
+      if (!(std::abs(store.mag_sum[i]) <= double(kMaxAbsMag) * count))
+        refuse("mag sum" + band, store.mag_sum[i], "+-10000 x count");
+      if (!(count == 0 ? store.last_err[i] == 0.0f : store.last_err[i] > 0.0f && std::isfinite(store.last_err[i])))
+        refuse("last err" + band, store.last_err[i], count ? "(0, inf)" : "0 before the first observation");
+      if (!std::isfinite(store.prev_log_dt[i])) refuse("previous log dt" + band, store.prev_log_dt[i], "finite values");
+      if (!std::isfinite(store.prev_dmag[i])) refuse("previous dmag" + band, store.prev_dmag[i], "finite values");
+    }
+    if (!(std::abs(store.central_t[slot]) <= kMaxAbsTime)) refuse("central t", store.central_t[slot], "+-1e12");
+    const uint8_t predicted = store.has_prediction[slot];
+    if (predicted > 1) refuse("has_prediction", int(predicted), "0..1");
+    for (size_t k = 0; k < C; ++k) {
+      const float p = store.probs[slot * C + k];
+      if (predicted ? !(p >= 0.0f && p <= 1.0f) : !std::isnan(p))
+        refuse("probability " + std::to_string(k), p, predicted ? "0..1" : "NaN before the first prediction");
+    }
+    for (size_t k = 0; k < T; ++k) {
+      const float value = store.regression[slot * T + k];
+      if (predicted ? !std::isfinite(value) : !std::isnan(value))
+        refuse("regression " + std::to_string(k), value, predicted ? "finite values" : "NaN before the first prediction");
+    }
+  }
+}
+
+// The first non-finite value of `count` recurrent values, or -1.
+int64_t first_non_finite(const float* values, size_t count) {
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(values[i])) return static_cast<int64_t>(i);
+  return -1;
 }
 
 class FileWriter {
@@ -152,7 +232,14 @@ std::string folder_of(const std::string& path) {
 
 }  // namespace
 
+void check_path(const std::string& path, const char* what) {
+  // the OS would read up to the NUL: save_state("night\0.state") wrote ./night
+  if (path.find('\0') != std::string::npos)
+    throw std::invalid_argument(std::string(what) + " path contains a NUL character");
+}
+
 void write_state_file(const std::string& path, const StateStore& store, const Model& model) {
+  check_path(path, "state");
   // a unique name next to the target; mode 0666 minus the umask, as for any file the user writes
   static std::atomic<uint64_t> serial{0};
   const std::string temp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(serial++);
@@ -165,8 +252,18 @@ void write_state_file(const std::string& path, const StateStore& store, const Mo
     writer.put<uint32_t>(model.file_crc);
     for (uint32_t dim : dims_of(store)) writer.put<uint32_t>(dim);
     writer.put<uint64_t>(static_cast<uint64_t>(store.size()));
+    std::vector<float> block;
     for_each_array(store, [&](const auto& values, size_t) {
-      writer.write(values.data(), values.size() * sizeof(values[0]));
+      using Value = std::decay_t<decltype(values[0])>;
+      const std::vector<uint16_t>* twin = nullptr;
+      if constexpr (std::is_same_v<Value, float>) twin = fp16_twin(store, values);
+      if (!twin) return writer.write(values.data(), values.size() * sizeof(values[0]));
+      block.resize(std::min(kBlock, twin->size()));
+      for (size_t i = 0; i < twin->size(); i += kBlock) {
+        const size_t n = std::min(kBlock, twin->size() - i);
+        ops::from_fp16_cpu(static_cast<int>(n), twin->data() + i, block.data());
+        writer.write(block.data(), n * sizeof(float));
+      }
     });
     const uint32_t crc = writer.crc();
     writer.write(&crc, sizeof(crc));
@@ -189,7 +286,8 @@ void write_state_file(const std::string& path, const StateStore& store, const Mo
   }
 }
 
-StateStore read_state_file(const std::string& path, const Model& model) {
+StateStore read_state_file(const std::string& path, const Model& model, bool fp16_recurrent) {
+  check_path(path, "state");
   FileReader reader(path);
   char magic[sizeof(kStateMagic)] = {};
   if (reader.size() < sizeof(kStateMagic) + 4) throw std::invalid_argument(path + ": not an mbfast state file (too short)");
@@ -203,7 +301,7 @@ StateStore read_state_file(const std::string& path, const Model& model) {
                                 "); upgrade mbfast");
   if (version < 1) throw std::invalid_argument(path + ": state file format " + std::to_string(version) + " is unknown");
   if (reader.size() < kHeaderBytes + 4) throw std::invalid_argument(path + ": truncated state file header");
-  StateStore store(model.config);
+  StateStore store(model.config, true, fp16_recurrent);
   const auto model_crc = reader.get<uint32_t>("model checksum");
   std::vector<uint32_t> dims(7);
   for (uint32_t& dim : dims) dim = reader.get<uint32_t>("dimensions");
@@ -226,11 +324,40 @@ StateStore read_state_file(const std::string& path, const Model& model) {
   if (dims != dims_of(store)) throw std::invalid_argument(path + ": state dimensions do not match the model");
   std::vector<char> header(kHeaderBytes);
   reader.read(header.data(), header.size(), "header");
-  std::vector<float> format_1_embedding;
+  std::vector<float> format_1_embedding, block;
   for_each_array(store, [&](auto& values, size_t width) {
-    values.resize(n_objects * width);
-    reader.read(values.data(), values.size() * sizeof(values[0]), "state arrays");
+    using Value = std::decay_t<decltype(values[0])>;
+    std::vector<uint16_t>* twin = nullptr;
+    if constexpr (std::is_same_v<Value, float>) twin = fp16_twin(store, values);
+    if (!twin) values.resize(n_objects * width);
+    else twin->resize(n_objects * width);
+    const size_t count = n_objects * width;
+    if (!twin) reader.read(values.data(), count * sizeof(values[0]), "state arrays");
+    const bool recurrent = &values == static_cast<const void*>(&store.band_hidden_state) ||
+                           &values == static_cast<const void*>(&store.band_cell_state) ||
+                           &values == static_cast<const void*>(&store.central_hidden_state) ||
+                           &values == static_cast<const void*>(&store.central_cell_state);
+    if (!recurrent) return;
+    if constexpr (std::is_same_v<Value, float>) {  // h, c: finite (read block by block into a half store)
+      block.resize(std::min(kBlock, count));
+      for (size_t i = 0; i < count; i += kBlock) {
+        const size_t n = std::min(kBlock, count - i);
+        const float* read = values.data() + i;
+        if (twin) {
+          reader.read(block.data(), n * sizeof(float), "state arrays");
+          read = block.data();
+        }
+        const int64_t bad = first_non_finite(read, n);
+        if (bad >= 0) {
+          const size_t slot = (i + size_t(bad)) / width;
+          throw std::invalid_argument(path + ": corrupt: object " + std::to_string(store.obj_id[slot]) + " (slot " +
+                                      std::to_string(slot) + "): recurrent state holds " + value_text(read[bad]));
+        }
+        if (twin) ops::to_fp16_cpu(static_cast<int>(n), read, twin->data() + i);
+      }
+    }
   }, version == 1 ? &format_1_embedding : nullptr);
+  check_ranges(path, store, model.config);
   store.slot_of.reserve(n_objects);
   for (uint64_t slot = 0; slot < n_objects; ++slot)
     if (store.slot_of.insert(store.obj_id[slot], static_cast<int32_t>(slot)) != static_cast<int32_t>(slot))

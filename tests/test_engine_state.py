@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -145,3 +146,93 @@ def test_state_file_permissions_follow_umask(model_path: Path, tmp_path: Path) -
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "state.mbs").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def forged(data: bytes, config_bands: int, array: str, index: int, value: object) -> bytes:
+    """`data` with element `index` of one state array set to `value` and the checksum made valid again (a forged or
+    buggy-tool file: the CRC alone cannot catch it)."""
+    n_objects = struct.unpack_from("<Q", data, HEADER_BYTES - 8)[0]
+    dims = struct.unpack_from("<7I", data, 16)
+    band_state = dims[0] * dims[1] * dims[2]
+    central_state = dims[3] * dims[4]
+    layout = [("obj_id", "<i8", 1), ("count", "<i4", config_bands), ("last_t", "<f8", config_bands),
+              ("mag_sum", "<f8", config_bands), ("last_mag", "<f4", config_bands), ("last_err", "<f4", config_bands),
+              ("prev_log_dt", "<f4", config_bands), ("prev_dmag", "<f4", config_bands),
+              ("band_hidden", "<f4", band_state), ("band_cell", "<f4", band_state), ("central_t", "<f8", 1),
+              ("central_hidden", "<f4", central_state), ("central_cell", "<f4", central_state),
+              ("has_prediction", "u1", 1), ("probs", "<f4", dims[5]), ("regression", "<f4", dims[6])]
+    offset = HEADER_BYTES
+    body = bytearray(data[:-4])
+    for name, dtype, width in layout:
+        size = np.dtype(dtype).itemsize * width * n_objects
+        if name == array:
+            values = np.frombuffer(body, dtype=dtype, count=width * n_objects, offset=offset).copy()
+            values[index] = value
+            body[offset:offset + size] = values.tobytes()
+            return with_checksum(bytes(body))
+        offset += size
+    raise KeyError(array)
+
+
+def test_forged_state_values_are_refused(model_path: Path, saved: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """Issue 18.11: every scalar is range-checked on load, so a file with a valid checksum but impossible values is
+    refused naming the object and field, and the engine keeps its state."""
+    data = saved[0].read_bytes()
+    engine = Engine.load(model_path, num_threads=1, state=saved[0])
+    held = len(engine)
+    ids = engine.object_ids()
+    counts = engine.predict(ids[:1]).n_obs[0]
+    seen = int(np.flatnonzero(counts)[0])  # a band of slot 0 with observations
+    label = engine.bands[seen]
+    where = f"corrupt: object {ids[0]} (slot 0): "
+    B = len(engine.bands)
+    cases = {
+        "negative count": ("count", seen, -1, f"count of band '{label}' is -1, outside 0..1000000000"),
+        "huge count": ("count", seen, 2**31 - 1, f"count of band '{label}' is 2147483647, outside 0..1000000000"),
+        "nan last t": ("last_t", seen, np.nan, f"last t of band '{label}' is nan, outside +-1e12"),
+        "inf last t": ("last_t", seen, np.inf, f"last t of band '{label}' is inf, outside +-1e12"),
+        "zero err": ("last_err", seen, 0.0, f"last err of band '{label}' is 0, outside (0, inf)"),
+        "inf central t": ("central_t", 0, -np.inf, "central t is -inf, outside +-1e12"),
+        "has_prediction 2": ("has_prediction", 0, 2, "has_prediction is 2, outside 0..1"),
+        "nan hidden": ("band_hidden", 5, np.nan, "recurrent state holds nan"),
+        "no observation": ("count", slice(0, B), 0, "no band has an observation"),
+    }
+    for name, (array, index, value, message) in cases.items():
+        path = damaged(tmp_path, forged(data, B, array, index, value), name.replace(" ", "_"))
+        with pytest.raises(ValueError, match=f"^{re.escape(f'{path}: {where}{message}')}$"):
+            engine.load_state(path)
+        assert len(engine) == held, name
+    for dtype in ("fp32", "fp16"):  # the fp16 store reads h, c block by block: same check
+        fresh = Engine.load(model_path, num_threads=1, state_dtype=dtype)
+        path = damaged(tmp_path, forged(data, B, "central_cell", 7, np.inf), "inf_cell")
+        with pytest.raises(ValueError, match=f"^{re.escape(f'{path}: {where}recurrent state holds inf')}$"):
+            fresh.load_state(path)
+        assert len(fresh) == 0
+
+
+def test_observation_count_is_bounded(model_path: Path, saved: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    data = saved[0].read_bytes()
+    engine = Engine.load(model_path, num_threads=1, state=saved[0])
+    obj_id = int(engine.object_ids()[0])
+    seen = int(np.flatnonzero(engine.predict([obj_id]).n_obs[0])[0])
+    path = damaged(tmp_path, forged(data, len(engine.bands), "count", seen, 1_000_000_000), "full.mbs")
+    engine.load_state(path)  # the most a state may hold
+    with pytest.raises(ValueError, match=f"^row 0 \\(obj_id {obj_id}\\): band '{engine.bands[seen]}' of this object "
+                                         "already has 1000000000 observations, the most the engine counts$"):
+        engine.step([obj_id], [seen], [1e6], [20.0], [0.1])
+
+
+def test_nul_in_a_path_is_refused(model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18.11: the OS stops at a NUL, so save_state('night\\0.state') used to write ./night."""
+    monkeypatch.chdir(tmp_path)
+    engine = Engine.load(model_path, num_threads=1)
+    with pytest.raises(ValueError, match=r"^state path contains a NUL character: 'night\\x00.state'$"):
+        engine.save_state("night\0.state")
+    with pytest.raises(ValueError, match=r"^state path contains a NUL character: 'night\\x00.state'$"):
+        engine.load_state("night\0.state")
+    with pytest.raises(ValueError, match=r"^model path contains a NUL character: "):
+        Engine.load(f"{model_path}\0.old")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="^state path contains a NUL character$"):
+        engine._core.save_state("night\0.state")  # the core's own guard
+    assert list(tmp_path.iterdir()) == []

@@ -165,7 +165,7 @@ class Engine:
             GPU ("no CUDA device available").
         """
         _check_device(device)
-        model_path = DEFAULT_MODEL if path is None else models.resolve(path)
+        model_path = DEFAULT_MODEL if path is None else models.resolve(_checked_path("model", path))
         if not model_path.is_file():
             raise FileNotFoundError(f"no model file at {model_path} (shipped models: {', '.join(models.SHIPPED)})")
         if num_threads is None:
@@ -351,16 +351,17 @@ class Engine:
 
     def save_state(self, path: str | os.PathLike[str]) -> None:
         """Write every object's state to `path` atomically (temp file + fsync + rename), bound to this model."""
-        self._core.save_state(os.fspath(path))
+        self._core.save_state(_checked_path("state", path))
 
     def load_state(self, path: str | os.PathLike[str]) -> None:
         """Replace the state with one saved by save_state for the same model file; checked before anything changes.
 
         Raises FileNotFoundError if missing, ValueError if corrupt, truncated, newer or saved with another model.
         """
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no state file at {path}")
-        self._core.load_state(os.fspath(path))
+        name = _checked_path("state", path)
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"no state file at {name}")
+        self._core.load_state(name)
 
     # -------------------------------------------------------------------------------------------------------
     def _prediction(self, ids: np.ndarray, raw: dict[str, np.ndarray]) -> Prediction:
@@ -419,6 +420,16 @@ class Engine:
         if not (sorted_labels[found] == labels).all():
             band_indices(band, self.bands, ids)  # raises naming the row
         return np.ascontiguousarray(order[found], dtype=np.int8)
+
+
+def _checked_path(what: str, path: str | os.PathLike[str]) -> str:
+    """The path as a str; a NUL inside is refused (the OS would stop there: "night\0.state" would be ./night)."""
+    name = os.fspath(path)
+    if not isinstance(name, str):
+        name = os.fsdecode(name)
+    if "\0" in name:
+        raise ValueError(f"{what} path contains a NUL character: {name!r}")
+    return name
 
 
 def _check_device(device: object) -> None:
