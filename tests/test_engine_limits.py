@@ -158,3 +158,56 @@ def test_model_file_memory_is_bounded_by_its_size(tmp_path: Path) -> None:
     assert huge_message.endswith("\n  (stopped after 100 problems: the config asks for tensors the file does not "
                                  "hold)")
     assert big_message == f"ValueError: {big}: not an mbfast model file (bad magic)"
+
+
+def test_fp16_state_files_stream_and_forget_gives_memory_back(tmp_path: Path) -> None:
+    """Issue 18.15: save_state/load_state of an fp16 store used to peak at ~3x the state (a widened fp32 copy), and
+    forget kept the capacity, so a later load_state needed the old state's room plus the new one. Peak RSS is read
+    from /proc (VmHWM, reset through clear_refs) around each call, as a ratio to the state's size."""
+    config = small_config(bands=("g", "r", "i"), band_hidden=64, band_layers=3, central_hidden=64, central_layers=2)
+    model = write_random_model(tmp_path / "model.mbf", config)
+    state = tmp_path / "state.mbs"
+    result = run_script(f"""
+        import ctypes, json
+        import numpy as np
+        from mbfast.engine import Engine
+
+        def status(field):
+            with open("/proc/self/status") as handle:
+                return int(next(line for line in handle if line.startswith(field + ":")).split()[1]) * 1024
+
+        def peak_of(call):
+            trim()
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")  # VmHWM := VmRSS
+            before = status("VmRSS")
+            call()
+            return status("VmHWM") - before
+
+        libc = ctypes.CDLL("libc.so.6")
+        trim = lambda: libc.malloc_trim(0)  # freed heap pages back to the OS, so RSS shows what is held
+        ids = np.arange(30_000, dtype=np.int64)
+        engine = Engine.load({str(model)!r}, num_threads=1, state_dtype="fp16")
+        for k in range(4):
+            engine.step(ids, np.full(len(ids), k % 3, dtype=np.int8), np.full(len(ids), 60000.0 + k),
+                        np.full(len(ids), 20.0, dtype=np.float32), np.full(len(ids), 0.1, dtype=np.float32),
+                        outputs=())
+        size = len(engine) * engine.state_bytes_per_object
+        save = peak_of(lambda: engine.save_state({str(state)!r}))
+        fresh = Engine.load({str(model)!r}, num_threads=1, state_dtype="fp16")
+        load = peak_of(lambda: fresh.load_state({str(state)!r}))
+        trim()
+        held = status("VmRSS")
+        fresh.forget(ids)
+        trim()
+        released = held - status("VmRSS")
+        reload = peak_of(lambda: fresh.load_state({str(state)!r}))
+        print(json.dumps(dict(size=size, save=save / size, load=load / size, released=released / size,
+                              reload=reload / size, objects=len(fresh))))
+    """, timeout=300)
+    print(result)
+    assert result["size"] > 50 * 2**20 and result["objects"] == 30_000
+    assert result["save"] < 0.25  # the file is written from the store itself, 64 k values converted at a time
+    assert result["load"] < 1.25  # the new store, and nothing twice
+    assert result["released"] > 0.8  # forget gave the room back
+    assert result["reload"] < 1.25
