@@ -272,6 +272,85 @@ def test_structural_errors_raise_and_leave_state_untouched(warm_engine: Engine, 
     assert_same_snapshot(before, snapshot(warm_engine, np.array([1, 2, 3])))
 
 
+def masked(values: list, row: int) -> np.ma.MaskedArray:
+    mask = np.zeros(len(values), dtype=bool)
+    mask[row] = True
+    return np.ma.array(values, mask=mask)
+
+
+def rows_of(n: int) -> dict[str, list]:
+    """n rows of object 7 in band g, one a day."""
+    return {"obj_ids": [7] * n, "band": ["g"] * n, "t": [60000.0 + k for k in range(n)], "mag": [20.0] * n,
+            "err": [0.1] * n}
+
+
+# The input policy of Engine.step (docs/engine.md "Input types"), issue 18.12: one rule per column, whatever the
+# container and whatever the number of rows (calls of up to 16 rows and longer ones convert bands differently).
+@pytest.mark.parametrize("n", [3, 20])
+@pytest.mark.parametrize(("field", "make", "message"), [
+    ("band", lambda v: [label.encode() for label in v],
+     r"^row 0 \(obj_id 7\): band must not be bytes, got b'g'; decode them first$"),
+    ("band", lambda v: np.array(v, dtype="S"), r"^row 0 \(obj_id 7\): band must not be bytes, got b'g'; decode them "
+                                               r"first$"),
+    ("band", lambda v: np.array(v[:-1] + [b"g"], dtype=object),
+     r"^row \d+ \(obj_id 7\): band must be an int, float or str, got bytes b'g'; decode them first$"),
+    ("band", lambda v: [True] * len(v), r"^band must not be booleans, got dtype bool$"),
+    ("t", lambda v: np.array(v, dtype=np.float16),
+     r"^t must be float64 \(or float32 or integers\), got float16, which cannot hold an MJD$"),
+    ("t", lambda v: np.array([True] + v[1:], dtype=object),
+     r"^row 0 \(obj_id 7\): t must be an int, float or str, got bool True$"),
+    ("mag", lambda v: [True] * len(v), r"^mag must not be booleans, got dtype bool$"),
+    ("err", lambda v: np.ones(len(v), dtype=bool), r"^err must not be booleans, got dtype bool$"),
+    ("obj_ids", lambda v: [True] * len(v), r"^obj_id must not be booleans, got dtype bool$"),
+    ("t", lambda v: masked(v, 2), r"^row 2 \(obj_id 7\): t is masked; drop or fill masked rows first$"),
+    ("band", lambda v: masked(v, 1), r"^row 1 \(obj_id 7\): band is masked; drop or fill masked rows first$"),
+    ("obj_ids", lambda v: masked(v, 0), r"^row 0 \(obj_id 7\): obj_id is masked; drop or fill masked rows first$"),
+    ("err", lambda v: masked(v, 1), r"^row 1 \(obj_id 7\): err is masked; drop or fill masked rows first$"),
+    ("band", lambda v: np.array(v[:-1] + [1], dtype=object), r"^row \d+ \(obj_id 7\): band mixes str and int values$"),
+    ("t", lambda v: np.array(v).reshape(1, -1), r"^'t' must be 1-d, got shape \(1, \d+\)$"),
+])
+def test_input_policy_refusals(warm_engine: Engine, n: int, field: str, make: object, message: str) -> None:
+    columns = rows_of(n)
+    columns[field] = make(columns[field])  # type: ignore[operator]
+    before = snapshot(warm_engine, np.array([1, 2, 7]))
+    with pytest.raises(ValueError, match=message):
+        warm_engine.step(**columns)
+    with pytest.raises(ValueError, match=message):  # structural: refused even when bad rows are skipped
+        warm_engine.step(**columns, errors="skip")
+    assert_same_snapshot(before, snapshot(warm_engine, np.array([1, 2, 7])))
+
+
+@pytest.mark.parametrize("n", [3, 20])
+@pytest.mark.parametrize(("field", "make"), [
+    ("band", lambda v: np.array(v, dtype=object)),  # object arrays convert as the list of the same values does
+    ("band", lambda v: np.array([1] * len(v), dtype=object)),
+    ("band", lambda v: [1] * len(v)),
+    ("band", lambda v: np.ones(len(v), dtype=np.uint8)),
+    ("obj_ids", lambda v: np.array(v, dtype=object)),
+    ("obj_ids", lambda v: np.array(v, dtype=np.uint16)),
+    ("t", lambda v: np.array(v, dtype=object)),
+    ("t", lambda v: [int(value) for value in v]),
+    ("t", lambda v: np.array(v, dtype=np.float32)),  # 60000 + k is exact in float32
+    ("mag", lambda v: np.array(v, dtype=np.float16)),
+    ("err", lambda v: np.ma.array(v, mask=np.zeros(len(v), dtype=bool))),  # a mask with nothing masked
+    ("t", lambda v: np.ma.array(v)),
+])
+def test_input_policy_equivalents(model_path: Path, n: int, field: str, make: object) -> None:
+    expected = Engine.load(model_path, num_threads=1).step(**rows_of(n), outputs=ALL_OUTPUTS)
+    columns = rows_of(n)
+    columns[field] = make(columns[field])  # type: ignore[operator]
+    got = Engine.load(model_path, num_threads=1).step(**columns, outputs=ALL_OUTPUTS)
+    for name in ("status",) + ALL_OUTPUTS:
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+def test_scalars_are_one_row(model_path: Path) -> None:
+    engine = Engine.load(model_path, num_threads=1)
+    result = engine.step(np.int64(4), "g", np.float64(60000.0), 20.0, np.array(0.1))
+    assert list(result.status_names) == ["warming_up"]
+    assert engine.predict(4).n_obs.tolist() == [[0, 1, 0, 0, 0, 0]]
+
+
 def test_band_labels_as_a_numpy_array_take_the_same_path_as_codes(model_path: Path) -> None:
     # the alert readers' layout: exact numeric columns, band as a NumPy str array (converted alone)
     columns = (np.array([1, 1, 1, 1], np.int64), np.array([0.0, 1.0, 2.0, 3.0]),
@@ -293,7 +372,10 @@ def test_band_labels_as_a_numpy_array_take_the_same_path_as_codes(model_path: Pa
     ("err", 0.0, r"row 2 \(obj_id 1\): err must be > 0, got 0", Status.INVALID),
     ("mag", np.nan, r"row 2 \(obj_id 1\): mag must be finite, got nan", Status.INVALID),
     ("t", np.inf, r"row 2 \(obj_id 1\): t must be finite, got inf", Status.INVALID),
-    ("mag", 1e40, r"row 2 \(obj_id 1\): mag must be finite", Status.INVALID),
+    ("mag", 1e40, r"^row 2 \(obj_id 1\): mag must be a finite number that float32 can hold \(magnitude 1.4e-45 to "
+                  r"3.4e38\), got 1e\+40$", Status.INVALID),
+    ("err", 1e-300, r"^row 2 \(obj_id 1\): err must be a finite number that float32 can hold \(magnitude 1.4e-45 "
+                    r"to 3.4e38\), got 1e-300$", Status.INVALID),
     ("mag", -2e4, r"row 2 \(obj_id 1\): mag must be within \+-10000, got -20000", Status.INVALID),
     ("t", 3e12, r"row 2 \(obj_id 1\): t must be within \+-1e12 days, got 3e\+12", Status.INVALID),
     ("t", 2.5, r"row 2 \(obj_id 1\): t must be after the last observation of band 'g' \(t=3\), got 2.5",

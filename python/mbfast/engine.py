@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import IntEnum
@@ -272,10 +273,16 @@ class Engine:
             raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
         wanted = _wanted_outputs(outputs)
         columns = (_exact_columns((obj_ids, band, t, mag, err), _CORE_DTYPES)
-                   or self._exact_but_band_labels(obj_ids, band, t, mag, err)
-                   or self._columns(obj_ids, band, t, mag, err))
-        # positional: pybind11 parses keywords in ~0.7 us, a tenth of a one-row call's overhead
-        raw = self._core.step(*columns, errors == "skip", *wanted)
+                   or self._exact_but_band_labels(obj_ids, band, t, mag, err))
+        if columns is not None:
+            # positional: pybind11 parses keywords in ~0.7 us, a tenth of a one-row call's overhead
+            raw = self._core.step(*columns, errors == "skip", *wanted)
+        else:
+            columns, lost = self._columns(obj_ids, band, t, mag, err)
+            try:
+                raw = self._core.step(*columns, errors == "skip", *wanted)
+            except ValueError as error:
+                raise _with_real_value(error, lost) from None
         return StepResult(raw["status"], raw.get("probs"), raw.get("embedding"), raw.get("regression"))
 
     def predict(self, obj_ids: Iterable[int] | np.ndarray) -> Prediction:
@@ -369,30 +376,34 @@ class Engine:
                           raw["n_obs"], class_names=self.class_names, bands=self.bands)
 
     def _columns(self, obj_ids: object, band: object, t: object, mag: object,
-                 err: object) -> tuple[np.ndarray, ...]:
-        arrays = {name: np.atleast_1d(np.asarray(values)) for name, values in
-                  (("obj_id", obj_ids), ("band", band), ("t", t), ("mag", mag), ("err", err))}
-        for name, values in arrays.items():
-            if values.ndim != 1:
-                raise ValueError(f"'{name}' must be 1-d, got shape {values.shape}")
+                 err: object) -> tuple[tuple[np.ndarray, ...], dict[str, dict[int, float]]]:
+        """The columns converted by the input policy (docs/engine.md "Input types"), and per float32 column the rows
+        whose value float32 cannot hold, with their real values (for _with_real_value)."""
+        raw = {"obj_id": obj_ids, "band": band, "t": t, "mag": mag, "err": err}
+        arrays = {name: _one_d(name, values) for name, values in raw.items()}
         lengths = {name: len(values) for name, values in arrays.items()}
         if len(set(lengths.values())) != 1:
             raise ValueError(f"mismatched lengths: {lengths}")
-        ids = _integer_column("obj_id", arrays["obj_id"])
+        ids = _integer_column("obj_id", np.ma.getdata(arrays["obj_id"]))
+        for name, values in arrays.items():
+            _refuse_masked(name, values, ids)
+        arrays = {name: _from_objects(name, np.ma.getdata(values), ids) for name, values in arrays.items()}
         band_values = arrays["band"]
-        if len(band_values) and not (np.issubdtype(band_values.dtype, np.integer) or band_values.dtype.kind in "USO"):
+        if len(band_values) and not (band_values.dtype.kind in "iuU"):
             raise ValueError(f"band must be labels (str) or integer codes, got dtype {band_values.dtype}")
         codes = self._band_codes(band_values, ids)
         t_values = _float_column("t", arrays["t"], np.float64)  # float64 until differenced: float32 MJD steps ~6 min
         mag_values = _float_column("mag", arrays["mag"], np.float32)
         err_values = _float_column("err", arrays["err"], np.float32)
-        return ids, codes, t_values, mag_values, err_values
+        lost = {name: _float32_losses(arrays[name], converted)
+                for name, converted in (("mag", mag_values), ("err", err_values))}
+        return (ids, codes, t_values, mag_values, err_values), lost
 
     def _exact_but_band_labels(self, obj_ids: object, band: object, t: object, mag: object,
                                err: object) -> tuple[np.ndarray, ...] | None:
         """As _exact_columns, with band as a NumPy array of str labels (what alert readers give): only the band is
         converted, ~6 us instead of ~14 us at N = 1."""
-        if type(band) is not np.ndarray or band.dtype.kind not in "US":
+        if type(band) is not np.ndarray or band.dtype.kind != "U":
             return None
         columns = _exact_columns((obj_ids, band, t, mag, err), _LABEL_DTYPES)
         if columns is None:
@@ -483,10 +494,91 @@ def _exact_columns(columns: tuple[object, ...], dtypes: tuple[np.dtype | None, .
     return columns  # type: ignore[return-value]
 
 
-def _integer_column(name: str, values: object) -> np.ndarray:
-    array = np.atleast_1d(np.asarray(values))
+def _one_d(name: str, values: object) -> np.ndarray:
+    """A column as a 1-d array (a scalar is one row); masked arrays keep their mask for _refuse_masked."""
+    array = np.ma.atleast_1d(values) if isinstance(values, np.ma.MaskedArray) else np.atleast_1d(np.asarray(values))
     if array.ndim != 1:
         raise ValueError(f"'{name}' must be 1-d, got shape {array.shape}")
+    return array
+
+
+def _row_text(row: int, ids: np.ndarray | None) -> str:
+    return f"row {row} (obj_id {ids[row]})" if ids is not None and row < len(ids) else f"row {row}"
+
+
+def _refuse_masked(name: str, values: np.ndarray, ids: np.ndarray) -> None:
+    """A masked value has no value: reading the data under the mask would apply whatever it holds."""
+    if isinstance(values, np.ma.MaskedArray):
+        masked = np.flatnonzero(np.ma.getmaskarray(values))
+        if len(masked):
+            raise ValueError(f"{_row_text(int(masked[0]), ids)}: {name} is masked; drop or fill masked rows first")
+
+
+def _from_objects(name: str, values: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+    """An object array converted as a list of the same values would be (ints, floats or str, never bool or bytes);
+    other arrays unchanged. Booleans and bytes are refused in every column, naming the first such row."""
+    if values.dtype.kind == "b":
+        raise ValueError(f"{name} must not be booleans, got dtype bool")
+    if values.dtype.kind == "S" and len(values):
+        raise ValueError(f"{_row_text(0, ids)}: {name} must not be bytes, got {bytes(values[0])!r}; decode them "
+                         "first")
+    if values.dtype.kind != "O" or not len(values):
+        return values
+    kinds = {bool: "bool", np.bool_: "bool", bytes: "bytes", str: "str"}
+    seen = [kinds.get(type(value)) or ("int" if isinstance(value, (int, np.integer)) else
+                                       "float" if isinstance(value, (float, np.floating)) else type(value).__name__)
+            for value in values]
+    for row, kind in enumerate(seen):
+        if kind in ("bool", "bytes") or kind not in ("int", "float", "str"):
+            hint = "; decode them first" if kind == "bytes" else ""
+            raise ValueError(f"{_row_text(row, ids)}: {name} must be an int, float or str, got {kind} "
+                             f"{values[row]!r}{hint}")
+    kinds_seen = set(seen)
+    if kinds_seen == {"str"}:
+        return values.astype(str)
+    if "str" in kinds_seen:
+        row = next(row for row, kind in enumerate(seen) if kind != seen[0])
+        raise ValueError(f"{_row_text(row, ids)}: {name} mixes {seen[0]} and {seen[row]} values")
+    if kinds_seen == {"int"}:
+        try:
+            return np.array(values.tolist(), dtype=np.int64)
+        except OverflowError:
+            row = next(row for row, value in enumerate(values) if not -2**63 <= int(value) < 2**63)
+            raise ValueError(f"{_row_text(row, ids)}: {name} must fit in int64, got {values[row]}") from None
+    return values.astype(np.float64)
+
+
+def _float32_losses(values: np.ndarray, converted: np.ndarray) -> dict[int, float]:
+    """Rows whose finite value float32 cannot hold (it overflowed to inf or a non-zero value became 0)."""
+    if values.dtype == converted.dtype or values.dtype.kind not in "fiuOUS":
+        return {}
+    with np.errstate(invalid="ignore"):
+        wide = values.astype(np.float64)
+        lost = np.flatnonzero((np.isinf(converted) & np.isfinite(wide)) | ((converted == 0) & (wide != 0)))
+    return {int(row): float(wide[row]) for row in lost[:1000]}
+
+
+_ROW_ERROR = re.compile(r"^(row (\d+) \(obj_id -?\d+\)): (mag|err) must ")
+
+
+def _with_real_value(error: ValueError, lost: dict[str, dict[int, float]]) -> ValueError:
+    """The core's error for a row whose value the float32 cast changed, reworded with the value the caller gave
+    (`err=1e-300` reached the core as 0: "err must be > 0, got 0" would not name it)."""
+    match = _ROW_ERROR.match(str(error))
+    if match is None:
+        return error
+    field, row = match.group(3), int(match.group(2))
+    if row not in lost.get(field, {}):
+        return error
+    value = lost[field][row]
+    return ValueError(f"{match.group(1)}: {field} must be a finite number that float32 can hold (magnitude 1.4e-45 "
+                      f"to 3.4e38), got {value!r}")
+
+
+def _integer_column(name: str, values: object) -> np.ndarray:
+    array = _one_d(name, values)
+    _refuse_masked(name, array, None)
+    array = _from_objects(name, np.ma.getdata(array), None)
     if len(array) and not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
     if array.dtype == np.uint64 and len(array):
@@ -498,9 +590,11 @@ def _integer_column(name: str, values: object) -> np.ndarray:
 
 
 def _float_column(name: str, values: np.ndarray, dtype: type[np.floating]) -> np.ndarray:
-    if values.dtype.kind not in "biufOUS":
+    if values.dtype.kind not in "iufOU":
         raise ValueError(f"{name} must be real numbers, got dtype {values.dtype}")
-    if values.dtype.kind in "OUS":
+    if name == "t" and values.dtype == np.float16:  # steps of 32 days at MJD 60000: 60101 would become 60096
+        raise ValueError("t must be float64 (or float32 or integers), got float16, which cannot hold an MJD")
+    if values.dtype.kind in "OU":
         try:
             values = values.astype(np.float64)
         except (TypeError, ValueError) as error:
