@@ -495,7 +495,7 @@ def test_python_and_cpp_read_the_same_model(model_path: Path, tmp_path: Path) ->
 def test_non_finite_weights_and_bad_config_values_are_refused(tmp_path: Path) -> None:
     """Issue 18.10: such a model used to load and predict NaN for every row."""
     config = small_config()
-    tensors = random_tensors(config)
+    tensors = random_weights(config)
     tensors["central.stack.lstm.1.weight_hh_l0"] = tensors["central.stack.lstm.1.weight_hh_l0"].copy()
     tensors["central.stack.lstm.1.weight_hh_l0"][2, 5] = np.nan
     path = tmp_path / "nan.mbf"
@@ -511,7 +511,7 @@ def test_non_finite_weights_and_bad_config_values_are_refused(tmp_path: Path) ->
         with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: model config field '{field}' must be a finite "
                                              f"number > 0, got {shown}$"):
             Engine.load(path)
-    tensors = random_tensors(config)
+    tensors = random_weights(config)
     tensors["central.classifier.layers.1.norm.running_var"] = np.full(20, -1.0, dtype=np.float32)
     path = tmp_path / "var.mbf"
     write_model(path, config, tensors)
