@@ -678,15 +678,11 @@ void central_chunk(const Model& model, const PackedModel& packed, StateStore& st
   }
 }
 
-// The CPU kernels' precision from the engine's options: fp32, bf16 or int8 weights and GEMM inputs (no fp16 kernels).
+// The CPU kernels' precision: fp32, bf16 or int8 weights and GEMM inputs (no fp16 kernels).
 ops::Precision cpu_precision(const DeviceOptions& device) {
-  switch (device.precision) {
-    case CudaPrecision::kFp16:
-      throw std::invalid_argument("precision 'fp16' is only available on CUDA; the CPU runs 'fp32', 'bf16' or 'int8'");
-    case CudaPrecision::kBf16: return ops::Precision::kBf16;
-    case CudaPrecision::kInt8: return ops::Precision::kInt8;
-    default: return ops::Precision::kFp32;
-  }
+  if (device.precision == ops::Precision::kFp16)
+    throw std::invalid_argument("precision 'fp16' is only available on CUDA; the CPU runs 'fp32', 'bf16' or 'int8'");
+  return device.precision;
 }
 
 bool fp16_state(const DeviceOptions& device) {

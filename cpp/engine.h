@@ -13,6 +13,7 @@
 
 #include "column_team.h"
 #include "model.h"
+#include "ops/gemm.h"
 #include "slot_index.h"
 #include "thread_pool.h"
 
@@ -41,10 +42,6 @@ extern const char* const kStatusNames[kNumStatus];
 // validation, window rows, the obj_id -> slot map and the scalar state stay on the host either way.
 enum class Device { kCpu, kCuda };
 
-// Storage of the GEMM weights and inputs: CUDA runs kFp32, kBf16 and kFp16 (products summed in fp32), the CPU
-// kFp32, kBf16 and kInt8 (ops::Precision).
-enum class CudaPrecision { kFp32, kBf16, kFp16, kInt8 };
-
 // How band and central h, c are stored between steps (CPU only). kFp16: IEEE half, rounded after each step and
 // widened to fp32 for the next (half the state memory and traffic; outputs drift from fp32 by ~1e-3).
 enum class StateDtype { kFp32, kFp16 };
@@ -52,7 +49,8 @@ enum class StateDtype { kFp32, kFp16 };
 struct DeviceOptions {
   Device device = Device::kCpu;
   int index = 0;  // CUDA device ordinal
-  CudaPrecision precision = CudaPrecision::kFp32;  // on the CPU: kFp32, kBf16 or kInt8 (ops::Precision)
+  // the GEMM weights and inputs: kFp32, kBf16 or kInt8 on the CPU, kFp32, kBf16 or kFp16 on CUDA
+  ops::Precision precision = ops::Precision::kFp32;
   StateDtype state_dtype = StateDtype::kFp32;
 };
 

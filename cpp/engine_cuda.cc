@@ -108,14 +108,11 @@ DeviceArray<float> to_device(const std::vector<float>& values) {
   return out;
 }
 
-ops::GpuDtype gpu_dtype(CudaPrecision precision) {
-  switch (precision) {
-    case CudaPrecision::kBf16: return ops::GpuDtype::kBf16;
-    case CudaPrecision::kFp16: return ops::GpuDtype::kFp16;
-    case CudaPrecision::kInt8:
-      throw std::invalid_argument("precision 'int8' is only available on the CPU; CUDA runs 'fp32', 'bf16' or 'fp16'");
-    default: return ops::GpuDtype::kFp32;
-  }
+// The GPU kernels' precision: fp32, bf16 or fp16 weights (no int8 kernels).
+ops::Precision gpu_dtype(ops::Precision precision) {
+  if (precision == ops::Precision::kInt8)
+    throw std::invalid_argument("precision 'int8' is only available on the CPU; CUDA runs 'fp32', 'bf16' or 'fp16'");
+  return precision;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -144,7 +141,7 @@ struct DeviceFfnn {
 
 struct DeviceModel {
   int device = 0;
-  ops::GpuDtype dtype = ops::GpuDtype::kFp32;
+  ops::Precision dtype = ops::Precision::kFp32;
   std::vector<DeviceStack> band_stacks;              // (B,)
   std::vector<DeviceArray<float>> translation_mix;   // (B,) each (L,)
   std::vector<std::vector<DeviceDense>> translators;
@@ -159,7 +156,7 @@ struct DeviceModel {
     out.out = host.out;
     out.weight = to_device(host.weight_t);
     out.bias = to_device(host.bias);
-    if (dtype != ops::GpuDtype::kFp32) {
+    if (dtype != ops::Precision::kFp32) {
       out.half = DeviceArray<uint16_t>(host.weight_t.size());
       ops::convert_weights_cuda(nullptr, static_cast<long long>(host.weight_t.size()), out.weight.data(),
                                 out.half.data(), dtype);
@@ -187,7 +184,7 @@ struct DeviceModel {
     return out;
   }
 
-  DeviceModel(const Model& model, int device_, ops::GpuDtype dtype_) : device(device_), dtype(dtype_) {
+  DeviceModel(const Model& model, int device_, ops::Precision dtype_) : device(device_), dtype(dtype_) {
     for (const RecurrentStack& host : model.band_stacks) band_stacks.push_back(stack(host));
     for (const auto& mix : model.translation_mix) translation_mix.push_back(to_device(mix));
     for (const auto& layers : model.translators) {
@@ -203,7 +200,7 @@ struct DeviceModel {
   }
 
   const void* weights(const DeviceDense& dense) const {
-    return dtype == ops::GpuDtype::kFp32 ? static_cast<const void*>(dense.weight.data())
+    return dtype == ops::Precision::kFp32 ? static_cast<const void*>(dense.weight.data())
                                          : static_cast<const void*>(dense.half.data());
   }
 };
@@ -463,7 +460,7 @@ int cuda_device_count() {
 }
 
 std::unique_ptr<CudaState> CudaState::create(std::shared_ptr<const Model> model, const DeviceOptions& options) {
-  const ops::GpuDtype dtype = gpu_dtype(options.precision);  // refuses int8 before any GPU work
+  const ops::Precision dtype = gpu_dtype(options.precision);  // refuses int8 before any GPU work
   const int count = cuda_device_count();
   if (count == 0)
     throw std::runtime_error("no CUDA device available: mbfast was built with CUDA, but the CUDA driver reports no "

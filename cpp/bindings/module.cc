@@ -19,18 +19,6 @@ namespace py = pybind11;
 
 namespace {
 
-std::string simd_level() {
-#if defined(__x86_64__) || defined(_M_X64)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512bf16")) return "avx512_bf16";
-  if (__builtin_cpu_supports("avx512f")) return "avx512";
-  if (__builtin_cpu_supports("avx2")) return "avx2";
-  return "sse2";
-#else
-  return "portable";
-#endif
-}
-
 py::dict build_info() {
   py::dict info;
   info["version"] = MBFAST_VERSION;
@@ -42,7 +30,7 @@ py::dict build_info() {
   info["cuda"] = false;
   info["cuda_architectures"] = "";
 #endif
-  info["simd"] = simd_level();
+  info["simd"] = mbfast::ops::kernel_name(mbfast::ops::best_cpu_kernel());  // what the CPU runs at best
   info["cpu_kernel"] = mbfast::ops::kernel_name(mbfast::ops::cpu_kernel());  // after MBFAST_KERNEL
   info["cpu_precisions"] = py::make_tuple("fp32", "bf16", "int8");
   return info;
@@ -115,9 +103,9 @@ void register_engine(py::module_& m) {
                        const std::string& device_name, const std::string& state_dtype) {
              mbfast::DeviceOptions device;
              device.device = device_kind(device_name, device.index);
-             if (precision == "bf16") device.precision = mbfast::CudaPrecision::kBf16;
-             else if (precision == "fp16") device.precision = mbfast::CudaPrecision::kFp16;
-             else if (precision == "int8") device.precision = mbfast::CudaPrecision::kInt8;
+             if (precision == "bf16") device.precision = mbfast::ops::Precision::kBf16;
+             else if (precision == "fp16") device.precision = mbfast::ops::Precision::kFp16;
+             else if (precision == "int8") device.precision = mbfast::ops::Precision::kInt8;
              else if (precision != "fp32")
                throw std::invalid_argument("precision must be 'fp32', 'bf16', 'fp16' or 'int8', got '" + precision +
                                            "'");
@@ -146,9 +134,9 @@ void register_engine(py::module_& m) {
       .def_property_readonly("cpu_kernel", &mbfast::Engine::cpu_kernel)
       .def_property_readonly("precision", [](const mbfast::Engine& e) {
         switch (e.device().precision) {
-          case mbfast::CudaPrecision::kBf16: return "bf16";
-          case mbfast::CudaPrecision::kFp16: return "fp16";
-          case mbfast::CudaPrecision::kInt8: return "int8";
+          case mbfast::ops::Precision::kBf16: return "bf16";
+          case mbfast::ops::Precision::kFp16: return "fp16";
+          case mbfast::ops::Precision::kInt8: return "int8";
           default: return "fp32";
         }
       })

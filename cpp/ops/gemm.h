@@ -20,6 +20,7 @@ namespace mbfast::ops {
 // AVX512_BF16 also has AVX512_VNNI: Cooper Lake, Sapphire Rapids, Zen 4). kAvx512Vnni adds vpdpbusd for int8 only;
 // fp32 and bf16 run there as on kAvx512.
 enum class CpuKernel { kPortable, kAvx2, kAvx512, kAvx512Vnni, kAvx512Bf16 };
+CpuKernel best_cpu_kernel();            // the best this CPU runs (MBFAST_KERNEL not applied)
 CpuKernel cpu_kernel();                 // decided on first use, then fixed for the process
 const char* kernel_name(CpuKernel kernel);  // "portable", "avx2", "avx512", "avx512_vnni", "avx512_bf16"
 
@@ -27,8 +28,9 @@ const char* kernel_name(CpuKernel kernel);  // "portable", "avx2", "avx512", "av
 // in fp32 (vdpbf16ps where the CPU has it; the AVX2 and portable kernels widen the bf16 values to fp32, where their
 // products are exact). kInt8: weights quantised per output column and input block, GEMM inputs per row and block
 // (symmetric, scale = max |value| / 127), products summed exactly in int32 and scaled back in fp32 (vpdpbusd from
-// kAvx512Vnni up; below it a portable kernel with the same bits). Everything else stays fp32.
-enum class Precision { kFp32, kBf16, kInt8 };
+// kAvx512Vnni up; below it a portable kernel with the same bits). kFp16: IEEE half weights, CUDA only (tensor
+// cores). Everything else stays fp32. The CPU runs kFp32, kBf16 and kInt8; CUDA kFp32, kBf16 and kFp16.
+enum class Precision { kFp32, kBf16, kFp16, kInt8 };
 
 // W (K, N) and its bias laid out for one kernel and precision (pack_weights); kernels read nothing else.
 struct PackedWeights {
@@ -116,10 +118,9 @@ void gemm_int8_vnni(int M, const GemmInput& A, const PackedWeights& W, float* C,
 // CUDA (gemm_cuda.cu), on device pointers, queued on `stream`. A, bias and C are fp32; W (K, N) row-major is fp32,
 // or bf16/fp16 (then A is rounded to W's type as it is read and products are summed in fp32 on tensor cores).
 // Not batch-order exact like gemm_bias_cpu: the GPU sums in its own order (fused multiply-adds).
-enum class GpuDtype { kFp32, kBf16, kFp16 };
-void gemm_bias_cuda(CUstream_st* stream, int M, int N, int K, const float* A, int lda, const void* W, GpuDtype dtype,
+void gemm_bias_cuda(CUstream_st* stream, int M, int N, int K, const float* A, int lda, const void* W, Precision dtype,
                     const float* bias, bool relu, float* C, int ldc);
 // `count` fp32 weights -> bf16/fp16 (round to nearest even) in `out`; nothing for kFp32.
-void convert_weights_cuda(CUstream_st* stream, long long count, const float* weights, void* out, GpuDtype dtype);
+void convert_weights_cuda(CUstream_st* stream, long long count, const float* weights, void* out, Precision dtype);
 
 }  // namespace mbfast::ops

@@ -16,9 +16,8 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/cpu_target.h"
 #include "ops/gemm.h"
-
-#define MBFAST_AVX2 __attribute__((target("avx2,fma")))
 
 namespace mbfast::ops::detail {
 

@@ -6,9 +6,8 @@
 
 #include <algorithm>
 
+#include "ops/cpu_target.h"
 #include "ops/gemm.h"
-
-#define MBFAST_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
 namespace mbfast::ops::detail::avx512 {
 

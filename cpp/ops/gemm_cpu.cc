@@ -117,18 +117,7 @@ void gemm_portable_input(int M, const GemmInput& A, const PackedWeights& W, floa
 }
 
 CpuKernel detect_kernel() {
-  CpuKernel best = CpuKernel::kPortable;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("fma");
-  if (avx512) {
-    best = CpuKernel::kAvx512;
-    if (__builtin_cpu_supports("avx512vnni"))
-      best = __builtin_cpu_supports("avx512bf16") ? CpuKernel::kAvx512Bf16 : CpuKernel::kAvx512Vnni;
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = CpuKernel::kAvx2;
-#endif
+  const CpuKernel best = best_cpu_kernel();
   const char* forced = std::getenv("MBFAST_KERNEL");
   if (!forced || !*forced) return best;
   const std::string name = forced;
@@ -147,6 +136,25 @@ CpuKernel detect_kernel() {
 }
 
 }  // namespace
+
+// The one place the CPU's features are read (ops/cpu_target.h lists what each kernel is compiled for).
+CpuKernel best_cpu_kernel() {
+  CpuKernel best = CpuKernel::kPortable;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("fma");
+  if (avx512) {
+    best = CpuKernel::kAvx512;
+    if (__builtin_cpu_supports("avx512vnni"))
+      best = __builtin_cpu_supports("avx512bf16") ? CpuKernel::kAvx512Bf16 : CpuKernel::kAvx512Vnni;
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    best = CpuKernel::kAvx2;
+  }
+#endif
+  return best;
+}
 
 CpuKernel cpu_kernel() {
   static const CpuKernel kernel = detect_kernel();

@@ -142,30 +142,30 @@ __global__ void convert_kernel(long long count, const float* __restrict__ in, T*
 
 }  // namespace
 
-void convert_weights_cuda(CUstream_st* stream, long long count, const float* weights, void* out, GpuDtype dtype) {
-  if (count <= 0 || dtype == GpuDtype::kFp32) return;
+void convert_weights_cuda(CUstream_st* stream, long long count, const float* weights, void* out, Precision dtype) {
+  if (count <= 0 || dtype == Precision::kFp32) return;
   const unsigned blocks = static_cast<unsigned>((count + 255) / 256);
-  if (dtype == GpuDtype::kBf16)
+  if (dtype == Precision::kBf16)
     convert_kernel<<<blocks, 256, 0, stream>>>(count, weights, static_cast<__nv_bfloat16*>(out));
   else
     convert_kernel<<<blocks, 256, 0, stream>>>(count, weights, static_cast<__half*>(out));
   check_launch("convert_weights");
 }
 
-void gemm_bias_cuda(CUstream_st* stream, int M, int N, int K, const float* A, int lda, const void* W, GpuDtype dtype,
+void gemm_bias_cuda(CUstream_st* stream, int M, int N, int K, const float* A, int lda, const void* W, Precision dtype,
                     const float* bias, bool relu, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   const dim3 grid((N + kTile - 1) / kTile, (M + kTile - 1) / kTile);
   switch (dtype) {
-    case GpuDtype::kFp32:
+    case Precision::kFp32:
       gemm_fp32_kernel<<<grid, kThreads, 0, stream>>>(M, N, K, A, lda, static_cast<const float*>(W), bias, relu, C,
                                                        ldc);
       break;
-    case GpuDtype::kBf16:
+    case Precision::kBf16:
       gemm_wmma_kernel<__nv_bfloat16><<<grid, kWarps * 32, 0, stream>>>(
           M, N, K, A, lda, static_cast<const __nv_bfloat16*>(W), bias, relu, C, ldc);
       break;
-    case GpuDtype::kFp16:
+    case Precision::kFp16:
       gemm_wmma_kernel<__half><<<grid, kWarps * 32, 0, stream>>>(M, N, K, A, lda, static_cast<const __half*>(W),
                                                                  bias, relu, C, ldc);
       break;

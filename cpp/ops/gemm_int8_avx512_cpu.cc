@@ -11,10 +11,9 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/cpu_target.h"
 #include "ops/gemm.h"
 #include "ops/gemm_avx512_tiles.h"
-
-#define MBFAST_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512vnni")))
 
 namespace mbfast::ops::detail {
 

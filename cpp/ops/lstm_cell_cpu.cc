@@ -7,10 +7,8 @@
 
 #include <cmath>
 
+#include "ops/cpu_target.h"
 #include "ops/gemm.h"
-
-#define MBFAST_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-#define MBFAST_AVX2 __attribute__((target("avx2,fma")))
 
 namespace mbfast::ops {
 

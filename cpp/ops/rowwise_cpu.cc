@@ -10,9 +10,8 @@
 #include <cstring>
 #include <limits>
 
+#include "ops/cpu_target.h"
 #include "ops/gemm.h"
-
-#define MBFAST_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
 namespace mbfast::ops {
 
