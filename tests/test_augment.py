@@ -129,3 +129,17 @@ def test_load_files_reads_curves_and_labels(tmp_path) -> None:  # type: ignore[n
     (tmp_path / "bad.csv").write_text("obj_id,label\n7,Ia\n11,II\n")
     with pytest.raises(ValueError, match="obj_id 11 has a label but no light curve"):
         load_files(tmp_path / "curves.csv", tmp_path / "bad.csv", "ztf")
+
+
+def test_prior_shift_picks_the_alpha_with_the_best_validation_macro_f1() -> None:
+    from mbfast.model.prior import choose_alpha, log_prior
+
+    prior = log_prior(np.array([0] * 9 + [1]), 2)
+    np.testing.assert_allclose(prior, np.log([0.9, 0.1]))
+    # two objects of class 0 that the balanced model calls 1 by a small margin, one clear class-1 object
+    probs = np.array([[0.45, 0.55], [0.4, 0.6], [0.05, 0.95]])
+    alpha, scores = choose_alpha(probs, np.array([0, 0, 1]), prior)
+    assert scores[0.0] < 1.0 and scores[alpha] == 1.0
+    # log(0.45/0.55) + alpha*log(9) > 0 needs alpha > 0.0913, log(0.4/0.6) + ... needs alpha > 0.1845
+    assert alpha == 0.2
+    assert choose_alpha(np.array([[0.9, 0.1], [0.1, 0.9]]), np.array([0, 1]), prior)[0] == 0.0  # ties: smallest

@@ -20,6 +20,7 @@ from mbfast.model.evaluate import write_report  # noqa: E402
 from mbfast.model.multiband import MultibandModel  # noqa: E402
 from mbfast.model.training import (TrainOptions, band_losses, central_loss, predict, train,  # noqa: E402
                                    weighted_ce)
+from mbfast.model.prior import log_prior  # noqa: E402
 from mbfast.modelfile import read_model  # noqa: E402
 from mbfast.reference import preprocess_reference  # noqa: E402
 
@@ -240,6 +241,19 @@ def test_class_weights_change_the_loss_as_written(tiny_data) -> None:
     assert float(cls_w) == pytest.approx(expected, rel=1e-5)
     bands = band_losses(model, batch, states, torch.ones(len(objects)))
     assert [float(x) for x in bands] == pytest.approx([float(x) for x in band_losses(model, batch, states)])
+
+
+def test_prior_shift_is_folded_into_the_classifier_bias(tmp_path, tiny_data) -> None:
+    shifted, _ = run_tiny(tmp_path, "shifted", tiny_data, max_epochs=2)
+    plain, _ = run_tiny(tmp_path, "plain", tiny_data, max_epochs=2, prior_shift=False)
+    alpha = json.loads((tmp_path / "shifted" / "summary.json").read_text())["prior_shift"]
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["prior_shift"] is None
+    train_idx, _, _ = stratified_split(tiny_data.labels, tiny_data.usable, 1)
+    expected = alpha * log_prior(tiny_data.labels[train_idx], 14)
+    a, b = read_model(shifted).tensors, read_model(plain).tensors
+    name = "central.classifier.out.bias"
+    np.testing.assert_allclose(a[name] - b[name], expected, atol=1e-6)
+    assert all(np.array_equal(a[key], b[key]) for key in a if key != name)
 
 
 def test_time_budget_stops_gracefully(tmp_path, tiny_data) -> None:

@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
     train.add_argument("--select-on", default="macro_f1", choices=("macro_f1", "loss"),
                        help="best epoch and early stopping by validation macro F1 (ties: loss) or loss")
+    train.add_argument("--no-prior-shift", dest="prior_shift", action="store_false",
+                       help="keep the class-balanced model's uniform prior (default: fold in the shift toward the "
+                            "training class frequencies that maximises validation macro F1)")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     train.add_argument("--init-from", default=None,
                        help="start from this model's weights (lsst, ztf or a model file): fine-tune it on your data "
@@ -93,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
         central_steps_per_batch=args.central_steps_per_batch, band_dropout=args.band_dropout,
         patience=args.patience, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
         max_per_class=args.max_per_class, n_folds=args.folds, fold=args.fold, seed=args.seed, device=args.device,
-        weight_decay=args.weight_decay, init_from=args.init_from, class_balance=args.class_balance, select_on=args.select_on,
+        weight_decay=args.weight_decay, init_from=args.init_from, prior_shift=args.prior_shift, class_balance=args.class_balance, select_on=args.select_on,
         augment_truncate=0.0 if no_augment else args.augment_truncate,
         augment_obs_dropout=0.0 if no_augment else args.augment_obs_dropout,
         augment_band_dropout=0.0 if no_augment else args.augment_band_dropout,

@@ -29,6 +29,7 @@ from mbfast.model.data import (DEFAULT_CACHE, TrainingData, cap_per_class, fit_t
 from mbfast.model.metrics import confusion_matrix, macro_f1
 from mbfast.model.export import export_model
 from mbfast.model.multiband import CentralOutput, MultibandModel
+from mbfast.model.prior import choose_alpha, log_prior, shift_classifier
 
 
 CLASS_BALANCE = ("weights", "sampling", "none")
@@ -68,6 +69,8 @@ class TrainOptions:
     augment_redraw: bool = True
     select_on: str = "macro_f1"        # best epoch by validation "macro_f1" (ties: loss) or "loss"
     init_from: str | None = None       # start from a model file's weights (fine-tuning; same bands, classes, shape)
+    prior_shift: bool = True           # after class balance: fold the validation-chosen prior shift into the
+                                       # classifier bias (mbfast.model.prior)
 
     def __post_init__(self) -> None:
         if self.class_balance not in CLASS_BALANCE:
@@ -420,17 +423,32 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     save_checkpoint(checkpoint_path, model, band_opt, central_opt, band_sched, central_sched, rng, state)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
+    alpha = None
+    if options.prior_shift and options.class_balance != "none" and len(val_idx):
+        alpha = apply_prior_shift(model, data, train_idx, val_idx, device)
     model_path = run_dir / "model.mbf"
     export_model(model.cpu(), model_path, config)
     (run_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
     summary = {"stopped": state["stopped"], "best_epoch": state["best_epoch"], "epochs": state["epoch"],
                "steps": state["step"], "training_minutes": state["elapsed_s"] / 60, "device": device,
-               "best_val_loss": state["best_score"], "select_on": options.select_on,
+               "best_val_loss": state["best_score"], "select_on": options.select_on, "prior_shift": alpha,
                "best_val_macro_f1": state["history"][state["best_epoch"]]["val_macro_f1"]
                if state["best_epoch"] >= 0 else None}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"stopped: {state['stopped']}; best epoch {state['best_epoch']}; model written to {model_path}", flush=True)
     return model_path
+
+
+def apply_prior_shift(model: MultibandModel, data: TrainingData, train_idx: np.ndarray, val_idx: np.ndarray,
+                      device: str) -> float:
+    """Choose alpha on the validation objects and fold alpha * log(training frequencies) into the classifier."""
+    prior = log_prior(data.labels[train_idx], model.config.n_classes)
+    final = predict(model, data.inputs, val_idx, device=device).final_probs
+    alpha, scores = choose_alpha(final, data.labels[val_idx], prior)
+    shift_classifier(model, alpha, prior)
+    print(f"prior shift: alpha {alpha} (validation macro F1 {scores[alpha]:.4f}, {scores[0.0]:.4f} without)",
+          flush=True)
+    return alpha
 
 
 def start_from(model: MultibandModel, model_file: str) -> None:
