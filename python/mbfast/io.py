@@ -17,9 +17,8 @@ import pyarrow.parquet as pq
 from mbfast.shards import NAME_COLUMN, RowChecks, clean_chunk
 from mbfast.sources import flatten
 from mbfast.surveys import Survey, band_map, get_survey
-from mbfast.table import LightCurves, describe_row, from_arrays
+from mbfast.table import FIELDS, LightCurves, describe_row, from_arrays
 
-FIELDS = ("obj_id", "band", "t", "mag", "err")
 # Parquet schema metadata key holding the band order, so a file written by mbfast reads back without `survey`
 BANDS_KEY = b"mbfast.bands"
 

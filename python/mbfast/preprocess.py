@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from mbfast.inputs import ModelInputs
-from mbfast.table import LightCurves, describe_row
+from mbfast.table import FIELDS, LightCurves, describe_row
 
 # Objects per parallel chunk: each chunk allocates its per-band scratch once, not once per object.
 OBJECTS_PER_CHUNK = 256
@@ -90,7 +90,7 @@ def check_sorted(curves: LightCurves) -> None:
     start at 0, end at N, never decrease, and split the table exactly where obj_id changes.
     """
     n_rows = len(curves.t)
-    lengths = {name: len(getattr(curves, name)) for name in ("obj_id", "band", "t", "mag", "err")}
+    lengths = {name: len(getattr(curves, name)) for name in FIELDS}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"mismatched lengths: {lengths}")
     offsets = np.asarray(curves.offsets)

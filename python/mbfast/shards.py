@@ -5,7 +5,7 @@ by the incremental mode (one engine state file per shard) and by the Dask path (
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 from mbfast import surveys
 from mbfast.sources import INTEGER_IDS_KEY
 from mbfast.surveys import BandMap
-from mbfast.table import MAX_ABS_MAG, MAX_ABS_T, object_codes
+from mbfast.object_ids import object_codes
+from mbfast.table import FIELDS, MAX_ABS_MAG, MAX_ABS_T
 
 REJECT_REASONS = ("obj_id missing", "obj_id not an integer", "obj_id a float beyond 2**53 (not exact)",
                   "band missing", "unknown band", "band not in the model", "t missing", "t not a number",
@@ -58,7 +59,7 @@ class RowChecks:
 
 @dataclass(frozen=True)
 class CleanChunk:
-    obj_id: np.ndarray  # int64 (N,) the input's integer id, or the code of its text id (table.object_codes)
+    obj_id: np.ndarray  # int64 (N,) the input's integer id, or the code of its text id (object_ids.object_codes)
     band: np.ndarray    # int8 (N,) index into the model's bands
     t: np.ndarray       # float64 (N,) MJD
     mag: np.ndarray     # float64 (N,) AB
@@ -222,8 +223,7 @@ class ShardSpiller:
     """Appends clean rows to one folder of Parquet parts per shard under `directory` (one part per chunk: no
     long-lived writers, whose buffers grow with the number of shards)."""
 
-    SCHEMA = pa.schema([("obj_id", pa.int64()), ("band", pa.int8()), ("t", pa.float64()), ("mag", pa.float64()),
-                        ("err", pa.float64())])
+    SCHEMA = pa.schema(list(zip(FIELDS, (pa.int64(), pa.int8(), pa.float64(), pa.float64(), pa.float64()))))
 
     def __init__(self, directory: Path, n_shards: int) -> None:
         self.directory = directory
@@ -264,10 +264,3 @@ def read_shard(path: Path) -> CleanChunk:
     extra = table.drop_columns(fixed) if table.num_columns > len(fixed) else None
     table = table.select(fixed).cast(ShardSpiller.SCHEMA)
     return CleanChunk(*(table.column(name).to_numpy() for name in fixed), extra=extra)
-
-
-def concat(chunks: Iterable[CleanChunk]) -> CleanChunk:
-    parts = list(chunks)
-    return CleanChunk(*(np.concatenate([getattr(part, name) for part in parts])
-                        for name in ("obj_id", "band", "t", "mag", "err")))
-

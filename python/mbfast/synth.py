@@ -95,19 +95,3 @@ def write_synthetic(output: str | Path, n_objects: int, seed: int = 0, objects_p
                                          "mag": curves.mag, "err": curves.err}))
             rows += len(curves)
     return rows
-
-
-def register(subparsers) -> None:  # type: ignore[no-untyped-def]
-    synth = subparsers.add_parser("synth", help="write N synthetic objects resampled from real PLAsTiCC curves")
-    synth.add_argument("n_objects", type=int)
-    synth.add_argument("-o", "--output", required=True, help="output Parquet file (flat rows)")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.set_defaults(run=run_synth)
-
-
-def run_synth(args) -> int:  # type: ignore[no-untyped-def]
-    if args.n_objects < 1:
-        raise ValueError(f"n_objects must be >= 1, got {args.n_objects}")
-    rows = write_synthetic(args.output, args.n_objects, args.seed)
-    print(f"wrote {args.n_objects:,} objects ({rows:,} observations) to {args.output}")
-    return 0
