@@ -1,4 +1,5 @@
-"""The package's map holds: no two modules import each other, lazy imports inside functions included."""
+"""The package's map holds: no two modules import each other (lazy imports inside functions included), and argparse
+lives in mbfast.cli only, so library modules are called, not parsed."""
 from __future__ import annotations
 
 import ast
@@ -52,3 +53,8 @@ def test_no_two_modules_import_each_other() -> None:
                 todo += [t for t in graph[current] if (current, t) not in ALLOWED_LOOPS]
     assert sorted(loops) == [], f"modules on an import loop: {sorted(loops)}"
 
+
+def test_only_the_command_line_imports_argparse() -> None:
+    users = sorted(module_name(path) for path in PACKAGE.rglob("*.py")
+                   if "import argparse" in path.read_text() and not module_name(path).startswith("mbfast.cli"))
+    assert users == []

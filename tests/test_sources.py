@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mbfast.shards import RowChecks, ShardSpiller, clean_chunk, read_shard, shard_of
+from mbfast.jobs.shards import ShardSpiller, read_shard, shard_of
+from mbfast.rows import RowChecks, clean_chunk
 from mbfast.sources import iter_chunks, open_source
 
 FLAT = pa.table({"object_id": [7, 7, 7, 9, 9], "passband": ["g", "r", "g", "g", "g"],

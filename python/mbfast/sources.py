@@ -1,7 +1,7 @@
 """Observation sources for batch jobs: Parquet (file, directory or glob; flat rows or one list per object) and CSV,
 read in bounded chunks and normalised to flat Arrow tables with the columns obj_id, band, t, mag, err.
 
-Not a light-curve model: rows are only renamed and flattened here; checks happen in mbfast.batch.
+Not a light-curve model: rows are only renamed and flattened here; checks happen in mbfast.rows.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from mbfast.table import FIELDS
 
-# schema metadata on a chunk whose obj_id column is text only because a CSV block held a bad entry (mbfast.shards)
+# schema metadata on a chunk whose obj_id column is text only because a CSV block held a bad entry (mbfast.rows)
 INTEGER_IDS_KEY = b"mbfast.integer_ids"
 
 # names other tools use for the same columns, tried in order when the canonical name is absent

@@ -63,7 +63,7 @@ class LightCurves:
 
         obj_id : integers, or text ids (kept in `names`); band : labels, or a survey's codes when `survey` is named
         (ZTF fid 1/2/3, PLAsTiCC passband 0-5; integers without a survey are refused); t : MJD; mag AB; err mag.
-        The batch job's row checks apply (mbfast.shards.clean_chunk); the first bad row raises ValueError naming it.
+        The batch job's row checks apply (mbfast.rows.clean_chunk); the first bad row raises ValueError naming it.
         """
         from mbfast.io import curves_from_arrow
 

@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from mbfast import exit_codes
-from mbfast.jobs import NothingDone
+from mbfast.exit_codes import NothingDone
 
 # in the order `mbfast --help` lists them; each module's register(subparsers) adds its sub-commands
 COMMANDS = ("info", "classify", "demo", "stream", "train", "report", "bench", "synth")

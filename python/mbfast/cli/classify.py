@@ -1,13 +1,13 @@
-"""`mbfast classify`: whole light curves from Parquet/CSV to one row of scores per object (mbfast.batch, or
-mbfast.dask with --scheduler)."""
+"""`mbfast classify`: whole light curves from Parquet/CSV to one row of scores per object (mbfast.jobs.local, or
+mbfast.jobs.dask with --scheduler)."""
 from __future__ import annotations
 
 import argparse
 
 from mbfast import exit_codes
-from mbfast.batch import classify_files
+from mbfast.jobs.local import classify_files
 from mbfast.engine import CPU_PRECISIONS
-from mbfast.jobs import MAX_THREADS, count_option, days_option
+from mbfast.cli.options import MAX_THREADS, count_option, days_option
 from mbfast.surveys import TABLE_SURVEYS
 from mbfast.table import FIELDS
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     columns = _column_option(args.column)
     keep = tuple(dict.fromkeys(args.keep))
     if args.scheduler:
-        from mbfast.dask import classify_with_scheduler
+        from mbfast.jobs.dask import classify_with_scheduler
 
         summary = classify_with_scheduler(args.input, args.output, args.scheduler, model=args.model,
                                           columns=columns, state_dir=args.state, n_shards=args.shards,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from mbfast.batch import classify_files
+from mbfast.jobs.local import classify_files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

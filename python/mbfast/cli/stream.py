@@ -10,7 +10,7 @@ from typing import Any
 from mbfast import exit_codes, models
 from mbfast.alerts import ZtfCuts, survey_of_files
 from mbfast.engine import CPU_PRECISIONS
-from mbfast.jobs import days_option
+from mbfast.cli.options import days_option
 from mbfast.stream import CommitError, ReplayResult, check_paths, replay
 
 

@@ -1,10 +1,10 @@
 """Scale batch reclassification out on a Dask cluster.
 
-Rows are repartitioned so that partition k holds exactly the objects of hash shard k (mbfast.shards.shard_of),
-each worker loads the model once per process, and each partition is classified like one shard of mbfast.batch.
+Rows are repartitioned so that partition k holds exactly the objects of hash shard k (mbfast.jobs.shards.shard_of),
+each worker loads the model once per process, and each partition is classified like one shard of mbfast.jobs.local.
 Outputs and state files are written under temporary names and renamed, so a worker killed mid-partition leaves
 nothing half written; Dask retries the partition and duplicates make a repeated incremental step a no-op.
-Rows pass the local path's checks (mbfast.shards.clean_chunk), and the two paths are tested on the same inputs.
+Rows pass the local path's checks (mbfast.rows.clean_chunk), and the two paths are tested on the same inputs.
 """
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from mbfast.batch import (BatchSummary, check_forget_after, check_keep, check_state_dir, classify_shard,
-                          forget_in_shards, model_for, refuse_if_nothing_to_do, remove_output_leftovers, result_table,
-                          shard_state_path, state_shards, write_rejected)
 from mbfast.engine import Engine
-from mbfast.jobs import check_output, temporary_name
-from mbfast.shards import KEEP_PREFIX, NAME_COLUMN, RowChecks, clean_chunk, id_codes, ids_are_names, shard_of
+from mbfast.jobs.files import check_output, temporary_name
+from mbfast.jobs.local import (BatchSummary, check_forget_after, check_keep, check_state_dir, classify_shard,
+                               forget_in_shards, model_for, refuse_if_nothing_to_do, remove_output_leftovers,
+                               result_table, shard_state_path, state_shards, write_rejected)
+from mbfast.jobs.shards import shard_of
 from mbfast import sources
+from mbfast.rows import KEEP_PREFIX, NAME_COLUMN, RowChecks, clean_chunk, id_codes, ids_are_names
 from mbfast.sources import INTEGER_IDS_KEY, Source, open_source, resolve
 from mbfast.surveys import BandMap, band_map
 from mbfast.table import FIELDS
@@ -39,7 +40,7 @@ def _engine(model: str | None, precision: str = "fp32") -> Engine:
 
 
 def _arrow(frame: pd.DataFrame, integer_ids: bool) -> pa.Table:
-    """A partition as the Arrow chunk mbfast.shards.clean_chunk takes (the local path's row checks)."""
+    """A partition as the Arrow chunk mbfast.rows.clean_chunk takes (the local path's row checks)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return table.replace_schema_metadata({INTEGER_IDS_KEY: b"1"} if integer_ids else {})
 
@@ -74,8 +75,8 @@ def classify(frame, model: str | os.PathLike[str] | None = None, n_shards: int |
 
     Every object is classified whole in one partition (partition k = hash shard k of obj_id). With `state_dir`,
     partition k steps its new rows into the engine state file shard-k (incremental nightly mode). Rows pass the
-    local path's checks (mbfast.shards.clean_chunk; rejected ones are left out here: classify_with_scheduler counts
-    and lists them); `survey`, `keep` and text obj_ids as in mbfast.batch.classify_files. `integer_ids`: the ids
+    local path's checks (mbfast.rows.clean_chunk; rejected ones are left out here: classify_with_scheduler counts
+    and lists them); `survey`, `keep` and text obj_ids as in mbfast.jobs.local.classify_files. `integer_ids`: the ids
     are integers even where a partition holds them as text (a CSV read as text).
     """
     n_shards = n_shards or frame.npartitions
@@ -107,7 +108,7 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
 
     The rows pass the local path's checks: rejected ones are counted and written, with their reason and row number,
     to `<output>.rejected.parquet`, and `strict` and the nothing-classified cases end as they do there
-    (NothingDone). `forget_after` as in mbfast.batch.classify_files: applied to the saved shard states once the
+    (NothingDone). `forget_after` as in mbfast.jobs.local.classify_files: applied to the saved shard states once the
     workers are done."""
     import dask
     import dask.dataframe as dd

@@ -7,12 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mbfast.batch import BatchSummary, classify_files
+from mbfast.jobs.local import BatchSummary, classify_files
 from mbfast.cli import main
 from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 from mbfast.engine import Engine
 from mbfast.table import from_arrays
-from tests.batch_support import forget_over_two_nights, ztf_alert_rows, ztf_model
+from tests.jobs.local_support import forget_over_two_nights, ztf_alert_rows, ztf_model
 
 
 @pytest.fixture
