@@ -8,9 +8,11 @@ from pathlib import Path
 import mbfast
 
 PACKAGE = Path(mbfast.__file__).resolve().parent
-# LightCurves.from_arrow / from_pandas, the table's constructors from rows, call the row reader (mbfast.io, lazily)
+# LightCurves.from_arrow / from_pandas, the table's constructors from rows, call the row reader (lightcurves.io,
+# lazily)
 # and take a Survey (a type only): the one loop kept, so that `LightCurves.from_arrow` stays the public API
-ALLOWED_LOOPS = {("mbfast.table", "mbfast.io"), ("mbfast.table", "mbfast.surveys")}
+ALLOWED_LOOPS = {("mbfast.lightcurves.table", "mbfast.lightcurves.io"),
+                 ("mbfast.lightcurves.table", "mbfast.lightcurves.surveys")}
 
 
 def module_name(path: Path) -> str:

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from mbfast import _core
 from mbfast.alerts import AlertProblem, AlertRows, ZtfCuts, read_alerts
 from mbfast.engine import Status
-from mbfast.surveys import SURVEYS
+from mbfast.lightcurves.surveys import SURVEYS
 
 # Engine.step status names indexed by code, as the engine defines them; then the per-alert statuses replay adds
 STEP_STATUSES = tuple(sorted(_core.STATUS_CODES, key=_core.STATUS_CODES.__getitem__))

@@ -54,7 +54,7 @@ def test_the_dask_path_applies_the_local_row_policy(tmp_path: Path, small_model_
     """One text entry in a number column, one text id among integer ids, engine-bound rows, float ids: the local
     path rejects exactly those rows; the Dask path used to fail the whole job. Both give the same counts, rejected
     rows (with row numbers) and scores."""
-    from mbfast import sources
+    from mbfast.lightcurves import sources
     from mbfast.jobs.dask import classify_with_scheduler
 
     monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", 300)  # the file's first block says its ids are integers

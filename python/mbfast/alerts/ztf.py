@@ -1,5 +1,5 @@
 """ZTF alert packets (schemas 3.x and 4.x): quality cuts, and one packet -> step rows (objectId <-> int64 is
-mbfast.object_ids').
+mbfast.lightcurves.object_ids').
 
 A packet holds the triggering detection (`candidate`) and up to 30 days of history (`prv_candidates`, upper
 limits included). This module turns one decoded packet (a dict, from Avro or Fink Parquet) into rows; it does
@@ -13,8 +13,8 @@ from typing import Any
 
 from mbfast.alerts.rows import RowBuilder
 from mbfast.alerts.schema import INTEGER, NUMBER, STRING, Requirement, Tree, has
-from mbfast.object_ids import ztf_object_id, ztf_object_name
-from mbfast.surveys import LOW_SNR, MAG_PER_LN_FLUX, ZTF
+from mbfast.lightcurves.object_ids import ztf_object_id, ztf_object_name
+from mbfast.lightcurves.surveys import LOW_SNR, MAG_PER_LN_FLUX, ZTF
 
 # jd -> MJD
 JD_MINUS_MJD = 2400000.5

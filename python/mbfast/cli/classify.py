@@ -8,8 +8,8 @@ from mbfast import exit_codes
 from mbfast.jobs.local import classify_files
 from mbfast.engine import CPU_PRECISIONS
 from mbfast.cli.options import MAX_THREADS, count_option, days_option
-from mbfast.surveys import TABLE_SURVEYS
-from mbfast.table import FIELDS
+from mbfast.lightcurves.surveys import TABLE_SURVEYS
+from mbfast.lightcurves.table import FIELDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,9 +1,9 @@
-"""`mbfast synth`: write synthetic light curves resampled from real PLAsTiCC curves (mbfast.synth)."""
+"""`mbfast synth`: write synthetic light curves resampled from real PLAsTiCC curves (mbfast.lightcurves.synth)."""
 from __future__ import annotations
 
 import argparse
 
-from mbfast.synth import write_synthetic
+from mbfast.lightcurves.synth import write_synthetic
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

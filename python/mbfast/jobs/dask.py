@@ -4,7 +4,7 @@ Rows are repartitioned so that partition k holds exactly the objects of hash sha
 each worker loads the model once per process, and each partition is classified like one shard of mbfast.jobs.local.
 Outputs and state files are written under temporary names and renamed, so a worker killed mid-partition leaves
 nothing half written; Dask retries the partition and duplicates make a repeated incremental step a no-op.
-Rows pass the local path's checks (mbfast.rows.clean_chunk), and the two paths are tested on the same inputs.
+Rows pass the local path's checks (lightcurves.rows.clean_chunk), and the two paths are tested on the same inputs.
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ from mbfast.jobs.local import (BatchSummary, check_forget_after, check_keep, che
                                forget_in_shards, model_for, refuse_if_nothing_to_do, remove_output_leftovers,
                                result_table, shard_state_path, state_shards, write_rejected)
 from mbfast.jobs.shards import shard_of
-from mbfast import sources
-from mbfast.rows import KEEP_PREFIX, NAME_COLUMN, RowChecks, clean_chunk, id_codes, ids_are_names
-from mbfast.sources import INTEGER_IDS_KEY, Source, open_source, resolve
-from mbfast.surveys import BandMap, band_map
-from mbfast.table import FIELDS
+from mbfast.lightcurves import sources
+from mbfast.lightcurves.rows import KEEP_PREFIX, NAME_COLUMN, RowChecks, clean_chunk, id_codes, ids_are_names
+from mbfast.lightcurves.sources import INTEGER_IDS_KEY, Source, open_source, resolve
+from mbfast.lightcurves.surveys import BandMap, band_map
+from mbfast.lightcurves.table import FIELDS
 
 
 @functools.lru_cache(maxsize=4)
@@ -40,7 +40,7 @@ def _engine(model: str | None, precision: str = "fp32") -> Engine:
 
 
 def _arrow(frame: pd.DataFrame, integer_ids: bool) -> pa.Table:
-    """A partition as the Arrow chunk mbfast.rows.clean_chunk takes (the local path's row checks)."""
+    """A partition as the Arrow chunk mbfast.lightcurves.rows.clean_chunk takes (the local path's row checks)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return table.replace_schema_metadata({INTEGER_IDS_KEY: b"1"} if integer_ids else {})
 
@@ -75,7 +75,7 @@ def classify(frame, model: str | os.PathLike[str] | None = None, n_shards: int |
 
     Every object is classified whole in one partition (partition k = hash shard k of obj_id). With `state_dir`,
     partition k steps its new rows into the engine state file shard-k (incremental nightly mode). Rows pass the
-    local path's checks (mbfast.rows.clean_chunk; rejected ones are left out here: classify_with_scheduler counts
+    local path's checks (lightcurves.rows.clean_chunk; rejected ones are left out here: classify_with_scheduler counts
     and lists them); `survey`, `keep` and text obj_ids as in mbfast.jobs.local.classify_files. `integer_ids`: the ids
     are integers even where a partition holds them as text (a CSV read as text).
     """
@@ -179,7 +179,7 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
 
 def _read(source: Source, keep: tuple[str, ...]):  # type: ignore[no-untyped-def]
     """The input as a Dask DataFrame with the canonical columns and `keep`, and whether its ids are integers held as
-    text. CSV number columns are read as text, so one bad entry rejects its row (as in mbfast.sources), not the job;
+    text. CSV number columns are read as text, so one bad entry rejects its row (as in lightcurves.sources), not the job;
     the first block of the first file says whether the ids are integers, as the local reader decides."""
     import dask.dataframe as dd
 

@@ -1,7 +1,7 @@
 """Nightly batch reclassification: whole light curves from Parquet/CSV in, one row of scores per object out.
 
 Memory stays bounded whatever the input size: rows are read in chunks and spilled into hash shards of obj_id
-(mbfast.jobs.shards), then each shard is classified on its own. With `state_dir` the job is incremental: each shard keeps
+(jobs.shards), then each shard is classified on its own. With `state_dir` the job is incremental: each shard keeps
 an engine state file, only the new observations are stepped, and re-running the same night changes nothing
 (repeats are duplicates). Outputs are written to a temporary name and renamed, so a killed job leaves no half file.
 """
@@ -27,10 +27,10 @@ from mbfast.engine import Engine, Prediction, Status
 from mbfast.exit_codes import NothingDone
 from mbfast.jobs.files import check_output, remove_leftovers, temporary_name
 from mbfast.jobs.shards import ShardSpiller, read_shard
-from mbfast.rows import KEEP_PREFIX, NAME_COLUMN, CleanChunk, RowChecks, clean_chunk
-from mbfast.sources import iter_chunks, open_source
-from mbfast.surveys import band_map
-from mbfast.table import from_arrays
+from mbfast.lightcurves.rows import KEEP_PREFIX, NAME_COLUMN, CleanChunk, RowChecks, clean_chunk
+from mbfast.lightcurves.sources import iter_chunks, open_source
+from mbfast.lightcurves.surveys import band_map
+from mbfast.lightcurves.table import from_arrays
 
 DEFAULT_SHARD_ROWS = 4_000_000   # about 150 MB of observations per shard in memory
 DEFAULT_STATE_SHARDS = 16

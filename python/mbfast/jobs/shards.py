@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mbfast.rows import CleanChunk
-from mbfast.table import FIELDS
+from mbfast.lightcurves.rows import CleanChunk
+from mbfast.lightcurves.table import FIELDS
 
 
 def shard_of(obj_id: np.ndarray, n_shards: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Every conversion keeps only detections with flux > flux error (the paper's S/N cut, §2) and reports what it
 dropped, counted by reason. Object-level selection (minimum observations per band, maximum objects per class,
-§2) is `select_objects`. This module does not read files: mbfast.io and mbfast.datasets do.
+§2) is `select_objects`. This module does not read files: mbfast.lightcurves.io and mbfast.datasets do.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from mbfast.table import LightCurves, describe_row, from_arrays
+from mbfast.lightcurves.table import LightCurves, describe_row, from_arrays
 
 # m = -2.5 log10(F) + zp ; err_mag = 2.5 / ln(10) * err_F / F
 MAG_PER_LN_FLUX = 2.5 / np.log(10.0)

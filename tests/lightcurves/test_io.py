@@ -1,5 +1,5 @@
 """Flat-row Parquet/CSV reading and writing: round trip, column mapping, band labels or codes, row-naming errors; and
-observation rows (DataFrame, Arrow, dict) into LightCurves and Engine.classify (mbfast.io.curves_from_arrow)."""
+observation rows (DataFrame, Arrow, dict) into LightCurves and Engine.classify (lightcurves.io.curves_from_arrow)."""
 from __future__ import annotations
 
 import re
@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mbfast.engine import Engine
-from mbfast.io import read_csv, read_parquet, write_parquet
-from mbfast.surveys import LSST, ZTF
-from mbfast.table import LightCurves, from_arrays
+from mbfast.lightcurves.io import read_csv, read_parquet, write_parquet
+from mbfast.lightcurves.surveys import LSST, ZTF
+from mbfast.lightcurves.table import LightCurves, from_arrays
 
 
 def random_curves(seed: int = 0, n: int = 200):

@@ -1,7 +1,7 @@
 """LightCurves: many objects' observations as flat columns sorted by (obj_id, t, band), with per-object offsets.
 
 This is the one columnar representation that readers produce and that preprocessing, training and
-Engine.classify consume. It holds magnitudes only; survey presets (mbfast.surveys) convert fluxes.
+Engine.classify consume. It holds magnitudes only; survey presets (mbfast.lightcurves.surveys) convert fluxes.
 """
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from mbfast.object_ids import object_codes
+from mbfast.lightcurves.object_ids import object_codes
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mbfast.surveys import Survey
+    from mbfast.lightcurves.surveys import Survey
 
-# The engine's bounds (cpp/engine.cc kMaxAbsTime, kMaxAbsMag; tests/test_table.py checks they agree): rows beyond
-# them are refused here and in the batch row checks, so none reaches the engine only to be skipped there
 # An observation row's fields, as LightCurves holds them and as every reader and writer names its columns
 FIELDS = ("obj_id", "band", "t", "mag", "err")
 
+# The engine's bounds (cpp/engine.cc kMaxAbsTime, kMaxAbsMag; tests/lightcurves/test_table.py checks they agree):
+# rows beyond them are refused here and in the batch row checks, so none reaches the engine only to be skipped there
 MAX_ABS_T = 1e12    # days; a t in milliseconds lies beyond
 MAX_ABS_MAG = 1e4
 
@@ -63,9 +63,9 @@ class LightCurves:
 
         obj_id : integers, or text ids (kept in `names`); band : labels, or a survey's codes when `survey` is named
         (ZTF fid 1/2/3, PLAsTiCC passband 0-5; integers without a survey are refused); t : MJD; mag AB; err mag.
-        The batch job's row checks apply (mbfast.rows.clean_chunk); the first bad row raises ValueError naming it.
+        The batch job's row checks apply (lightcurves.rows.clean_chunk); the first bad row raises ValueError naming it.
         """
-        from mbfast.io import curves_from_arrow
+        from mbfast.lightcurves.io import curves_from_arrow
 
         return curves_from_arrow(table, bands, survey, None, columns)
 

@@ -2,7 +2,7 @@
 counted by reason and kept, with its row number, for the report.
 
 The batch jobs (local and Dask) check their rows here, and so do LightCurves.from_arrow and Engine.classify on rows
-(mbfast.io.curves_from_arrow).
+(mbfast.lightcurves.io.curves_from_arrow).
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mbfast import surveys
-from mbfast.object_ids import object_codes
-from mbfast.sources import INTEGER_IDS_KEY
-from mbfast.surveys import BandMap
-from mbfast.table import FIELDS, MAX_ABS_MAG, MAX_ABS_T
+from mbfast.lightcurves import surveys
+from mbfast.lightcurves.object_ids import object_codes
+from mbfast.lightcurves.sources import INTEGER_IDS_KEY
+from mbfast.lightcurves.surveys import BandMap
+from mbfast.lightcurves.table import FIELDS, MAX_ABS_MAG, MAX_ABS_T
 
 REJECT_REASONS = ("obj_id missing", "obj_id not an integer", "obj_id a float beyond 2**53 (not exact)",
                   "band missing", "unknown band", "band not in the model", "t missing", "t not a number",

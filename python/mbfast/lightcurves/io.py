@@ -1,7 +1,7 @@
 """Read and write LightCurves as flat rows (obj_id, band, t, mag, err) in Parquet or CSV.
 
 One row per observation, in any order; column names are configurable. Magnitudes only: convert fluxes with a
-survey preset (mbfast.surveys) first. Labelled data sets with their own formats are in mbfast.datasets.
+survey preset (mbfast.lightcurves.surveys) first. Labelled data sets with their own formats are in mbfast.datasets.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from mbfast.rows import NAME_COLUMN, RowChecks, clean_chunk
-from mbfast.sources import flatten
-from mbfast.surveys import Survey, band_map, get_survey
-from mbfast.table import FIELDS, LightCurves, describe_row, from_arrays
+from mbfast.lightcurves.rows import NAME_COLUMN, RowChecks, clean_chunk
+from mbfast.lightcurves.sources import flatten
+from mbfast.lightcurves.surveys import Survey, band_map, get_survey
+from mbfast.lightcurves.table import FIELDS, LightCurves, describe_row, from_arrays
 
 # Parquet schema metadata key holding the band order, so a file written by mbfast reads back without `survey`
 BANDS_KEY = b"mbfast.bands"
@@ -27,7 +27,7 @@ def curves_from_arrow(table: pa.Table, bands: tuple[str, ...] | None = None, sur
                       target_survey: str | None = None, columns: Mapping[str, str] | None = None) -> LightCurves:
     """Observation rows (any column order, aliases such as objectId/fid/mjd/magpsf/sigmapsf recognised, flat or
     one list per object) -> LightCurves with bands `bands` (default: the survey's), through the batch job's row
-    checks (mbfast.rows.clean_chunk); the first bad row raises ValueError naming its row, obj_id and reason.
+    checks (mbfast.lightcurves.rows.clean_chunk); the first bad row raises ValueError naming its row, obj_id and reason.
 
     `survey` names who wrote the band column (surveys.band_map maps its codes and labels to `bands`, those of a
     model for `target_survey`); without it integer band codes are refused.

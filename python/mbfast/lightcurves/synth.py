@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mbfast.table import LightCurves
+from mbfast.lightcurves.table import LightCurves
 
 
 def resample(curves: LightCurves, n_objects: int, seed: int, *, max_shift_days: int = 1000,
@@ -19,7 +19,7 @@ def resample(curves: LightCurves, n_objects: int, seed: int, *, max_shift_days: 
     Parameters
     ----------
     curves : LightCurves
-        Source objects (sorted, as `mbfast.table.from_arrays` returns them); at least one.
+        Source objects (sorted, as `mbfast.lightcurves.table.from_arrays` returns them); at least one.
     n_objects : int
         Objects to make. Sources are drawn with replacement, uniformly over objects.
     seed : int
@@ -38,7 +38,7 @@ def resample(curves: LightCurves, n_objects: int, seed: int, *, max_shift_days: 
 
     Examples
     --------
-    >>> from mbfast.table import from_arrays
+    >>> from mbfast.lightcurves.table import from_arrays
     >>> source = from_arrays([1, 1, 2], ["g", "r", "g"], [0.0, 0.5, 3.0], [20.0, 20.1, 19.0], [0.1] * 3,
     ...                      ("g", "r"))
     >>> big = resample(source, n_objects=5, seed=0)

@@ -1,7 +1,7 @@
 """Observation sources for batch jobs: Parquet (file, directory or glob; flat rows or one list per object) and CSV,
 read in bounded chunks and normalised to flat Arrow tables with the columns obj_id, band, t, mag, err.
 
-Not a light-curve model: rows are only renamed and flattened here; checks happen in mbfast.rows.
+Not a light-curve model: rows are only renamed and flattened here; checks happen in mbfast.lightcurves.rows.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from mbfast.table import FIELDS
+from mbfast.lightcurves.table import FIELDS
 
-# schema metadata on a chunk whose obj_id column is text only because a CSV block held a bad entry (mbfast.rows)
+# schema metadata on a chunk whose obj_id column is text only because a CSV block held a bad entry (rows.py)
 INTEGER_IDS_KEY = b"mbfast.integer_ids"
 
 # names other tools use for the same columns, tried in order when the canonical name is absent
