@@ -1,4 +1,4 @@
-"""Whole-light-curve throughput: Engine.classify on synthetic curves resampled from PLAsTiCC (mbfast.synth),
+"""Whole-light-curve throughput: Engine.classify on synthetic curves resampled from PLAsTiCC (mbfast.lightcurves.synth),
 against the same model and weights in PyTorch eager.
 
 The ZTF model sizes (mbfast.benchmark.workloads.ZTF_CONFIG) with PLAsTiCC's six LSST bands, random weights.
@@ -25,8 +25,8 @@ from mbfast.layout import random_weights
 from mbfast.costs import model_info
 from mbfast.engine import Engine
 from mbfast.modelfile import write_model
-from mbfast.synth import resample
-from mbfast.table import LightCurves
+from mbfast.lightcurves.synth import resample
+from mbfast.lightcurves.table import LightCurves
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Preprocessing throughput: mbfast.preprocess (Numba) against a plain pandas groupby version of the same features.
 
-Inputs are PLAsTiCC curves resampled by mbfast.synth (bench/conftest.py: --bench-obs, default 10 M observations;
+Inputs are PLAsTiCC curves resampled by lightcurves.synth (bench/conftest.py: --bench-obs, default 10 M observations;
 pandas runs on a 1 M subset and is compared per observation). Only the call is timed; outputs are checked after.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from mbfast.inputs import ModelInputs
 from mbfast.preprocess import preprocess
-from mbfast.table import LightCurves
+from mbfast.lightcurves.table import LightCurves
 
 N_SKIP = 2
 GROUP = "preprocess"

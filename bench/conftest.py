@@ -16,8 +16,8 @@ from mbfast.layout import random_weights
 from mbfast.datasets import load_plasticc, load_sample, shared_data_dir
 from mbfast.engine import DEFAULT_MODEL
 from mbfast.modelfile import ModelFile, read_model, write_model
-from mbfast.synth import resample
-from mbfast.table import LightCurves
+from mbfast.lightcurves.synth import resample
+from mbfast.lightcurves.table import LightCurves
 
 # observations/s of each benchmark in this session, for the summary (name -> (median, best round))
 THROUGHPUT: dict[str, tuple[float, float]] = {}

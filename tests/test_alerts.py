@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mbfast.alerts import (AlertError, ZtfCuts, apparent_magnitude, read_alerts, read_messages, ztf_object_id,
                            ztf_object_name)
 from mbfast.alerts.container import Container
-from mbfast.surveys import LSST, ZTF
+from mbfast.lightcurves.surveys import LSST, ZTF
 from tests.alerts_support import confluent_messages
 
 DATA = Path(__file__).parent / "data" / "alerts"

@@ -6,8 +6,8 @@ import pytest
 
 from mbfast.datasets import LabelledSet, load_files, to_ztf_like, ztf_error
 from mbfast.model.augment import MIN_OBS_FOR_ROW, Augmentation, augment, balanced_sample, class_weights
-from mbfast.surveys import ZTF
-from mbfast.table import LightCurves, from_arrays
+from mbfast.lightcurves.surveys import ZTF
+from mbfast.lightcurves.table import LightCurves, from_arrays
 
 OFF = Augmentation(truncate=0.0, obs_dropout=0.0, band_dropout=0.0, redraw=False)
 

@@ -18,7 +18,7 @@ from mbfast.model.baselines.concat import ConcatModel, train_concat  # noqa: E40
 from mbfast.model.baselines.features import MISSING, extract_features  # noqa: E402
 from mbfast.model.batch import make_batch  # noqa: E402
 from mbfast.reference import preprocess_reference  # noqa: E402
-from mbfast.table import from_arrays  # noqa: E402
+from mbfast.lightcurves.table import from_arrays  # noqa: E402
 
 BANDS = ("g", "r", "i")
 

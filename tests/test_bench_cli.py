@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mbfast import bench_cli
+from mbfast.benchmark.quick import bench_modules
 from mbfast.benchmark.workloads import ZTF_CONFIG
 from mbfast.cli import main
 from mbfast.costs import model_info
@@ -24,7 +24,7 @@ def no_baselines(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_baselines_load_from_the_installed_package() -> None:
-    modules, missing = bench_cli.bench_modules()
+    modules, missing = bench_modules()
     assert missing == {}
     assert {name: module.__name__ for name, module in modules.items()} == {  # type: ignore[attr-defined]
         "roofline": "mbfast.benchmark.roofline", "torch_step": "mbfast.benchmark.torch_step",

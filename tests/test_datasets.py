@@ -11,7 +11,7 @@ import pytest
 
 from mbfast.datasets import (PLASTICC_CLASS_ORDER, YSE_CLASS_ORDER, load_plasticc, load_sample, load_yse, read_snana,
                              shared_data_dir, yse_obj_id)
-from mbfast.surveys import SNANA_ZERO_POINT, YSE
+from mbfast.lightcurves.surveys import SNANA_ZERO_POINT, YSE
 from tests.data_support import shared_data
 
 YSE_DIR = Path(__file__).parent / "data" / "yse"

@@ -19,8 +19,8 @@ from mbfast.engine import STATE_FORMAT_VERSION, Engine, Status
 from mbfast.layout import FORMAT_VERSION, LAYOUT_REVISION, random_weights
 from mbfast.modelfile import read_model, write_model
 from mbfast.reference import ReferenceModel, preprocess_reference
-from mbfast.table import from_arrays
-from tests.test_engine_support import LSST_BANDS, plasticc_sample, small_config, time_ordered_rows, write_random_model
+from mbfast.lightcurves.table import from_arrays
+from tests.engine_support import LSST_BANDS, plasticc_sample, small_config, time_ordered_rows, write_random_model
 
 ALL_OUTPUTS = ("probs", "embedding", "regression")
 

@@ -155,7 +155,7 @@ def test_leftovers_of_killed_runs_are_removed_and_a_rerun_writes_no_state(tmp_pa
 
 
 def test_a_dask_output_folder_may_not_hold_the_input(tmp_path: Path) -> None:
-    from mbfast.jobs import check_output
+    from mbfast.jobs.files import check_output
 
     (tmp_path / "night").mkdir()
     source = rows(tmp_path / "night")  # the Dask path replaces a whole output folder

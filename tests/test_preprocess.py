@@ -17,7 +17,7 @@ from mbfast.datasets import load_sample
 from mbfast.inputs import ModelInputs
 from mbfast.preprocess import check_sorted, preprocess
 from mbfast.reference import preprocess_reference
-from mbfast.table import LightCurves, from_arrays
+from mbfast.lightcurves.table import LightCurves, from_arrays
 
 WEIGHT_FIELDS = ("weight_band", "weight_central")
 

@@ -28,7 +28,8 @@ from mbfast.cli import main
 from mbfast.config import ModelConfig
 from mbfast.layout import random_weights
 from mbfast.modelfile import write_model
-from mbfast.stream import LOCK_FILE, STEP_STATUSES, register, replay
+from mbfast.cli.stream import register
+from mbfast.stream import LOCK_FILE, STEP_STATUSES, replay
 
 DATA = Path(__file__).parent / "data" / "alerts"
 ZTF_FILES = [DATA / "ztf" / name for name in ("ztf_v3p3_ZTF19abvhduf.avro", "ztf_v3p3_3_packets_deflate.avro",

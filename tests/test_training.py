@@ -277,7 +277,7 @@ def test_report_files_and_predict(tmp_path, tiny_data) -> None:
 
 
 def test_cli_registers_train_evaluate_export() -> None:
-    from mbfast.model import cli
+    from mbfast.cli import train as cli
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
@@ -291,6 +291,6 @@ def test_registering_the_commands_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, mbfast.model.cli, mbfast.model.metrics, mbfast.model.data; print('torch' in sys.modules)"
+    code = "import sys, mbfast.cli.train, mbfast.model.metrics, mbfast.model.data; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

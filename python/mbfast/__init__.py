@@ -7,7 +7,7 @@ from __future__ import annotations
 from mbfast import _core
 from mbfast.config import ModelConfig, RegressionTarget
 from mbfast.engine import Engine
-from mbfast.table import LightCurves
+from mbfast.lightcurves.table import LightCurves
 
 __version__ = "0.1.0"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from mbfast.io import read_parquet, write_parquet
-from mbfast.surveys import LSST, PLASTICC, SNANA_ZERO_POINT, SURVEYS, YSE, ZTF, flux_to_mag, select_objects
-from mbfast.table import LightCurves
+from mbfast.lightcurves.io import read_parquet, write_parquet
+from mbfast.lightcurves.surveys import LSST, PLASTICC, SNANA_ZERO_POINT, SURVEYS, YSE, ZTF, flux_to_mag, select_objects
+from mbfast.lightcurves.table import LightCurves
 
 # PLAsTiCC `target` codes -> the class names astronomers use (Kessler et al. 2019, Table 1)
 PLASTICC_CLASSES = {
@@ -311,7 +311,7 @@ def load_files(curves_path: str | Path, labels_path: str | Path, survey: str | N
     CSV, read from a Parquet file written by mbfast otherwise). Objects without a label row are left out and
     counted in the message of none; a label row without light curve is an error naming the obj_id.
     """
-    from mbfast.io import read_csv
+    from mbfast.lightcurves.io import read_csv
 
     curves_path, labels_path = Path(curves_path), Path(labels_path)
     _require(curves_path, "light curves")

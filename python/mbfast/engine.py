@@ -22,12 +22,12 @@ import pyarrow as pa
 from mbfast import _core, models
 from mbfast.config import ModelConfig
 from mbfast.costs import model_info
-from mbfast.table import LightCurves, band_indices
+from mbfast.lightcurves.table import LightCurves, band_indices
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mbfast.surveys import Survey
+    from mbfast.lightcurves.surveys import Survey
 
 DEFAULT_MODEL = models.shipped_path(models.DEFAULT)
 STATE_FORMAT_VERSION = 2  # byte layout of state files; equals _core.STATE_FORMAT_VERSION (tested)
@@ -325,7 +325,7 @@ class Engine:
     def _curves_of(self, rows: object, survey: str | Survey | None,
                    columns: Mapping[str, str] | None) -> LightCurves:
         """Observation rows (DataFrame, Arrow table, dict of arrays) -> LightCurves in the model's bands."""
-        from mbfast.io import curves_from_arrow
+        from mbfast.lightcurves.io import curves_from_arrow
 
         if isinstance(rows, Mapping):
             table = pa.table({name: np.asarray(values) for name, values in rows.items()})

@@ -2,7 +2,7 @@
 
 The fast twin of mbfast.reference.preprocess_reference, equal to it array for array (tests/test_preprocess.py);
 docs/preprocessing.md states the semantics. It checks only the (obj_id, t, band) order it relies on; values
-(finite t/mag/err, err > 0) are validated by mbfast.table.from_arrays.
+(finite t/mag/err, err > 0) are validated by mbfast.lightcurves.table.from_arrays.
 Dimension legend: N observations, K objects, R window rows, B bands, P colour pairs.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from mbfast.inputs import ModelInputs
-from mbfast.table import LightCurves, describe_row
+from mbfast.lightcurves.table import FIELDS, LightCurves, describe_row
 
 # Objects per parallel chunk: each chunk allocates its per-band scratch once, not once per object.
 OBJECTS_PER_CHUNK = 256
@@ -36,7 +36,7 @@ def preprocess(curves: LightCurves, n_skip: int, num_threads: int | None = None,
     Parameters
     ----------
     curves : LightCurves
-        Sorted by (obj_id, t, band) with matching `offsets`, as `mbfast.table.from_arrays` returns it.
+        Sorted by (obj_id, t, band) with matching `offsets`, as `mbfast.lightcurves.table.from_arrays` returns it.
         `t` float64 (N,) MJD, days; `mag` float32 (N,) AB; `err` float32 (N,) 1-sigma, mag.
     n_skip : int
         N_skip of eq. 4: the first `n_skip` steps of each band (band loss) and of each object (central loss)
@@ -60,7 +60,7 @@ def preprocess(curves: LightCurves, n_skip: int, num_threads: int | None = None,
 
     Examples
     --------
-    >>> from mbfast.table import from_arrays
+    >>> from mbfast.lightcurves.table import from_arrays
     >>> curves = from_arrays([7, 7, 7, 7], ["g"] * 4, [0.0, 1.0, 11.0, 111.0], [20.0, 20.5, 20.25, 21.0],
     ...                      [0.1] * 4, ("g", "r"))
     >>> inputs = preprocess(curves, n_skip=0)
@@ -90,7 +90,7 @@ def check_sorted(curves: LightCurves) -> None:
     start at 0, end at N, never decrease, and split the table exactly where obj_id changes.
     """
     n_rows = len(curves.t)
-    lengths = {name: len(getattr(curves, name)) for name in ("obj_id", "band", "t", "mag", "err")}
+    lengths = {name: len(getattr(curves, name)) for name in FIELDS}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"mismatched lengths: {lengths}")
     offsets = np.asarray(curves.offsets)
@@ -111,7 +111,7 @@ def check_sorted(curves: LightCurves) -> None:
     k = int(bad[0])
     row = int(first_bad[k])
     where = describe_row(row, int(obj_id[row]))
-    hint = "preprocess needs input sorted by (obj_id, t, band); mbfast.table.from_arrays sorts"
+    hint = "preprocess needs input sorted by (obj_id, t, band); mbfast.lightcurves.table.from_arrays sorts"
     start = int(offsets[k])
     if row > start:
         if obj_id[row] != obj_id[start]:

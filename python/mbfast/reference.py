@@ -12,7 +12,7 @@ import numpy as np
 from mbfast.config import ModelConfig
 from mbfast.inputs import ModelInputs
 from mbfast.modelfile import ModelFile
-from mbfast.table import LightCurves
+from mbfast.lightcurves.table import LightCurves
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from mbfast.alerts.container import _fastavro as fastavro_module
 from mbfast.alerts.rows import AlertError, AlertProblem, AlertRows, RowBuilder
 from mbfast.alerts.schema import Tree, arrow_tree, avro_tree, check
 from mbfast.alerts.ztf import ZtfCuts
-from mbfast.surveys import LSST, ZTF, Survey
+from mbfast.lightcurves.surveys import LSST, ZTF, Survey
 
 PARQUET_MAGIC = b"PAR1"
 # Parquet rows are decoded this many at a time (bounded memory for large Fink files)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mbfast.surveys import Survey
+from mbfast.lightcurves.surveys import Survey
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""ZTF alert packets (schemas 3.x and 4.x): objectId <-> int64, quality cuts, and one packet -> step rows.
+"""ZTF alert packets (schemas 3.x and 4.x): quality cuts, and one packet -> step rows (objectId <-> int64 is
+mbfast.lightcurves.object_ids').
 
 A packet holds the triggering detection (`candidate`) and up to 30 days of history (`prv_candidates`, upper
 limits included). This module turns one decoded packet (a dict, from Avro or Fink Parquet) into rows; it does
@@ -7,13 +8,13 @@ not read files (mbfast.alerts does) and does not deduplicate history across pack
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 from mbfast.alerts.rows import RowBuilder
 from mbfast.alerts.schema import INTEGER, NUMBER, STRING, Requirement, Tree, has
-from mbfast.surveys import LOW_SNR, MAG_PER_LN_FLUX, ZTF
+from mbfast.lightcurves.object_ids import ztf_object_id, ztf_object_name
+from mbfast.lightcurves.surveys import LOW_SNR, MAG_PER_LN_FLUX, ZTF
 
 # jd -> MJD
 JD_MINUS_MJD = 2400000.5
@@ -40,41 +41,6 @@ def required(tree: Tree) -> tuple[Requirement, ...]:
         if part == "candidate" or has(tree, (part,)):
             needed += [(tuple((part, *path) for path in paths), kinds) for paths, kinds in DETECTION]
     return tuple(needed)
-
-
-_OBJECT_ID = re.compile(r"ZTF(\d{2})([a-z]{7})")
-_LETTERS = 26 ** 7
-
-
-def ztf_object_id(name: str) -> int:
-    """ZTF objectId -> int64, reversible: year * 26**7 + the seven letters read as base-26 digits (a = 0).
-
-    'ZTF18abcdefg' -> 18 * 26**7 + value('abcdefg'); every id lies in [0, 100 * 26**7) < 2**40.
-
-    >>> ztf_object_id("ZTF18aaaaaab")
-    144572583169
-    >>> ztf_object_name(ztf_object_id("ZTF21abcdxyz"))
-    'ZTF21abcdxyz'
-    """
-    match = _OBJECT_ID.fullmatch(name)
-    if match is None:
-        raise ValueError(f"objectId {name!r} is not a ZTF id (ZTF + 2 digits + 7 lowercase letters)")
-    value = 0
-    for letter in match.group(2):
-        value = value * 26 + (ord(letter) - ord("a"))
-    return int(match.group(1)) * _LETTERS + value
-
-
-def ztf_object_name(obj_id: int) -> str:
-    """Inverse of `ztf_object_id`."""
-    if not 0 <= obj_id < 100 * _LETTERS:
-        raise ValueError(f"obj_id {obj_id} is not an encoded ZTF objectId (0 <= id < 100 * 26**7)")
-    year, value = divmod(int(obj_id), _LETTERS)
-    letters = []
-    for _ in range(7):
-        value, digit = divmod(value, 26)
-        letters.append(chr(ord("a") + digit))
-    return f"ZTF{year:02d}{''.join(reversed(letters))}"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mbfast.table import LightCurves
+from mbfast.lightcurves.table import LightCurves
 
 # an object needs one band with this many observations to give one window row (eq. 2 uses three)
 MIN_OBS_FOR_ROW = 3

@@ -15,7 +15,7 @@ import numpy as np
 from mbfast.config import RegressionTarget
 from mbfast.datasets import LabelledSet
 from mbfast.inputs import ModelInputs
-from mbfast.table import LightCurves
+from mbfast.lightcurves.table import LightCurves
 
 try:  # the Numba preprocessing, identical to the reference; the NumPy reference until it lands
     from mbfast.preprocess import preprocess as _preprocess

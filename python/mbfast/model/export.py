@@ -5,6 +5,7 @@ Export checks "state_dict == layout" and lists every missing, extra or mis-shape
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,3 +43,14 @@ def load_torch_model(path: str | os.PathLike[str], device: str = "cpu") -> Multi
     if left or unexpected:
         raise ValueError(f"{path}: tensors missing from the file {left}, unexpected {list(unexpected)}")
     return model.to(device).eval()
+
+
+def export_run(run_dir: str | Path, out: str | Path) -> None:
+    """Export run_dir/checkpoint.pt: its best weights so far, or the current ones before any validation."""
+    run_dir = Path(run_dir)
+    config = ModelConfig.from_json((run_dir / "config.json").read_text())
+    saved = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model = MultibandModel(config)
+    state = saved["state"]["best_state"] if saved["state"].get("best_state") is not None else saved["model"]
+    model.load_state_dict(state)
+    export_model(model, out, config)

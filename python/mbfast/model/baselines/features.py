@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mbfast.table import LightCurves
+from mbfast.lightcurves.table import LightCurves
 
 MISSING = -999.0  # the paper's imputation value (§4.1)
 MIN_OBS = 2       # fewer distinct epochs in a band -> every feature of that band is MISSING

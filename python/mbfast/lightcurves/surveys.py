@@ -2,19 +2,16 @@
 
 Every conversion keeps only detections with flux > flux error (the paper's S/N cut, §2) and reports what it
 dropped, counted by reason. Object-level selection (minimum observations per band, maximum objects per class,
-§2) is `select_objects`. This module does not read files: mbfast.io and mbfast.datasets do.
+§2) is `select_objects`. This module does not read files: mbfast.lightcurves.io and mbfast.datasets do.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-from mbfast.table import LightCurves, describe_row, from_arrays
-
-if TYPE_CHECKING:
-    from mbfast.datasets import LabelledSet
+from mbfast.lightcurves.table import LightCurves, describe_row, from_arrays
 
 # m = -2.5 log10(F) + zp ; err_mag = 2.5 / ln(10) * err_F / F
 MAG_PER_LN_FLUX = 2.5 / np.log(10.0)
@@ -400,13 +397,26 @@ def observations_per_band(curves: LightCurves) -> np.ndarray:
     return counts
 
 
-def select_objects(labelled_set: LabelledSet, min_obs_per_band: int = 0, max_per_class: int | None = None,
-                   seed: int = 0, required_bands: tuple[str, ...] | None = None) -> LabelledSet:
+LabelledT = TypeVar("LabelledT", bound="Labelled")
+
+
+class Labelled(Protocol):
+    """What select_objects needs of a labelled set (mbfast.datasets.LabelledSet), named here so that this module
+    does not import the loaders that import it."""
+
+    curves: LightCurves
+    labels: np.ndarray
+
+    def subset(self: LabelledT, object_indices: np.ndarray) -> LabelledT: ...
+
+
+def select_objects(labelled_set: LabelledT, min_obs_per_band: int = 0, max_per_class: int | None = None,
+                   seed: int = 0, required_bands: tuple[str, ...] | None = None) -> LabelledT:
     """The paper's object selection (§2): enough observations per band, then at most `max_per_class` per class.
 
     Parameters
     ----------
-    labelled_set : LabelledSet
+    labelled_set : LabelledSet (mbfast.datasets)
     min_obs_per_band : int
         Keep objects with at least this many observations in each of `required_bands` (the paper uses 4).
     max_per_class : int or None

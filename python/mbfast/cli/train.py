@@ -1,16 +1,19 @@
-"""Sub-commands `mbfast train`, `mbfast evaluate`, `mbfast export`, registered by mbfast.cli.
+"""`mbfast train`, `mbfast evaluate`, `mbfast export`: the `train` extra's jobs (mbfast.model.training, .evaluate,
+.export).
 
 Import-light: argparse only at registration; torch is imported inside the command functions.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
-CONFIG_FIELDS = ("band_hidden", "band_layers", "central_hidden", "central_layers", "translation_layers",
-                 "classifier_hidden", "classifier_layers", "band_head_hidden", "band_head_layers",
-                 "regression_hidden", "regression_layers", "n_skip")
+from mbfast.config import ModelConfig
+
+# the shape options: ModelConfig's integer fields, each a --flag of `mbfast train`
+CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig) if field.type == "int")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -125,23 +128,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from mbfast.model.export import export_run
+
     export_run(args.run_dir, args.out)
     print(f"wrote {args.out}")
     return 0
-
-
-def export_run(run_dir: str | Path, out: str | Path) -> None:
-    """Export run_dir/checkpoint.pt: its best weights so far, or the current ones before any validation."""
-    import torch
-
-    from mbfast.config import ModelConfig
-    from mbfast.model.export import export_model
-    from mbfast.model.multiband import MultibandModel
-
-    run_dir = Path(run_dir)
-    config = ModelConfig.from_json((run_dir / "config.json").read_text())
-    saved = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-    model = MultibandModel(config)
-    state = saved["state"]["best_state"] if saved["state"].get("best_state") is not None else saved["model"]
-    model.load_state_dict(state)
-    export_model(model, out, config)

@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mbfast.batch import BatchSummary
+from mbfast.jobs.local import BatchSummary
 from mbfast.engine import Engine
-from mbfast.shards import shard_of
+from mbfast.jobs.shards import shard_of
 
 
 def forget_over_two_nights(tmp_path: Path, model: Path,

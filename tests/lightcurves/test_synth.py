@@ -1,12 +1,12 @@
-"""mbfast.synth.resample: shapes, unique sorted ids, whole-day shifts, noise within the errors, seeded."""
+"""mbfast.lightcurves.synth.resample: shapes, unique sorted ids, whole-day shifts, noise within the errors, seeded."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from mbfast.preprocess import check_sorted
-from mbfast.synth import resample
-from mbfast.table import LightCurves, from_arrays
+from mbfast.lightcurves.synth import resample
+from mbfast.lightcurves.table import LightCurves, from_arrays
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_synth_command_writes_the_requested_objects_in_chunks(tmp_path) -> None:
     import pyarrow.parquet as pq
 
     from mbfast.datasets import load_sample
-    from mbfast.synth import write_synthetic
+    from mbfast.lightcurves.synth import write_synthetic
 
     output = tmp_path / "synth.parquet"
     rows = write_synthetic(output, 250, seed=3, objects_per_chunk=100, source=load_sample().curves)

@@ -1,5 +1,5 @@
 """Flat-row Parquet/CSV reading and writing: round trip, column mapping, band labels or codes, row-naming errors; and
-observation rows (DataFrame, Arrow, dict) into LightCurves and Engine.classify (mbfast.io.curves_from_arrow)."""
+observation rows (DataFrame, Arrow, dict) into LightCurves and Engine.classify (lightcurves.io.curves_from_arrow)."""
 from __future__ import annotations
 
 import re
@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
 from mbfast.engine import Engine
-from mbfast.io import read_csv, read_parquet, write_parquet
-from mbfast.surveys import LSST, ZTF
-from mbfast.table import LightCurves, from_arrays
+from mbfast.lightcurves.io import read_csv, read_parquet, write_parquet
+from mbfast.lightcurves.surveys import LSST, ZTF
+from mbfast.lightcurves.table import LightCurves, from_arrays
 
 
 def random_curves(seed: int = 0, n: int = 200):
@@ -67,10 +68,25 @@ def test_parquet_without_band_order_needs_survey(tmp_path: Path):
 
 def test_missing_column_is_named(tmp_path: Path):
     pq.write_table(pa.table({"obj_id": [1], "band": ["g"], "t": [1.0], "mag": [18.0]}), tmp_path / "no_err.parquet")
-    with pytest.raises(ValueError, match=r"missing err \(column 'err'\)"):
+    with pytest.raises(ValueError, match=r"no_err.parquet: no column for err \(tried \('err', 'mag_err', 'magerr', "
+                                         r"'sigmapsf', 'err_mag'\)\); columns are \['obj_id', 'band', 't', 'mag'\]"):
         read_parquet(tmp_path / "no_err.parquet", survey="lsst")
+    with pytest.raises(ValueError, match=r"column 'sigma' \(given for err\) not found"):
+        read_parquet(tmp_path / "no_err.parquet", survey="lsst", columns={"err": "sigma"})
     with pytest.raises(ValueError, match="columns keys must be among"):
         read_parquet(tmp_path / "no_err.parquet", survey="lsst", columns={"flux": "f"})
+
+
+def test_file_readers_know_the_aliases_of_the_batch_reader(tmp_path: Path):
+    # ZTF names (objectId, fid, mjd, magpsf, sigmapsf), as mbfast classify reads them: no columns= needed
+    table = pa.table({"objectId": [5, 5], "fid": pa.array([2, 1], pa.int8()), "mjd": [2.0, 1.0],
+                      "magpsf": [18.0, 19.0], "sigmapsf": [0.1, 0.2]})
+    pq.write_table(table, tmp_path / "ztf.parquet")
+    curves = read_parquet(tmp_path / "ztf.parquet", survey="ztf")
+    np.testing.assert_array_equal(curves.t, [1.0, 2.0])
+    assert [ZTF.bands[b] for b in curves.band] == ["g", "r"]
+    pa_csv.write_csv(table, tmp_path / "ztf.csv")
+    assert_same(read_csv(tmp_path / "ztf.csv", survey="ztf"), curves)
 
 
 def test_csv_labels_and_bad_rows(tmp_path: Path):

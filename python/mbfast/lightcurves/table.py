@@ -1,26 +1,29 @@
 """LightCurves: many objects' observations as flat columns sorted by (obj_id, t, band), with per-object offsets.
 
 This is the one columnar representation that readers produce and that preprocessing, training and
-Engine.classify consume. It holds magnitudes only; survey presets (mbfast.surveys) convert fluxes.
+Engine.classify consume. It holds magnitudes only; survey presets (mbfast.lightcurves.surveys) convert fluxes.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from mbfast.lightcurves.object_ids import object_codes
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mbfast.surveys import Survey
+    from mbfast.lightcurves.surveys import Survey
 
-# The engine's bounds (cpp/engine.cc kMaxAbsTime, kMaxAbsMag; tests/test_table.py checks they agree): rows beyond
-# them are refused here and in the batch row checks, so none reaches the engine only to be skipped there
+# An observation row's fields, as LightCurves holds them and as every reader and writer names its columns
+FIELDS = ("obj_id", "band", "t", "mag", "err")
+
+# The engine's bounds (cpp/engine.cc kMaxAbsTime, kMaxAbsMag; tests/lightcurves/test_table.py checks they agree):
+# rows beyond them are refused here and in the batch row checks, so none reaches the engine only to be skipped there
 MAX_ABS_T = 1e12    # days; a t in milliseconds lies beyond
 MAX_ABS_MAG = 1e4
 
@@ -60,9 +63,9 @@ class LightCurves:
 
         obj_id : integers, or text ids (kept in `names`); band : labels, or a survey's codes when `survey` is named
         (ZTF fid 1/2/3, PLAsTiCC passband 0-5; integers without a survey are refused); t : MJD; mag AB; err mag.
-        The batch job's row checks apply (mbfast.shards.clean_chunk); the first bad row raises ValueError naming it.
+        The batch job's row checks apply (lightcurves.rows.clean_chunk); the first bad row raises ValueError naming it.
         """
-        from mbfast.io import curves_from_arrow
+        from mbfast.lightcurves.io import curves_from_arrow
 
         return curves_from_arrow(table, bands, survey, None, columns)
 
@@ -187,32 +190,6 @@ def _object_names(names: np.ndarray, obj_id: np.ndarray, offsets: np.ndarray) ->
             raise ValueError(f"obj_id {names[row]!r} and {first[object_index[row]]!r} have the same code "
                              f"{obj_id[row]}; rename one")
     return first
-
-
-_HASHED = 1 << 62  # codes of other text ids lie in [2**62, 2**63): apart from ZTF's [0, 2**40)
-
-
-def object_codes(names: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """int64 (N,) codes of text object ids, the same in every process and run (so a --state folder keeps them).
-
-    A ZTF objectId is coded exactly and reversibly, as the alert readers code it (mbfast.alerts.ztf.ztf_object_id);
-    any other text id gets 62 bits of its BLAKE2b hash plus 2**62. Each distinct id is coded once (a million rows
-    of 10,000 objects cost 10,000 hashes).
-    """
-    from mbfast.alerts.ztf import ztf_object_id
-
-    encoded = pc.dictionary_encode(names)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    codes = np.empty(len(encoded.dictionary), dtype=np.int64)
-    for index, name in enumerate(encoded.dictionary.to_pylist()):
-        try:
-            codes[index] = ztf_object_id(name)
-        except ValueError:  # not a ZTF objectId
-            digest = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
-            codes[index] = _HASHED | (digest & (_HASHED - 1))
-    indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-    return codes[indices] if len(codes) else np.zeros(len(encoded), dtype=np.int64)
 
 
 def sorted_by_object_time_band(obj_id: np.ndarray, t: np.ndarray, band: np.ndarray) -> bool:

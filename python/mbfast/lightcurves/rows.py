@@ -1,23 +1,23 @@
-"""Split observation chunks into hash shards of obj_id, so every object lands whole in one shard.
+"""Row checks: observation rows (obj_id, band, t, mag, err) -> clean int64/int8/float64 columns, every rejected row
+counted by reason and kept, with its row number, for the report.
 
-Used by the single-machine batch job (spill shards to disk, then classify one shard at a time in bounded memory),
-by the incremental mode (one engine state file per shard) and by the Dask path (one shard per partition).
+The batch jobs (local and Dask) check their rows here, and so do LightCurves.from_arrow and Engine.classify on rows
+(mbfast.lightcurves.io.curves_from_arrow).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from mbfast import surveys
-from mbfast.sources import INTEGER_IDS_KEY
-from mbfast.surveys import BandMap
-from mbfast.table import MAX_ABS_MAG, MAX_ABS_T, object_codes
+from mbfast.lightcurves import surveys
+from mbfast.lightcurves.object_ids import object_codes
+from mbfast.lightcurves.sources import INTEGER_IDS_KEY
+from mbfast.lightcurves.surveys import BandMap
+from mbfast.lightcurves.table import FIELDS, MAX_ABS_MAG, MAX_ABS_T
 
 REJECT_REASONS = ("obj_id missing", "obj_id not an integer", "obj_id a float beyond 2**53 (not exact)",
                   "band missing", "unknown band", "band not in the model", "t missing", "t not a number",
@@ -25,16 +25,6 @@ REJECT_REASONS = ("obj_id missing", "obj_id not an integer", "obj_id a float bey
                   "|mag| > 1e4", "err missing", "err not a number", "err not finite", "err <= 0")
 NAME_COLUMN = "obj_name"   # spilled beside the int64 obj_id when the input's ids are names (text)
 KEEP_PREFIX = "keep:"      # spilled per-row columns passed through to the output (--keep)
-
-
-def shard_of(obj_id: np.ndarray, n_shards: int) -> np.ndarray:
-    """Stable shard index (same in every process and run): splitmix64 finaliser of the obj_id, modulo n_shards."""
-    x = np.asarray(obj_id, dtype=np.int64).view(np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return (x % np.uint64(n_shards)).astype(np.int64)
 
 
 @dataclass
@@ -58,7 +48,7 @@ class RowChecks:
 
 @dataclass(frozen=True)
 class CleanChunk:
-    obj_id: np.ndarray  # int64 (N,) the input's integer id, or the code of its text id (table.object_codes)
+    obj_id: np.ndarray  # int64 (N,) the input's integer id, or the code of its text id (object_ids.object_codes)
     band: np.ndarray    # int8 (N,) index into the model's bands
     t: np.ndarray       # float64 (N,) MJD
     mag: np.ndarray     # float64 (N,) AB
@@ -216,58 +206,3 @@ def _band_codes(band: pa.ChunkedArray, band_map: BandMap) -> tuple[np.ndarray, n
     is_absent = np.asarray(pc.fill_null(pc.is_in(band, value_set=absent), False).to_numpy(zero_copy_only=False),
                            dtype=bool)
     return targets[position], is_absent
-
-
-class ShardSpiller:
-    """Appends clean rows to one folder of Parquet parts per shard under `directory` (one part per chunk: no
-    long-lived writers, whose buffers grow with the number of shards)."""
-
-    SCHEMA = pa.schema([("obj_id", pa.int64()), ("band", pa.int8()), ("t", pa.float64()), ("mag", pa.float64()),
-                        ("err", pa.float64())])
-
-    def __init__(self, directory: Path, n_shards: int) -> None:
-        self.directory = directory
-        self.n_shards = n_shards
-        self.parts: dict[int, int] = {}
-        directory.mkdir(parents=True, exist_ok=True)
-
-    def path(self, shard: int) -> Path:
-        return self.directory / f"shard-{shard:05d}"
-
-    def add(self, chunk: CleanChunk) -> None:
-        shards = shard_of(chunk.obj_id, self.n_shards)
-        order = np.argsort(shards, kind="stable")
-        bounds = np.searchsorted(shards[order], np.arange(self.n_shards + 1))
-        for shard in range(self.n_shards):
-            rows = order[bounds[shard]:bounds[shard + 1]]
-            if len(rows) == 0:
-                continue
-            table = pa.table([chunk.obj_id[rows], chunk.band[rows], chunk.t[rows], chunk.mag[rows], chunk.err[rows]],
-                             schema=self.SCHEMA)
-            if chunk.extra is not None:
-                extra = chunk.extra.take(pa.array(rows))
-                for name in extra.column_names:
-                    table = table.append_column(name, extra.column(name))
-            part = self.parts.get(shard, 0)
-            self.path(shard).mkdir(exist_ok=True)
-            pq.write_table(table, self.path(shard) / f"part-{part:06d}.parquet")
-            self.parts[shard] = part + 1
-
-    def close(self) -> list[int]:
-        """The shards that received rows, in order."""
-        return sorted(self.parts)
-
-
-def read_shard(path: Path) -> CleanChunk:
-    table = pq.read_table(path)
-    fixed = ShardSpiller.SCHEMA.names
-    extra = table.drop_columns(fixed) if table.num_columns > len(fixed) else None
-    table = table.select(fixed).cast(ShardSpiller.SCHEMA)
-    return CleanChunk(*(table.column(name).to_numpy() for name in fixed), extra=extra)
-
-
-def concat(chunks: Iterable[CleanChunk]) -> CleanChunk:
-    parts = list(chunks)
-    return CleanChunk(*(np.concatenate([getattr(part, name) for part in parts])
-                        for name in ("obj_id", "band", "t", "mag", "err")))
-

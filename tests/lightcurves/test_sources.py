@@ -7,8 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mbfast.shards import RowChecks, ShardSpiller, clean_chunk, read_shard, shard_of
-from mbfast.sources import iter_chunks, open_source
+from mbfast.jobs.shards import ShardSpiller, read_shard, shard_of
+from mbfast.lightcurves.rows import RowChecks, clean_chunk
+from mbfast.lightcurves.sources import iter_chunks, open_source
 
 FLAT = pa.table({"object_id": [7, 7, 7, 9, 9], "passband": ["g", "r", "g", "g", "g"],
                  "mjd": [1.0, 2.0, 3.0, 1.5, 2.5], "mag": [20.0, 21.0, 20.5, 18.0, 18.2],

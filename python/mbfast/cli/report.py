@@ -40,10 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--jobs", type=int, default=1, help="threads for forests and torch")
     report.add_argument("--methods", nargs="+", default=["BRF", "BRF_all", "Base", "Multi", "MTL"],
                         choices=["BRF", "BRF_all", "Base", "Multi", "MTL"])
-    report.set_defaults(run=run_report_command)
+    report.set_defaults(run=run)
 
 
-def run_report_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     missing = [package for package in REPORT_PACKAGES if importlib.util.find_spec(package) is None]
     if missing:
         extras = ",".join(sorted({REPORT_PACKAGES[package] for package in missing}))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mbfast.table import LightCurves
+from mbfast.lightcurves.table import LightCurves
 
 
 def resample(curves: LightCurves, n_objects: int, seed: int, *, max_shift_days: int = 1000,
@@ -19,7 +19,7 @@ def resample(curves: LightCurves, n_objects: int, seed: int, *, max_shift_days: 
     Parameters
     ----------
     curves : LightCurves
-        Source objects (sorted, as `mbfast.table.from_arrays` returns them); at least one.
+        Source objects (sorted, as `mbfast.lightcurves.table.from_arrays` returns them); at least one.
     n_objects : int
         Objects to make. Sources are drawn with replacement, uniformly over objects.
     seed : int
@@ -38,7 +38,7 @@ def resample(curves: LightCurves, n_objects: int, seed: int, *, max_shift_days: 
 
     Examples
     --------
-    >>> from mbfast.table import from_arrays
+    >>> from mbfast.lightcurves.table import from_arrays
     >>> source = from_arrays([1, 1, 2], ["g", "r", "g"], [0.0, 0.5, 3.0], [20.0, 20.1, 19.0], [0.1] * 3,
     ...                      ("g", "r"))
     >>> big = resample(source, n_objects=5, seed=0)
@@ -95,19 +95,3 @@ def write_synthetic(output: str | Path, n_objects: int, seed: int = 0, objects_p
                                          "mag": curves.mag, "err": curves.err}))
             rows += len(curves)
     return rows
-
-
-def register(subparsers) -> None:  # type: ignore[no-untyped-def]
-    synth = subparsers.add_parser("synth", help="write N synthetic objects resampled from real PLAsTiCC curves")
-    synth.add_argument("n_objects", type=int)
-    synth.add_argument("-o", "--output", required=True, help="output Parquet file (flat rows)")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.set_defaults(run=run_synth)
-
-
-def run_synth(args) -> int:  # type: ignore[no-untyped-def]
-    if args.n_objects < 1:
-        raise ValueError(f"n_objects must be >= 1, got {args.n_objects}")
-    rows = write_synthetic(args.output, args.n_objects, args.seed)
-    print(f"wrote {args.n_objects:,} objects ({rows:,} observations) to {args.output}")
-    return 0

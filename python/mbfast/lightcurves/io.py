@@ -1,7 +1,8 @@
 """Read and write LightCurves as flat rows (obj_id, band, t, mag, err) in Parquet or CSV.
 
-One row per observation, in any order; column names are configurable. Magnitudes only: convert fluxes with a
-survey preset (mbfast.surveys) first. Labelled data sets with their own formats are in mbfast.datasets.
+One row per observation, in any order; columns are named by the caller or found under known aliases (sources.ALIASES,
+the one alias table of every row reader). Magnitudes only: convert fluxes with a
+survey preset (mbfast.lightcurves.surveys) first. Labelled data sets with their own formats are in mbfast.datasets.
 """
 from __future__ import annotations
 
@@ -14,12 +15,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from mbfast.shards import NAME_COLUMN, RowChecks, clean_chunk
-from mbfast.sources import flatten
-from mbfast.surveys import Survey, band_map, get_survey
-from mbfast.table import LightCurves, describe_row, from_arrays
+from mbfast.lightcurves.rows import NAME_COLUMN, RowChecks, clean_chunk
+from mbfast.lightcurves.sources import flatten, resolve
+from mbfast.lightcurves.surveys import Survey, band_map, get_survey
+from mbfast.lightcurves.table import FIELDS, LightCurves, describe_row, from_arrays
 
-FIELDS = ("obj_id", "band", "t", "mag", "err")
 # Parquet schema metadata key holding the band order, so a file written by mbfast reads back without `survey`
 BANDS_KEY = b"mbfast.bands"
 
@@ -28,7 +28,7 @@ def curves_from_arrow(table: pa.Table, bands: tuple[str, ...] | None = None, sur
                       target_survey: str | None = None, columns: Mapping[str, str] | None = None) -> LightCurves:
     """Observation rows (any column order, aliases such as objectId/fid/mjd/magpsf/sigmapsf recognised, flat or
     one list per object) -> LightCurves with bands `bands` (default: the survey's), through the batch job's row
-    checks (mbfast.shards.clean_chunk); the first bad row raises ValueError naming its row, obj_id and reason.
+    checks (mbfast.lightcurves.rows.clean_chunk); the first bad row raises ValueError naming its row, obj_id and reason.
 
     `survey` names who wrote the band column (surveys.band_map maps its codes and labels to `bands`, those of a
     model for `target_survey`); without it integer band codes are refused.
@@ -62,20 +62,18 @@ def _resolve_bands(survey: str | Survey | tuple[str, ...] | None, metadata: dict
                      f"Survey, or a tuple of band labels)")
 
 
-def _column_names(columns: Mapping[str, str] | None) -> dict[str, str]:
-    """Our field name -> the file's column name; fields not in `columns` keep their own names."""
+def _column_names(columns: Mapping[str, str] | None, names: list[str], source: str) -> dict[str, str]:
+    """Our field name -> the file's column name: the one in `columns`, else the field's own name or an alias
+    (sources.ALIASES, as every reader of rows resolves them)."""
     columns = dict(columns or {})
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
         raise ValueError(f"columns keys must be among {', '.join(FIELDS)}, got {', '.join(unknown)}")
-    return {field: columns.get(field, field) for field in FIELDS}
+    return {field: resolve(names, field, columns, Path(source)) for field in FIELDS}
 
 
 def _table_to_curves(table: pa.Table, names: dict[str, str], bands: tuple[str, ...], source: str,
                      survey: Survey | None = None) -> LightCurves:
-    missing = [f"{field} (column {name!r})" for field, name in names.items() if name not in table.column_names]
-    if missing:
-        raise ValueError(f"{source}: missing {', '.join(missing)}; columns present: {', '.join(table.column_names)}")
     arrays = {field: table.column(name).combine_chunks() for field, name in names.items()}
     obj_id_nulls = np.flatnonzero(arrays["obj_id"].is_null().to_numpy(zero_copy_only=False))
     if len(obj_id_nulls):
@@ -112,7 +110,8 @@ def read_parquet(path: str | Path, survey: str | Survey | tuple[str, ...] | None
         Band order: a preset name ("lsst", "ztf", ...), a Survey, or band labels. None reads the order
         write_parquet stored in the file.
     columns : mapping of str to str, optional
-        Our field -> the file's column, e.g. {"obj_id": "object_id", "t": "mjd", "band": "passband"}.
+        Our field -> the file's column, e.g. {"obj_id": "object_id", "t": "mjd", "band": "passband"}; a field not
+        given is found under its own name or a known alias (objectId, fid, mjd, magpsf, sigmapsf, ...).
         obj_id int or text; band str labels, or int codes: those of the named survey (ZTF fid 1/2/3 for
         survey="ztf"), indices into the order for a tuple of labels; t float64 (MJD, days); mag (AB) and
         err (1-sigma, mag) float.
@@ -124,8 +123,8 @@ def read_parquet(path: str | Path, survey: str | Survey | tuple[str, ...] | None
         non-finite t/mag/err, err <= 0; or a missing column.
     """
     parquet = pq.ParquetFile(path)
-    names = _column_names(columns)
-    table = parquet.read(columns=[name for name in names.values() if name in parquet.schema_arrow.names])
+    names = _column_names(columns, parquet.schema_arrow.names, str(path))
+    table = parquet.read(columns=list(names.values()))
     bands = _resolve_bands(survey, parquet.schema_arrow.metadata, str(path))
     return _table_to_curves(table, names, bands, str(path), _named_survey(survey))
 
@@ -136,11 +135,12 @@ def read_csv(path: str | Path, survey: str | Survey | tuple[str, ...] | None = N
 
     `survey` is required (CSV stores no band order). Row numbers in errors count data rows from 0.
     """
-    names = _column_names(columns)
+    parse = pa_csv.ParseOptions(delimiter=delimiter)
+    names = _column_names(columns, pa_csv.open_csv(path, parse_options=parse).schema.names, str(path))
     bands = _resolve_bands(survey, None, str(path))
     convert = pa_csv.ConvertOptions(column_types={names["obj_id"]: pa.int64(), names["t"]: pa.float64(),
                                                   names["mag"]: pa.float64(), names["err"]: pa.float64()})
-    table = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=delimiter), convert_options=convert)
+    table = pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
     return _table_to_curves(table, names, bands, str(path), _named_survey(survey))
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from mbfast.batch import classify_files
+from mbfast.jobs.local import classify_files
 from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR
 
 pytest.importorskip("distributed")
@@ -16,7 +16,7 @@ pytest.importorskip("distributed")
 
 @pytest.mark.slow
 def test_two_worker_local_cluster_equals_the_single_process_run(tmp_path: Path, small_model_path: Path) -> None:
-    from mbfast.dask import classify_with_scheduler
+    from mbfast.jobs.dask import classify_with_scheduler
 
     source = SAMPLE_DIR / SAMPLE_CURVES
     single = tmp_path / "single.parquet"
@@ -37,9 +37,9 @@ def test_two_worker_local_cluster_equals_the_single_process_run(tmp_path: Path, 
 
 @pytest.mark.slow
 def test_forget_after_with_a_local_cluster(tmp_path: Path, small_model_path: Path) -> None:
-    from mbfast.batch import BatchSummary
-    from mbfast.dask import classify_with_scheduler
-    from tests.batch_support import forget_over_two_nights
+    from mbfast.jobs.local import BatchSummary
+    from mbfast.jobs.dask import classify_with_scheduler
+    from tests.jobs.local_support import forget_over_two_nights
 
     def run(source: Path, output: Path, state: Path) -> BatchSummary:
         return classify_with_scheduler(source, output, "local:2", model=small_model_path, state_dir=state,
@@ -54,8 +54,8 @@ def test_the_dask_path_applies_the_local_row_policy(tmp_path: Path, small_model_
     """One text entry in a number column, one text id among integer ids, engine-bound rows, float ids: the local
     path rejects exactly those rows; the Dask path used to fail the whole job. Both give the same counts, rejected
     rows (with row numbers) and scores."""
-    from mbfast import sources
-    from mbfast.dask import classify_with_scheduler
+    from mbfast.lightcurves import sources
+    from mbfast.jobs.dask import classify_with_scheduler
 
     monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", 300)  # the file's first block says its ids are integers
 
@@ -84,8 +84,8 @@ def test_the_dask_path_applies_the_local_row_policy(tmp_path: Path, small_model_
 
 @pytest.mark.slow
 def test_the_dask_path_reads_ztf_tables_like_the_local_one(tmp_path: Path) -> None:
-    from mbfast.dask import classify_with_scheduler
-    from tests.batch_support import ztf_alert_rows, ztf_model
+    from mbfast.jobs.dask import classify_with_scheduler
+    from tests.jobs.local_support import ztf_alert_rows, ztf_model
 
     model = ztf_model(tmp_path / "ztf.mbf")
     pq.write_table(ztf_alert_rows(), tmp_path / "alerts.parquet")

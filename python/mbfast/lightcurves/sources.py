@@ -1,7 +1,7 @@
 """Observation sources for batch jobs: Parquet (file, directory or glob; flat rows or one list per object) and CSV,
 read in bounded chunks and normalised to flat Arrow tables with the columns obj_id, band, t, mag, err.
 
-Not a light-curve model: rows are only renamed and flattened here; checks happen in mbfast.batch.
+Not a light-curve model: rows are only renamed and flattened here; checks happen in mbfast.lightcurves.rows.
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-# schema metadata on a chunk whose obj_id column is text only because a CSV block held a bad entry (mbfast.shards)
+from mbfast.lightcurves.table import FIELDS
+
+# schema metadata on a chunk whose obj_id column is text only because a CSV block held a bad entry (rows.py)
 INTEGER_IDS_KEY = b"mbfast.integer_ids"
 
-CANONICAL = ("obj_id", "band", "t", "mag", "err")
 # names other tools use for the same columns, tried in order when the canonical name is absent
 ALIASES = {
     "obj_id": ("object_id", "objectId", "id", "diaObjectId"),
@@ -182,7 +183,7 @@ def flatten(table: pa.Table, columns: dict[str, str], path: Path, keep: tuple[st
     if nested:
         table = _explode(table, nested, path)
     names = table.column_names
-    picked = {canonical: table.column(resolve(names, canonical, columns, path)) for canonical in CANONICAL}
+    picked = {canonical: table.column(resolve(names, canonical, columns, path)) for canonical in FIELDS}
     picked["t"] = _as_mjd(picked["t"], path)
     missing = [name for name in keep if name not in names]
     if missing:

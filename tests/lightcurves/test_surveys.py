@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 from mbfast.datasets import LabelledSet
-from mbfast.surveys import (ALTERNATING_CADENCE, GAIA, LOW_SNR, MAG_PER_LN_FLUX, NOT_FINITE, PS1_INFO_FLAG_BITS, ZTF,
-                            band_map,
-                            alternating_cadence, flux_to_mag, gaia_to_mag, get_survey, lsst_alert_to_mag,
-                            observations_per_band, plasticc_to_mag, ps1_to_mag, select_objects, ztf_band_codes,
-                            ztf_to_mag)
-from mbfast.table import from_arrays
+from mbfast.lightcurves.surveys import (ALTERNATING_CADENCE, GAIA, LOW_SNR, MAG_PER_LN_FLUX, NOT_FINITE,
+                                        PS1_INFO_FLAG_BITS, ZTF, band_map, alternating_cadence, flux_to_mag,
+                                        gaia_to_mag, get_survey, lsst_alert_to_mag, observations_per_band,
+                                        plasticc_to_mag, ps1_to_mag, select_objects, ztf_band_codes, ztf_to_mag)
+from mbfast.lightcurves.table import from_arrays
 
 MINUTE = 1.0 / (24 * 60)
 

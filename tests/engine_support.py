@@ -9,7 +9,7 @@ import numpy as np
 
 from mbfast.config import ModelConfig, RegressionTarget
 from mbfast.modelfile import write_model
-from mbfast.table import LightCurves
+from mbfast.lightcurves.table import LightCurves
 from mbfast.layout import random_weights
 
 LSST_BANDS = ("u", "g", "r", "i", "z", "y")

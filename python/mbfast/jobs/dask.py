@@ -1,10 +1,10 @@
 """Scale batch reclassification out on a Dask cluster.
 
-Rows are repartitioned so that partition k holds exactly the objects of hash shard k (mbfast.shards.shard_of),
-each worker loads the model once per process, and each partition is classified like one shard of mbfast.batch.
+Rows are repartitioned so that partition k holds exactly the objects of hash shard k (mbfast.jobs.shards.shard_of),
+each worker loads the model once per process, and each partition is classified like one shard of mbfast.jobs.local.
 Outputs and state files are written under temporary names and renamed, so a worker killed mid-partition leaves
 nothing half written; Dask retries the partition and duplicates make a repeated incremental step a no-op.
-Rows pass the local path's checks (mbfast.shards.clean_chunk), and the two paths are tested on the same inputs.
+Rows pass the local path's checks (lightcurves.rows.clean_chunk), and the two paths are tested on the same inputs.
 """
 from __future__ import annotations
 
@@ -20,15 +20,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from mbfast.batch import (BatchSummary, _check_keep, _classify_chunk, _refuse_if_nothing_to_do, _state_shards,
-                          _step_chunk, _write_rejected, check_forget_after, check_state_dir, forget_in_shards,
-                          model_for, per_object_values, remove_output_leftovers, result_table, shard_state_path)
 from mbfast.engine import Engine
-from mbfast.jobs import check_output, temporary_name
-from mbfast.shards import KEEP_PREFIX, NAME_COLUMN, RowChecks, clean_chunk, id_codes, ids_are_names, shard_of
-from mbfast import sources
-from mbfast.sources import CANONICAL, INTEGER_IDS_KEY, Source, open_source, resolve
-from mbfast.surveys import BandMap, band_map
+from mbfast.jobs.files import check_output, temporary_name
+from mbfast.jobs.local import (BatchSummary, check_forget_after, check_keep, check_state_dir, classify_shard,
+                               forget_in_shards, model_for, refuse_if_nothing_to_do, remove_output_leftovers,
+                               result_table, shard_state_path, state_shards, write_rejected)
+from mbfast.jobs.shards import shard_of
+from mbfast.lightcurves import sources
+from mbfast.lightcurves.rows import KEEP_PREFIX, NAME_COLUMN, RowChecks, clean_chunk, id_codes, ids_are_names
+from mbfast.lightcurves.sources import INTEGER_IDS_KEY, Source, open_source, resolve
+from mbfast.lightcurves.surveys import BandMap, band_map
+from mbfast.lightcurves.table import FIELDS
 
 
 @functools.lru_cache(maxsize=4)
@@ -38,7 +40,7 @@ def _engine(model: str | None, precision: str = "fp32") -> Engine:
 
 
 def _arrow(frame: pd.DataFrame, integer_ids: bool) -> pa.Table:
-    """A partition as the Arrow chunk mbfast.shards.clean_chunk takes (the local path's row checks)."""
+    """A partition as the Arrow chunk mbfast.lightcurves.rows.clean_chunk takes (the local path's row checks)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return table.replace_schema_metadata({INTEGER_IDS_KEY: b"1"} if integer_ids else {})
 
@@ -48,21 +50,11 @@ def _classify_partition(frame: pd.DataFrame, model: str | None, state_dir: str |
                         integer_ids: bool) -> pd.DataFrame:
     engine = _engine(model, precision)
     checks = RowChecks()
-    chunk = clean_chunk(_arrow(frame[[*CANONICAL, *keep]], integer_ids), bands or engine.bands, checks, keep)
-    summary = BatchSummary()
+    chunk = clean_chunk(_arrow(frame[[*FIELDS, *keep]], integer_ids), bands or engine.bands, checks, keep)
     if len(chunk.obj_id) == 0:
         return _empty_result(engine, embedding, frame, keep, integer_ids)
-    if state_dir is None:
-        prediction = _classify_chunk(engine, chunk, summary)
-    else:
-        shard = int(frame.index[0])
-        state_path = shard_state_path(Path(state_dir), shard)
-        stateful = Engine.load(model, num_threads=1, precision=precision,
-                               state=state_path if state_path.exists() else None)
-        prediction, applied = _step_chunk(stateful, chunk, summary)
-        if applied:  # a rerun of a finished night rewrites no state file
-            stateful.save_state(state_path)
-    return result_table(prediction, engine, embedding, per_object_values(chunk, prediction.obj_id)).to_pandas()
+    state_path = None if state_dir is None else shard_state_path(Path(state_dir), int(frame.index[0]))
+    return classify_shard(engine, chunk, BatchSummary(), embedding, state_path, model, 1, precision).to_pandas()
 
 
 def _empty_result(engine: Engine, embedding: bool, frame: pd.DataFrame, keep: tuple[str, ...],
@@ -83,8 +75,8 @@ def classify(frame, model: str | os.PathLike[str] | None = None, n_shards: int |
 
     Every object is classified whole in one partition (partition k = hash shard k of obj_id). With `state_dir`,
     partition k steps its new rows into the engine state file shard-k (incremental nightly mode). Rows pass the
-    local path's checks (mbfast.shards.clean_chunk; rejected ones are left out here: classify_with_scheduler counts
-    and lists them); `survey`, `keep` and text obj_ids as in mbfast.batch.classify_files. `integer_ids`: the ids
+    local path's checks (lightcurves.rows.clean_chunk; rejected ones are left out here: classify_with_scheduler counts
+    and lists them); `survey`, `keep` and text obj_ids as in mbfast.jobs.local.classify_files. `integer_ids`: the ids
     are integers even where a partition holds them as text (a CSV read as text).
     """
     n_shards = n_shards or frame.npartitions
@@ -92,7 +84,7 @@ def classify(frame, model: str | os.PathLike[str] | None = None, n_shards: int |
     engine = _engine(model_path)
     bands = band_map(engine.bands, survey, engine.config.survey)
     if state_dir is not None:
-        n_shards = _state_shards(Path(state_dir), n_shards)
+        n_shards = state_shards(Path(state_dir), n_shards)
 
     def shard_column(ids: pd.Series) -> pd.Series:
         codes = id_codes(_arrow(ids.to_frame("obj_id"), integer_ids))[0]
@@ -116,7 +108,7 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
 
     The rows pass the local path's checks: rejected ones are counted and written, with their reason and row number,
     to `<output>.rejected.parquet`, and `strict` and the nothing-classified cases end as they do there
-    (NothingDone). `forget_after` as in mbfast.batch.classify_files: applied to the saved shard states once the
+    (NothingDone). `forget_after` as in mbfast.jobs.local.classify_files: applied to the saved shard states once the
     workers are done."""
     import dask
     import dask.dataframe as dd
@@ -133,7 +125,7 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
     model = model_for(model, survey)
     engine = Engine.load(model, num_threads=1)
     bands = band_map(engine.bands, survey, engine.config.survey)
-    _check_keep(keep, engine, embedding)
+    check_keep(keep, engine, embedding)
     frame, integer_ids = _read(source, keep)
     if scheduler.startswith("local:"):
         cluster = LocalCluster(n_workers=int(scheduler.split(":", 1)[1]), threads_per_worker=1, processes=True)
@@ -155,8 +147,8 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
                                                pc.add(table.column("row"), checks.rows_in - rows_in)))
         checks.rejected_tables = tables
         rejected_path = output.with_name(output.name + ".rejected.parquet")
-        _write_rejected(checks, rejected_path)
-        _refuse_if_nothing_to_do(checks, [0] if checks.rows_rejected < checks.rows_in else [], strict,
+        write_rejected(checks, rejected_path)
+        refuse_if_nothing_to_do(checks, [0] if checks.rows_rejected < checks.rows_in else [], strict,
                                  rejected_path)
         results = classify(frame, model, n_shards=n_shards or max(2, frame.npartitions), state_dir=state_dir,
                            embedding=embedding, precision=precision, survey=survey, keep=keep,
@@ -175,7 +167,7 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
         summary.skipped = {"duplicate": duplicates} if state_dir is None else {"duplicate or late": duplicates}
         if forget_after is not None:  # check_forget_after: a state folder is given
             state = Path(state_dir)  # type: ignore[arg-type]
-            summary.forgotten = forget_in_shards(state, _state_shards(state, None), set(), newest - forget_after,
+            summary.forgotten = forget_in_shards(state, state_shards(state, None), set(), newest - forget_after,
                                                  model, precision)
     finally:
         client.close()
@@ -187,7 +179,7 @@ def classify_with_scheduler(input_spec: str | os.PathLike[str], output: str | os
 
 def _read(source: Source, keep: tuple[str, ...]):  # type: ignore[no-untyped-def]
     """The input as a Dask DataFrame with the canonical columns and `keep`, and whether its ids are integers held as
-    text. CSV number columns are read as text, so one bad entry rejects its row (as in mbfast.sources), not the job;
+    text. CSV number columns are read as text, so one bad entry rejects its row (as in lightcurves.sources), not the job;
     the first block of the first file says whether the ids are integers, as the local reader decides."""
     import dask.dataframe as dd
 
@@ -196,20 +188,20 @@ def _read(source: Source, keep: tuple[str, ...]):  # type: ignore[no-untyped-def
         block = pa_csv.ReadOptions(block_size=sources.CSV_BLOCK_BYTES)
         first = pa_csv.open_csv(source.paths[0], read_options=block)
         names = first.schema.names
-        picked = {canonical: resolve(names, canonical, source.columns, source.paths[0]) for canonical in CANONICAL}
+        picked = {canonical: resolve(names, canonical, source.columns, source.paths[0]) for canonical in FIELDS}
         integer_ids = pa.types.is_integer(first.schema.field(picked["obj_id"]).type)
         text = {picked[name]: "object" for name in ("obj_id", "t", "mag", "err")}
         frame = dd.read_csv(paths, dtype=text, keep_default_na=False, na_values=["", "NA", "NaN", "nan", "null"])
     else:
         frame = dd.read_parquet(paths)
         names = list(frame.columns)
-        picked = {canonical: resolve(names, canonical, source.columns, source.paths[0]) for canonical in CANONICAL}
+        picked = {canonical: resolve(names, canonical, source.columns, source.paths[0]) for canonical in FIELDS}
         integer_ids = False
     missing = [name for name in keep if name not in names]
     if missing:
         raise ValueError(f"{source.paths[0]}: no column {missing[0]!r} to keep (--keep); columns are {names}")
     frame = frame[[*picked.values(), *keep]]
-    frame.columns = [*CANONICAL, *keep]
+    frame.columns = [*FIELDS, *keep]
     return frame, integer_ids
 
 
@@ -218,7 +210,7 @@ def _check_partition(frame: pd.DataFrame, bands: BandMap, integer_ids: bool
     """One partition's rows read, rows rejected by reason, the rejected rows (row numbers from the partition's
     start) and its newest clean observation time."""
     checks = RowChecks()
-    clean = clean_chunk(_arrow(frame[list(CANONICAL)], integer_ids), bands, checks)
+    clean = clean_chunk(_arrow(frame[list(FIELDS)], integer_ids), bands, checks)
     tables = checks.rejected_tables
     newest = float(clean.t.max()) if len(clean.t) else -np.inf
     return checks.rows_in, checks.rejected, pa.concat_tables(tables) if tables else None, newest

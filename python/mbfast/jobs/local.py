@@ -1,7 +1,7 @@
 """Nightly batch reclassification: whole light curves from Parquet/CSV in, one row of scores per object out.
 
 Memory stays bounded whatever the input size: rows are read in chunks and spilled into hash shards of obj_id
-(mbfast.shards), then each shard is classified on its own. With `state_dir` the job is incremental: each shard keeps
+(jobs.shards), then each shard is classified on its own. With `state_dir` the job is incremental: each shard keeps
 an engine state file, only the new observations are stepped, and re-running the same night changes nothing
 (repeats are duplicates). Outputs are written to a temporary name and renamed, so a killed job leaves no half file.
 """
@@ -22,14 +22,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from mbfast.engine import CPU_PRECISIONS, Engine, Prediction, Status
-from mbfast import exit_codes, models
-from mbfast.jobs import (MAX_THREADS, NothingDone, check_output, count_option, days_option, remove_leftovers,
-                         temporary_name)
-from mbfast.shards import (KEEP_PREFIX, NAME_COLUMN, CleanChunk, RowChecks, ShardSpiller, clean_chunk, read_shard)
-from mbfast.sources import iter_chunks, open_source
-from mbfast.surveys import TABLE_SURVEYS, band_map
-from mbfast.table import from_arrays
+from mbfast import models
+from mbfast.engine import Engine, Prediction, Status
+from mbfast.exit_codes import NothingDone
+from mbfast.jobs.files import check_output, remove_leftovers, temporary_name
+from mbfast.jobs.shards import ShardSpiller, read_shard
+from mbfast.lightcurves.rows import KEEP_PREFIX, NAME_COLUMN, CleanChunk, RowChecks, clean_chunk
+from mbfast.lightcurves.sources import iter_chunks, open_source
+from mbfast.lightcurves.surveys import band_map
+from mbfast.lightcurves.table import from_arrays
 
 DEFAULT_SHARD_ROWS = 4_000_000   # about 150 MB of observations per shard in memory
 DEFAULT_STATE_SHARDS = 16
@@ -103,6 +104,30 @@ def per_object_values(chunk: CleanChunk, obj_ids: np.ndarray) -> pa.Table | None
                              f"have the same code {ids[row]}; rename one")
     rows = order[last[np.searchsorted(ids[last], obj_ids)]]
     return chunk.extra.take(pa.array(rows))
+
+
+def classify_shard(engine: Engine, chunk: CleanChunk, summary: BatchSummary, embedding: bool = False,
+                   state_path: Path | None = None, model: str | os.PathLike[str] | None = None,
+                   num_threads: int | None = None, precision: str = "fp32", step_rows: int = DEFAULT_STEP_ROWS,
+                   cutoff: float | None = None) -> pa.Table:
+    """One shard's clean rows -> its result table (result_table), the step that the local and Dask runners share.
+
+    Without `state_path` the rows are whole light curves classified by `engine`. With it the shard's state file is
+    loaded (the model `model` at `precision`), the new rows stepped in time order, objects not observed since
+    `cutoff` forgotten, and the file rewritten only when something changed (a rerun of a finished night writes
+    nothing). Counts go to `summary`.
+    """
+    if state_path is None:
+        prediction = _classify_chunk(engine, chunk, summary)
+    else:
+        shard_engine = Engine.load(model, num_threads=num_threads, precision=precision,
+                                   state=state_path if state_path.exists() else None)
+        prediction, applied = _step_chunk(shard_engine, chunk, summary, step_rows)
+        forgotten = shard_engine.forget_before(cutoff) if cutoff is not None else 0
+        summary.forgotten += forgotten
+        if applied or forgotten:
+            shard_engine.save_state(state_path)
+    return result_table(prediction, engine, embedding, per_object_values(chunk, prediction.obj_id))
 
 
 def _classify_chunk(engine: Engine, chunk: CleanChunk, summary: BatchSummary) -> Prediction:
@@ -185,7 +210,7 @@ def forget_in_shards(state_dir: Path, n_shards: int, skip: set[int], cutoff: flo
     return forgotten
 
 
-def _state_shards(state_dir: Path, requested: int | None) -> int:
+def state_shards(state_dir: Path, requested: int | None) -> int:
     manifest = state_dir / MANIFEST
     if manifest.exists():
         try:
@@ -237,11 +262,11 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
     model = model_for(model, survey)
     engine = Engine.load(model, num_threads=num_threads, precision=precision)
     bands = band_map(engine.bands, survey, engine.config.survey)
-    _check_keep(keep, engine, embedding)
+    check_keep(keep, engine, embedding)
     summary = BatchSummary()
     checks = RowChecks()
     if state_dir is not None:
-        n_shards = _state_shards(state_dir, n_shards)
+        n_shards = state_shards(state_dir, n_shards)
     elif n_shards is None:
         total = source.count_rows()
         if total is None:  # CSV or nested layout: estimate from bytes (~40 bytes per observation)
@@ -258,37 +283,26 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
                 spiller.add(clean)
                 bar.update(chunk.num_rows)
         shards = spiller.close()
-        _write_rejected(checks, rejected_path)
-        _refuse_if_nothing_to_do(checks, shards, strict, rejected_path)
+        write_rejected(checks, rejected_path)
+        refuse_if_nothing_to_do(checks, shards, strict, rejected_path)
         cutoff = newest - forget_after if forget_after is not None and len(shards) else None
         temp_output = temporary_name(output)
         writer: pq.ParquetWriter | None = None
         bar = tqdm(total=len(shards), desc="classifying", unit=" shard", disable=not progress)
         try:
             for shard in shards:
-                chunk = read_shard(spiller.path(shard))
-                if state_dir is None:
-                    prediction = _classify_chunk(engine, chunk, summary)
-                else:
-                    state_path = shard_state_path(state_dir, shard)
-                    shard_engine = Engine.load(model, num_threads=num_threads, precision=precision,
-                                               state=state_path if state_path.exists() else None)
-                    prediction, applied = _step_chunk(shard_engine, chunk, summary, step_rows)
-                    forgotten = shard_engine.forget_before(cutoff) if cutoff is not None else 0
-                    summary.forgotten += forgotten
-                    if applied or forgotten:  # a rerun of a finished night rewrites no state file
-                        shard_engine.save_state(state_path)
-                    del shard_engine  # freed before the next shard's state is loaded: one shard's state at a time
-                table = result_table(prediction, engine, embedding, per_object_values(chunk, prediction.obj_id))
+                state_path = None if state_dir is None else shard_state_path(state_dir, shard)
+                table = classify_shard(engine, read_shard(spiller.path(shard)), summary, embedding, state_path,
+                                       model, num_threads, precision, step_rows, cutoff)
                 if writer is None:
                     writer = pq.ParquetWriter(temp_output, table.schema)
                 writer.write_table(table)
-                summary.objects += len(prediction)
+                summary.objects += table.num_rows
                 bar.update(1)
                 bar.set_postfix(objects_per_s=f"{summary.objects / (time.perf_counter() - started):,.0f}")
             if cutoff is not None:  # shards without new rows lose their stale objects too
                 summary.forgotten += forget_in_shards(state_dir, n_shards, set(shards), cutoff, model, precision)
-            assert writer is not None  # _refuse_if_nothing_to_do: some shard has rows
+            assert writer is not None  # refuse_if_nothing_to_do: some shard has rows
             writer.close()
             os.replace(temp_output, output)
         finally:
@@ -300,7 +314,7 @@ def classify_files(input_spec: str | Path, output: str | Path, model: str | Path
     return summary
 
 
-def _check_keep(keep: tuple[str, ...], engine: Engine, embedding: bool) -> None:
+def check_keep(keep: tuple[str, ...], engine: Engine, embedding: bool) -> None:
     """--keep columns must not take the name of an output column."""
     taken = set(result_table(engine.predict(np.empty(0, np.int64)), engine, embedding).column_names)
     clash = [name for name in keep if name in taken]
@@ -308,7 +322,7 @@ def _check_keep(keep: tuple[str, ...], engine: Engine, embedding: bool) -> None:
         raise ValueError(f"--keep {clash[0]}: the output already has a column of that name")
 
 
-def _write_rejected(checks: RowChecks, path: Path) -> None:
+def write_rejected(checks: RowChecks, path: Path) -> None:
     """The rejected rows as read; a column typed differently in two chunks (a CSV block re-read as text) as text."""
     tables = checks.rejected_tables
     if not tables:
@@ -325,7 +339,7 @@ def _write_rejected(checks: RowChecks, path: Path) -> None:
     pq.write_table(pa.concat_tables(tables, promote_options="permissive"), path)
 
 
-def _refuse_if_nothing_to_do(checks: RowChecks, shards: list[int], strict: bool, rejected_path: Path) -> None:
+def refuse_if_nothing_to_do(checks: RowChecks, shards: list[int], strict: bool, rejected_path: Path) -> None:
     """NothingDone before any state or output is written: no rows, every row rejected, or --strict and some."""
     if checks.rows_in == 0:
         raise NothingDone("the input holds no observation rows; nothing classified")
@@ -340,110 +354,3 @@ def _refuse_if_nothing_to_do(checks: RowChecks, shards: list[int], strict: bool,
 
 def _reasons(checks: RowChecks) -> str:
     return ", ".join(f"{reason}: {count:,}" for reason, count in checks.rejected.items() if count)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Command line: `mbfast classify` and `mbfast demo`
-# ----------------------------------------------------------------------------------------------------------------
-
-def _column_option(values: list[str]) -> dict[str, str]:
-    """--column FIELD=NAME, repeated or comma-separated (obj_id=objectId,band=fid,t=mjd)."""
-    mapping = {}
-    for value in (item for option in values for item in option.split(",") if item.strip()):
-        canonical, _, name = value.strip().partition("=")
-        if not name or canonical not in ("obj_id", "band", "t", "mag", "err"):
-            raise ValueError(f"--column takes FIELD=NAME with FIELD one of obj_id, band, t, mag, err; got {value!r}")
-        mapping[canonical] = name
-    return mapping
-
-
-def register(subparsers) -> None:  # type: ignore[no-untyped-def]
-    classify = subparsers.add_parser(
-        "classify", help="classify whole light curves (Parquet/CSV) to a Parquet file",
-        epilog="exit status: 0 all rows classified; 1 done, with rows rejected (OUT.rejected.parquet); 2 usage "
-               "error; 3 nothing done (no object classified, every row rejected, --strict with a rejected row, "
-               "or the state not committed). docs/batch.md")
-    classify.add_argument("input", help="Parquet or CSV file, directory or glob; flat rows or one list per object")
-    classify.add_argument("-o", "--output", required=True, help="output Parquet file (one row per object)")
-    classify.add_argument("--model", help="model file or shipped model name (default: the shipped model for --survey, "
-                                           "else the shipped LSST model trained on PLAsTiCC)")
-    classify.add_argument("--column", action="append", default=[], metavar="FIELD=NAME[,FIELD=NAME...]",
-                          help="input column for obj_id/band/t/mag/err when not named so (repeatable, or "
-                               "comma-separated: obj_id=objectId,band=fid,t=mjd,mag=magpsf,err=sigmapsf)")
-    classify.add_argument("--survey", choices=TABLE_SURVEYS,
-                          help="survey whose band codes or labels the input holds (ZTF fid 1/2/3 or zg/zr, PLAsTiCC "
-                               "passband 0-5, ...); needed for integer bands")
-    classify.add_argument("--keep", action="append", default=[], metavar="COLUMN",
-                          help="pass an input column through to the output, per object (its value on the object's "
-                               "newest row; repeatable)")
-    classify.add_argument("--strict", action="store_true",
-                          help="any rejected row is fatal: nothing is classified or changed (exit 3)")
-    classify.add_argument("--state", help="incremental mode: engine state folder, one file per shard")
-    classify.add_argument("--forget-after", type=days_option, metavar="DAYS",
-                          help="with --state: drop objects not observed for DAYS before the input's newest "
-                               "observation (bounds the state over years of nights)")
-    classify.add_argument("--shards", type=count_option(1), help="number of obj_id hash shards, >= 1 (default: "
-                                                                  "from input size)")
-    classify.add_argument("--embedding", action="store_true", help="also write the multiband embedding")
-    classify.add_argument("--threads", type=count_option(1, MAX_THREADS),
-                          help=f"engine threads, 1 to {MAX_THREADS} (default: all cores)")
-    classify.add_argument("--precision", default="fp32", choices=CPU_PRECISIONS,
-                          help="weights' precision: bf16 and int8 are faster, within 0.003 macro F1 on PLAsTiCC "
-                               "(int8 needs AVX-512 VNNI to pay; docs/engine.md)")
-    classify.add_argument("--scheduler", help="Dask scheduler address, or local:N for N local workers")
-    classify.add_argument("--quiet", action="store_true", help="no progress bars")
-    classify.set_defaults(run=run_classify)
-    demo = subparsers.add_parser("demo", help="classify the shipped PLAsTiCC sample with the default model")
-    demo.add_argument("-o", "--output", default=None, help="also write the scores to this Parquet file")
-    demo.set_defaults(run=run_demo)
-
-
-def run_classify(args) -> int:  # type: ignore[no-untyped-def]
-    """Exit status (mbfast.exit_codes): 0 all done, 1 rows rejected, 2 usage and 3 NothingDone (both via cli.main)."""
-    columns = _column_option(args.column)
-    keep = tuple(dict.fromkeys(args.keep))
-    if args.scheduler:
-        from mbfast.dask import classify_with_scheduler
-
-        summary = classify_with_scheduler(args.input, args.output, args.scheduler, model=args.model,
-                                          columns=columns, state_dir=args.state, n_shards=args.shards,
-                                          embedding=args.embedding, precision=args.precision,
-                                          forget_after=args.forget_after, survey=args.survey, keep=keep,
-                                          strict=args.strict)
-    else:
-        summary = classify_files(args.input, args.output, model=args.model, columns=columns, state_dir=args.state,
-                                 n_shards=args.shards, embedding=args.embedding, num_threads=args.threads,
-                                 progress=not args.quiet, precision=args.precision, forget_after=args.forget_after,
-                                 survey=args.survey, keep=keep, strict=args.strict)
-    print("\n".join(summary.lines()))
-    print(f"wrote {args.output}")
-    if summary.rejected:
-        print(f"rejected rows (with their reason): {args.output}.rejected.parquet")
-        return exit_codes.REJECTED
-    return exit_codes.OK
-
-
-def run_demo(args) -> int:  # type: ignore[no-untyped-def]
-    from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
-
-    with tempfile.TemporaryDirectory() as folder:  # the scores are written where asked (-o), else nowhere
-        output = args.output or Path(folder) / "scores.parquet"
-        summary = classify_files(SAMPLE_DIR / SAMPLE_CURVES, output, progress=False)
-        scores = pq.read_table(output, columns=["obj_id", "class"])
-    print("\n".join(summary.lines()))
-    sample = load_sample()
-    truth = dict(zip(sample.curves.object_ids.tolist(), (sample.class_names[i] for i in sample.labels)))
-    predicted = scores.column("class").to_pylist()
-    true_class = [truth[i] for i in scores.column("obj_id").to_pylist()]
-    held_out = set(json.loads((SAMPLE_DIR / "lsst.json").read_text())["split"]["test_obj_ids"])
-    for name, keep in (("all sample objects (most were in the training split)", lambda obj: True),
-                       ("held-out test objects of the default model", lambda obj: obj in held_out)):
-        pairs = [(p, t) for obj, p, t in zip(scores.column("obj_id").to_pylist(), predicted, true_class)
-                 if p and keep(obj)]
-        accuracy = sum(p == t for p, t in pairs) / max(len(pairs), 1)
-        print(f"accuracy on {len(pairs)} {name}: {accuracy:.3f}")
-    print(f"(PLAsTiCC is simulated LSST data; {len(sample.class_names)} classes, chance "
-          f"{1 / len(sample.class_names):.3f}; objects without a prediction have no band with 3 observations)")
-    if args.output:
-        print(f"wrote {args.output}")
-    return 0

@@ -7,12 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mbfast.batch import BatchSummary, classify_files
+from mbfast.jobs.local import BatchSummary, classify_files
 from mbfast.cli import main
 from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 from mbfast.engine import Engine
-from mbfast.table import from_arrays
-from tests.batch_support import forget_over_two_nights, ztf_alert_rows, ztf_model
+from mbfast.lightcurves.table import from_arrays
+from tests.jobs.local_support import forget_over_two_nights, ztf_alert_rows, ztf_model
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_bad_rows_are_reported_not_dropped_silently(tmp_path: Path, small_model_
 @pytest.mark.parametrize("block_bytes", [1 << 20, 200])  # one CSV block, or the bad entries in later blocks
 def test_entries_that_are_not_numbers_reject_their_row_only(tmp_path: Path, small_model_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
-    from mbfast import sources
+    from mbfast.lightcurves import sources
 
     monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", block_bytes)
     good = pa.table({"obj_id": [1] * 6 + [2] * 4, "band": ["g", "r"] * 5,

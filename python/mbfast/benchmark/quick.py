@@ -1,4 +1,4 @@
-"""`mbfast bench`: a quick run of the step workloads of bench/bench_step.py, printed as a table.
+"""A quick run of the step workloads of bench/bench_step.py (`mbfast bench` prints it as a table).
 
 The workloads, the GEMM ceiling and the baselines (PyTorch eager, torch.compile, ONNX Runtime) ship in
 mbfast.benchmark; the baselines need the `train` (torch) and `bench` (onnxruntime, onnx) extras, and each one that
@@ -7,7 +7,6 @@ cannot run here is named with the reason. The full, statistically careful benchm
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mbfast.benchmark.workloads import BATCH_SIZES, ZTF_CONFIG, StepRounds, rounds_for
+from mbfast.benchmark.workloads import ZTF_CONFIG, StepRounds, rounds_for
 from mbfast.layout import random_weights
 
 INSTALL_HINT = "pip install 'mbfast[train,bench]'"
@@ -122,36 +121,35 @@ def time_calls(run: Callable[[int], object], n_rounds: int) -> float:
     return float(np.median(times))
 
 
-def run_bench(args: argparse.Namespace) -> int:
+def quick_bench(batches: list[int], num_threads: int | None = None, precisions: tuple[str, ...] | list[str] = ("fp32",),
+                max_rounds: int = 20, gemm_n: int = 4096) -> dict[str, object]:
+    """Median seconds per Engine.step call of `batches` rows for the ZTF shape with random weights, for mbfast at
+    each of `precisions` and every baseline that runs here, with GFLOP/s against the GEMM ceiling (`gemm_n`^2);
+    a report that format_table prints and that is written as JSON."""
     from mbfast.costs import model_info
     from mbfast.modelfile import write_model
 
     modules, missing = bench_modules()
-    num_threads = args.threads or len(os.sched_getaffinity(0))
+    num_threads = num_threads or len(os.sched_getaffinity(0))
     flops = int(model_info(ZTF_CONFIG)["flops_per_observation"])
-    ceiling = modules["roofline"].gemm_ceiling(args.gemm_n) if "roofline" in modules else None  # type: ignore
+    ceiling = modules["roofline"].gemm_ceiling(gemm_n) if "roofline" in modules else None  # type: ignore
     ceiling_gflops = float(ceiling["gflops"]) if ceiling else None
     results: list[dict[str, object]] = []
     compiled: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as folder:
         model_path = Path(folder) / "ztf.mbf"
         write_model(model_path, ZTF_CONFIG, random_weights(ZTF_CONFIG))
-        for batch in args.batch:
-            n_rounds = max(1, min(rounds_for(batch), args.max_rounds))
-            for name, run in steppers(model_path, batch, num_threads, args.precision, modules, compiled).items():
+        for batch in batches:
+            n_rounds = max(1, min(rounds_for(batch), max_rounds))
+            for name, run in steppers(model_path, batch, num_threads, list(precisions), modules, compiled).items():
                 seconds = time_calls(run, n_rounds)
                 obs_per_s = batch / seconds
                 gflops = obs_per_s * flops / 1e9
                 results.append({"batch": batch, "implementation": name, "seconds": seconds, "obs_per_s": obs_per_s,
                                 "gflops": gflops, "ceiling_fraction": gflops / ceiling_gflops if ceiling_gflops else None})
-    report = {"shape": "ztf", "config": json.loads(ZTF_CONFIG.to_json()), "flops_per_observation": flops,
-              "num_threads": num_threads, "precisions": list(args.precision), "gemm_ceiling": ceiling, "results": results,
-              "missing": {**missing, **({"torch.compile": compiled["error"]} if "error" in compiled else {})}}
-    print(format_table(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
-    return 0
+    return {"shape": "ztf", "config": json.loads(ZTF_CONFIG.to_json()), "flops_per_observation": flops,
+            "num_threads": num_threads, "precisions": list(precisions), "gemm_ceiling": ceiling, "results": results,
+            "missing": {**missing, **({"torch.compile": compiled["error"]} if "error" in compiled else {})}}
 
 
 def format_table(report: dict[str, object]) -> str:
@@ -176,19 +174,3 @@ def format_table(report: dict[str, object]) -> str:
         lines.append("not run here:")
         lines += [f"  {label}: {reason}" for label, reason in sorted(missing.items())]
     return "\n".join(lines)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="quick step throughput of mbfast vs PyTorch / torch.compile / ONNX Runtime (ZTF shape)",
-        description="Times Engine.step on rows of distinct, pre-warmed objects (every row predicted) for the ZTF "
-                    "model shape with random weights, against the baselines of mbfast.benchmark that can run here. "
-                    "Numbers are medians of a few calls: for careful figures run `pytest bench` (docs/performance.md).")
-    parser.add_argument("--batch", type=int, nargs="+", default=list(BATCH_SIZES), help="rows per call")
-    parser.add_argument("--threads", type=int, default=None, help="threads for every implementation (default: all)")
-    parser.add_argument("--precision", nargs="+", default=["fp32"],
-                        help="mbfast precisions to time (Engine.load precision; the first is the ratio column's)")
-    parser.add_argument("--max-rounds", type=int, default=20, help="timed calls per batch size at most")
-    parser.add_argument("--gemm-n", type=int, default=4096, help="matrix size of the GEMM ceiling")
-    parser.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON to FILE")
-    parser.set_defaults(run=run_bench)

@@ -1,49 +1,15 @@
-"""What the command-line jobs share beside their exit codes (mbfast.exit_codes): checks of numeric options and of the
-output path made before any work, and the clean-up of what a killed run left behind.
+"""What the batch jobs share about their files: the output path checked before any work, the temporary name it is
+written under, and the clean-up of what a killed run left behind.
 
 Not a job itself: it reads no data and loads no model.
 """
 from __future__ import annotations
 
-import argparse
-import math
 import os
 import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-
-MAX_THREADS = 1024  # far above any core count; beyond it thread creation fails under ordinary pid limits
-
-
-class NothingDone(Exception):
-    """The job ran but did none of its work (every row rejected, no object classified): exit_codes.NOT_DONE."""
-
-
-def count_option(minimum: int, maximum: int | None = None):  # type: ignore[no-untyped-def]
-    """An argparse `type` for an integer in [minimum, maximum], refused at parse time (exit 2) otherwise."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-    return parse
-
-
-def days_option(text: str) -> float:
-    """An argparse `type` for a finite, non-negative number of days."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of days >= 0, got {text}")
-    return value
-
 
 def check_output(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = (),
                  folder: bool = False) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mbfast.table import from_arrays
+from mbfast.lightcurves.table import from_arrays
 
 BANDS = ("g", "r", "i")
 
