@@ -1,7 +1,7 @@
 """Loaders for the labelled data sets in ../shared/data (and the small sample shipped in mbfast/data).
 
 Each returns a LabelledSet: a LightCurves table plus per-object labels and regression targets in the table's
-object order. Photometry conversions live in mbfast.surveys, flat-file reading in mbfast.io.
+object order. Photometry conversions live in mbfast.lightcurves.surveys, flat-file reading in mbfast.lightcurves.io.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class LabelledSet:
     targets: dict[str, np.ndarray]     # name -> float64 (K,), NaN where unknown (masked in the loss)
     n_rows_dropped_snr: int            # observations removed by the flux > flux_err cut
     names: tuple[str, ...] = ()        # (K,) survey names of the objects (e.g. IAU names), empty if none
-    survey: str = "plasticc"           # the survey preset of curves.bands (mbfast.surveys), stored in models
+    survey: str = "plasticc"           # the survey preset of curves.bands (mbfast.lightcurves.surveys), stored in models
 
     def subset(self, object_indices: np.ndarray) -> LabelledSet:
         """The objects at `object_indices` (in that order); n_rows_dropped_snr is carried over unchanged."""
@@ -307,7 +307,7 @@ def load_files(curves_path: str | Path, labels_path: str | Path, survey: str | N
     """Light curves (Parquet or CSV: obj_id, band, t, mag, err) + a labels CSV (obj_id, label, then optional
     regression targets, empty where unknown) as a LabelledSet for training.
 
-    Classes are the distinct labels in sorted order. `survey` names the band order (mbfast.surveys; required for
+    Classes are the distinct labels in sorted order. `survey` names the band order (mbfast.lightcurves.surveys; required for
     CSV, read from a Parquet file written by mbfast otherwise). Objects without a label row are left out and
     counted in the message of none; a label row without light curve is an error naming the obj_id.
     """

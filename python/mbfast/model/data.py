@@ -42,7 +42,7 @@ class TrainingData:
     targets: np.ndarray                # float64 (K, G) physical units, NaN where unknown
     usable: np.ndarray                 # bool (K,) object has >= 1 window row
     curves: LightCurves | None = None  # the light curves behind `inputs`, same object order (for augmentation)
-    survey: str = "plasticc"           # what the model's bands are (mbfast.surveys), stored in its config
+    survey: str = "plasticc"           # what the model's bands are (mbfast.lightcurves.surveys), stored in its config
 
 
 FILES = "files"  # the dataset name of one's own light curves + labels

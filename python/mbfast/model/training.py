@@ -41,7 +41,7 @@ class TrainOptions:
     dataset: str = "plasticc"         # a name of mbfast.model.data.dataset_loaders(), or "files" (below)
     data: str | None = None            # dataset "files": light-curve table (Parquet/CSV) ...
     labels: str | None = None          # ... and its labels CSV (obj_id, label[, regression targets])
-    survey: str | None = None          # ... and the survey of its bands (mbfast.surveys)
+    survey: str | None = None          # ... and the survey of its bands (mbfast.lightcurves.surveys)
     targets: tuple[str, ...] | None = None       # regression targets (None: every target the dataset has)
     target_weights: tuple[float, ...] | None = None  # lambda_k of eq. 6 (default 1 each)
     batch_size: int = 256
