@@ -341,3 +341,14 @@ def test_survey_without_model_takes_the_shipped_model_for_it(tmp_path: Path, mon
     monkeypatch.setattr(models, "DATA_DIR", tmp_path / "shipped")
     assert main(run) == 1  # the ZTF (g, r) model: only the fid 3 row is rejected
     assert pq.read_table(tmp_path / "out.parquet").num_rows == 3
+
+
+@pytest.mark.parametrize("text", ["", "{}", "not json"])
+def test_a_broken_state_manifest_is_named(tmp_path: Path, small_model_path: Path, sample_path: Path,
+                                         text: str) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "manifest.json").write_text(text)
+    with pytest.raises(ValueError, match=r"manifest\.json is not a manifest mbfast wrote"):
+        classify_files(sample_path, tmp_path / "out.parquet", model=small_model_path, state_dir=state,
+                       progress=False)
