@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from mbfast.lightcurves.io import read_parquet, write_parquet
-from mbfast.lightcurves.surveys import LSST, PLASTICC, SNANA_ZERO_POINT, SURVEYS, YSE, ZTF, flux_to_mag, select_objects
+from mbfast.lightcurves.surveys import (LSST, PLASTICC, SNANA_ZERO_POINT, SURVEYS, YSE, ZTF, flux_to_mag,
+                                        select_objects)
 from mbfast.lightcurves.table import LightCurves
 
 # PLAsTiCC `target` codes -> the class names astronomers use (Kessler et al. 2019, Table 1)
@@ -385,8 +386,7 @@ def to_ztf_like(labelled: LabelledSet, seed: int = 0) -> LabelledSet:
     lsst = list(curves.bands)
     wanted = np.array([lsst.index(band) for band in ZTF.bands])
     in_ztf = np.isin(curves.band, wanted)
-    lengths = np.diff(curves.offsets)
-    owner = np.repeat(np.arange(curves.n_objects), lengths)
+    owner = curves.owner
     peak = np.full(curves.n_objects, np.inf)
     np.minimum.at(peak, owner[in_ztf], curves.mag[in_ztf].astype(np.float64))
     target = rng.uniform(*ZTF_PEAK_RANGE, size=curves.n_objects)
@@ -400,16 +400,14 @@ def to_ztf_like(labelled: LabelledSet, seed: int = 0) -> LabelledSet:
     mag = mag + np.sqrt(np.maximum(err ** 2 - lsst_err ** 2, 0.0)) * rng.standard_normal(len(mag))
     keep = in_ztf & (mag < depth) & (lsst_err < ZTF_MAX_LSST_ERR)
     keep &= (band != ZTF.bands.index("i")) | (rng.random(len(mag)) < ZTF_I_KEPT)
-    kept = np.bincount(owner[keep], minlength=curves.n_objects)
-    present = kept > 0
-    offsets = np.concatenate([[0], np.cumsum(kept[present])]).astype(np.int64)
-    ztf_curves = LightCurves(curves.obj_id[keep], band[keep], curves.t[keep], mag[keep].astype(np.float32),
-                             err[keep].astype(np.float32), offsets, ZTF.bands)
-    chosen = np.flatnonzero(present)
-    names = tuple(labelled.names[i] for i in chosen) if labelled.names else ()
-    return LabelledSet(ztf_curves, labelled.labels[chosen], labelled.class_names,
-                       {name: values[chosen] for name, values in labelled.targets.items()},
-                       labelled.n_rows_dropped_snr, names, ZTF.name)
+    ztf_curves = replace(curves, band=band, mag=mag.astype(np.float32), err=err.astype(np.float32), bands=ZTF.bands)
+    return with_rows(labelled, ztf_curves.keep_rows(keep), ZTF.name)
+
+
+def with_rows(labelled: LabelledSet, curves: LightCurves, survey: str) -> LabelledSet:
+    """`labelled` with `curves` (its objects, fewer or changed rows) in their place and `survey` as its survey;
+    objects left without any observation are left out."""
+    return replace(labelled, curves=curves, survey=survey).subset(np.flatnonzero(np.diff(curves.offsets) > 0))
 
 
 def load_plasticc_ztf() -> LabelledSet:
@@ -425,17 +423,7 @@ def rebanded(labelled: LabelledSet, mapping: dict[str, str], bands: tuple[str, .
     for old, new in mapping.items():
         code[curves.bands.index(old)] = bands.index(new)
     band = code[curves.band]
-    keep = band >= 0
-    owner = np.repeat(np.arange(curves.n_objects), np.diff(curves.offsets))
-    kept = np.bincount(owner[keep], minlength=curves.n_objects)
-    chosen = np.flatnonzero(kept > 0)
-    offsets = np.concatenate([[0], np.cumsum(kept[chosen])]).astype(np.int64)
-    moved = LightCurves(curves.obj_id[keep], band[keep], curves.t[keep], curves.mag[keep], curves.err[keep],
-                        offsets, bands)
-    names = tuple(labelled.names[i] for i in chosen) if labelled.names else ()
-    return LabelledSet(moved, labelled.labels[chosen], labelled.class_names,
-                       {name: values[chosen] for name, values in labelled.targets.items()},
-                       labelled.n_rows_dropped_snr, names, survey)
+    return with_rows(labelled, replace(curves, band=band, bands=bands).keep_rows(band >= 0), survey)
 
 
 def load_yse_ztf(directory: str | Path | None = None) -> LabelledSet:

@@ -89,6 +89,18 @@ class LightCurves:
                            np.array([0, stop - start], dtype=np.int64), self.bands,
                            None if self.names is None else self.names[k:k + 1])
 
+    @property
+    def owner(self) -> np.ndarray:
+        """int64 (N,) the index of the object each observation belongs to."""
+        return np.repeat(np.arange(self.n_objects), np.diff(self.offsets))
+
+    def keep_rows(self, keep: np.ndarray) -> LightCurves:
+        """The observations where `keep` (bool (N,)) is True; every object stays, some perhaps with none."""
+        lengths = np.bincount(self.owner[keep], minlength=self.n_objects)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return LightCurves(self.obj_id[keep], self.band[keep], self.t[keep], self.mag[keep], self.err[keep],
+                           offsets, self.bands, self.names)
+
     def select(self, object_indices: np.ndarray) -> LightCurves:
         """The objects at `object_indices` (in that order) as a new table."""
         starts = self.offsets[:-1][object_indices]

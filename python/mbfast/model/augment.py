@@ -6,7 +6,7 @@ Validation and test curves are never augmented. Dimension legend: N observations
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,8 +37,7 @@ def augment(curves: LightCurves, augmentation: Augmentation, rng: np.random.Gene
     (with re-drawn magnitudes), so every object of the input still has a window row in the output.
     """
     n_objects, n_bands = curves.n_objects, len(curves.bands)
-    lengths = np.diff(curves.offsets)
-    owner = np.repeat(np.arange(n_objects), lengths)                      # (N,) object of each observation
+    owner = curves.owner                                                  # (N,) object of each observation
     keep = np.ones(len(curves), dtype=bool)
     if augmentation.truncate > 0:
         first = curves.t[curves.offsets[:-1]]
@@ -56,13 +55,10 @@ def augment(curves: LightCurves, augmentation: Augmentation, rng: np.random.Gene
     np.add.at(counts, (owner[keep], curves.band[keep]), 1)
     unusable = ~(counts >= MIN_OBS_FOR_ROW).any(axis=1)
     keep |= unusable[owner]
-    mag = curves.mag
     if augmentation.redraw:
-        mag = (mag + curves.err * rng.standard_normal(len(curves)).astype(np.float32)).astype(np.float32)
-    kept_lengths = np.bincount(owner[keep], minlength=n_objects)
-    offsets = np.concatenate([[0], np.cumsum(kept_lengths)]).astype(np.int64)
-    return LightCurves(curves.obj_id[keep], curves.band[keep], curves.t[keep], mag[keep], curves.err[keep],
-                       offsets, curves.bands)
+        noise = curves.err * rng.standard_normal(len(curves)).astype(np.float32)
+        curves = replace(curves, mag=(curves.mag + noise).astype(np.float32))
+    return curves.keep_rows(keep)
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:

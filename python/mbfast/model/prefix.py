@@ -17,12 +17,8 @@ Classifier = Callable[[LightCurves], np.ndarray]  # curves -> int64 (K,) predict
 
 def first_observations(curves: LightCurves, n: int) -> LightCurves:
     """Each object's first n observations (in time order; all of them when it has fewer)."""
-    lengths = np.minimum(np.diff(curves.offsets), n)
-    rows = np.repeat(curves.offsets[:-1], lengths) + (
-        np.arange(lengths.sum()) - np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return LightCurves(curves.obj_id[rows], curves.band[rows], curves.t[rows], curves.mag[rows], curves.err[rows],
-                       offsets, curves.bands)
+    position = np.arange(len(curves)) - curves.offsets[curves.owner]  # (N,) index inside its object
+    return curves.keep_rows(position < n)
 
 
 def engine_classes(engine: Any, curves: LightCurves, fallback: int) -> np.ndarray:
