@@ -1,0 +1,49 @@
+"""The fold-0 knob search of docs/training.md: each variant is the lsst recipe (mbfast.model.recipe) with one knob
+changed, trained for the same number of epochs so that runs on a busy machine compare with runs on a quiet one.
+Each run keeps its options, config, split, history and summary; training/runs_table.py turns them into the table.
+
+    nohup nice python training/search.py runs/search wd1e-3 dropout0.5 > runs/search_a.log 2>&1 &
+    python training/search.py runs/search wd1e-3 --resume      # continue an interrupted variant
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from mbfast.model.recipe import CONFIG, OPTIONS
+from mbfast.model.training import train
+
+# s_base (the recipe, fold 0) found its best epoch at 71 of 81: every variant gets 80 epochs, no wall-clock limit
+EPOCHS = 80
+VARIANTS: dict[str, tuple[dict, dict]] = {   # name: (TrainOptions changes, ModelConfig changes)
+    "dropout0.1": ({"band_dropout": 0.1}, {}),
+    "dropout0.5": ({"band_dropout": 0.5}, {}),
+    "wd1e-3": ({"weight_decay": 1e-3}, {}),
+    "lr1e-2": ({"lr": 1e-2}, {}),
+    "lr2.5e-3": ({"lr": 2.5e-3}, {}),
+    "batch64": ({"batch_size": 64}, {}),
+    "nskip1": ({}, {"n_skip": 1}),
+    "nskip4": ({}, {"n_skip": 4}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", help="folder of the runs: one sub-folder per variant")
+    parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for name in args.variants:
+        option_changes, config_changes = VARIANTS[name]
+        options = replace(OPTIONS, max_minutes=None, max_epochs=EPOCHS, **option_changes)
+        run_dir = Path(args.root) / name
+        train(run_dir, {**CONFIG, **config_changes}, options,
+              resume=args.resume and (run_dir / "checkpoint.pt").exists())
+
+
+if __name__ == "__main__":
+    main()
