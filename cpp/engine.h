@@ -11,11 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "column_team.h"
 #include "model.h"
 #include "ops/gemm.h"
-#include "slot_index.h"
-#include "thread_pool.h"
+#include "state_store.h"
 
 namespace mbfast {
 
@@ -92,54 +90,8 @@ struct ObjectOutputs {
   int32_t* n_obs = nullptr;      // (K, B)
 };
 
-// Recurrent state of every object, one slot per object, in contiguous structure-of-arrays form so a batch can
-// gather the rows it needs. Slots stay dense: forgetting an object moves the last slot into its place.
-struct StateStore {
-  // recurrent_on_host = false: band/central h and c are held by a CudaState, and those four vectors stay empty.
-  // fp16_recurrent: h and c live in the *_fp16 vectors instead of the float ones (StateDtype::kFp16).
-  explicit StateStore(const ModelConfig& config, bool recurrent_on_host = true, bool fp16_recurrent = false);
-
-  int64_t size() const { return static_cast<int64_t>(obj_id.size()); }
-  int32_t find(int64_t id) const;  // slot, or -1
-  int32_t add(int64_t id);         // new zeroed slot (outputs NaN)
-  bool remove(int64_t id);
-  void reserve(int64_t n_objects);
-  void release_unused();  // gives back capacity when at most a quarter of it is used (after forget)
-  size_t bytes_per_object() const;  // array bytes of one slot (excludes the hash map entry)
-  // Values per object in `embedding`: Hc when the recurrent state is on a GPU, else 0 (the CPU recomputes the
-  // embedding from central h: 512 B per object less for the paper's shape).
-  size_t embedding_width() const { return recurrent_on_host ? 0 : size_t(central_hidden); }
-
-  int n_bands, band_layers, band_hidden, central_layers, central_hidden, n_classes, n_targets;
-  bool recurrent_on_host;
-  bool fp16_recurrent;
-  SlotIndex slot_of;                    // obj_id -> slot
-  std::vector<int64_t> obj_id;          // (S,)
-  // per object and band
-  std::vector<int32_t> count;           // (S, B) observations applied
-  std::vector<double> last_t;           // (S, B) t of the last applied observation
-  std::vector<double> mag_sum;          // (S, B) sum of applied mags (cumulative mean colours, Appendix B)
-  std::vector<float> last_mag;          // (S, B)
-  std::vector<float> last_err;          // (S, B) only for recognising duplicates
-  std::vector<float> prev_log_dt;       // (S, B) log10 dt of the previous window row's newest pair
-  std::vector<float> prev_dmag;         // (S, B) dmag of the previous window row's newest pair
-  std::vector<float> band_hidden_state; // (S, B, L, H)
-  std::vector<float> band_cell_state;   // (S, B, L, H)
-  // per object
-  std::vector<double> central_t;        // (S,) t of the last window row; the first observation's t before that
-  std::vector<float> central_hidden_state;  // (S, Lc, Hc)
-  std::vector<float> central_cell_state;    // (S, Lc, Hc)
-  std::vector<uint8_t> has_prediction;  // (S,)
-  std::vector<float> probs;             // (S, C) after the last window row
-  std::vector<float> embedding;         // (S, embedding_width()) the last embedding, GPU engines only
-  std::vector<float> regression;        // (S, T)
-  // StateDtype::kFp16 only, in place of the four float h, c vectors above (same shapes)
-  std::vector<uint16_t> band_hidden_fp16, band_cell_fp16, central_hidden_fp16, central_cell_fp16;
-};
-
-struct Workspace;  // per-thread scratch buffers, engine.cc
-struct PackedModel;  // the weights packed for the CPU kernels (ops/gemm.h), engine.cc
-class CudaState;   // engine_cuda.h
+class CpuScheduler;  // scheduler.h
+class CudaState;     // engine_cuda.h
 
 class Engine {
  public:
@@ -151,7 +103,7 @@ class Engine {
   const Model& model() const { return *model_; }
   const DeviceOptions& device() const { return device_; }
   const char* cpu_kernel() const;  // the CPU GEMM kernel in use (ops::kernel_name); "" on CUDA
-  int num_threads() const { return pool_.size(); }
+  int num_threads() const { return num_threads_; }
   int64_t size() const;
   size_t state_bytes_per_object() const { return store_.bytes_per_object(); }
 
@@ -174,27 +126,25 @@ class Engine {
   void load_state(const std::string& path);
 
  private:
+  // plan_rows -> commit_plan -> the step on this engine's device, for `store` (store_, or classify's own)
   void advance(StateStore& store, CudaState* cuda, const Observations& rows, OnError on_error, RepeatPolicy policy,
                RowOutputs outputs);
   int64_t forget_held(const int64_t* obj_ids, int64_t n);  // forget, with mutex_ held
-  void reserve_scratch() const;  // this thread's GEMM scratch for chunks of kChunkRows (allocation-free steps)
 
   std::shared_ptr<const Model> model_;
   DeviceOptions device_;
+  int num_threads_;
   std::unique_ptr<CudaState> cuda_;  // Device::kCuda only: the recurrent state of store_'s slots, on the GPU
-  std::unique_ptr<const PackedModel> packed_;  // Device::kCpu only
+  std::unique_ptr<CpuScheduler> cpu_;  // Device::kCpu only: the packed weights and the threads
   StateStore store_;
-  ThreadPool pool_;
-  std::vector<std::unique_ptr<Workspace>> workspaces_;  // one per pool worker
-  SplitChooser split_chooser_;  // one-chunk waves: split over the threads or not (column_team.h)
   mutable std::mutex mutex_;  // one call at a time: Python threads may share an Engine (the GIL is released)
 };
 
 // state_file.cc: versioned, CRC-checked, bound to the model file's CRC, written atomically; h and c as fp32 in the
-// file, converted block by block for a store that keeps them as half (`fp16_recurrent`). Every scalar is range-checked
-// on reading.
+// file, converted block by block for a store that keeps them as half. Every scalar is range-checked on reading.
+// The store written holds its h, c on the host; the one read holds them as `storage` (kFp32 or kFp16).
 void write_state_file(const std::string& path, const StateStore& store, const Model& model);
-StateStore read_state_file(const std::string& path, const Model& model, bool fp16_recurrent);
+StateStore read_state_file(const std::string& path, const Model& model, RecurrentStorage storage);
 void check_path(const std::string& path, const char* what);  // refuses a NUL inside: the OS would stop there
 
 }  // namespace mbfast

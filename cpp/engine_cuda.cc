@@ -526,7 +526,9 @@ void CudaState::download(StateStore& store) const {
   Impl& s = *impl_;
   DeviceScope scope(s.weights->device);
   check(cudaStreamSynchronize(s.stream), "download");
-  auto copy = [&](const DeviceArray<float>& values, std::vector<float>& out, size_t width) {
+  store.set_recurrent_storage(RecurrentStorage::kFp32);  // the same store as a CPU engine's (save_state)
+  auto copy = [&](const DeviceArray<float>& values, RecurrentArray& array, size_t width) {
+    std::vector<float>& out = array.fp32();
     out.resize(size_t(s.slots) * width);
     if (!out.empty())
       check(cudaMemcpy(out.data(), values.data(), out.size() * sizeof(float), cudaMemcpyDeviceToHost), "download");
@@ -535,20 +537,21 @@ void CudaState::download(StateStore& store) const {
   copy(s.band_cell, store.band_cell_state, s.band_width());
   copy(s.central_hidden, store.central_hidden_state, s.central_width());
   copy(s.central_cell, store.central_cell_state, s.central_width());
-  store.recurrent_on_host = true;
 }
 
 void CudaState::upload(const StateStore& store) {
   Impl& s = *impl_;
   DeviceScope scope(s.weights->device);
   const int64_t slots = store.size();
-  if (store.band_hidden_state.size() != size_t(slots) * s.band_width() ||
+  if (store.recurrent_storage() != RecurrentStorage::kFp32 ||
+      store.band_hidden_state.size() != size_t(slots) * s.band_width() ||
       store.central_hidden_state.size() != size_t(slots) * s.central_width())
     throw std::logic_error("CudaState::upload: the store holds no recurrent state");
   check(cudaStreamSynchronize(s.stream), "upload");
   s.slots = 0;  // nothing to keep when growing
   s.grow(slots);
-  auto copy = [&](DeviceArray<float>& values, const std::vector<float>& in) {
+  auto copy = [&](DeviceArray<float>& values, const RecurrentArray& array) {
+    const std::vector<float>& in = array.fp32();
     if (!in.empty())
       check(cudaMemcpy(values.data(), in.data(), in.size() * sizeof(float), cudaMemcpyHostToDevice), "upload");
   };

@@ -4,8 +4,8 @@
 // Byte layout (little-endian, kStateFormatVersion 2; docs/engine.md):
 //   magic "MBFSTATE"  u32 format_version  u32 model_crc
 //   u32 n_bands, band_layers, band_hidden, central_layers, central_hidden, n_classes, n_targets  u64 n_objects (S)
-//   the StateStore arrays in declaration order (obj_id ... probs, regression), each S x its row width, raw values;
-//   h and c as fp32. Format 1 also had the (S, Hc) embedding between probs and regression: read and dropped.
+//   the StateStore arrays in for_each_array order (state_store.h: obj_id ... probs, regression), each S x its row
+//   width, raw values; h and c as fp32. Format 1 also had the (S, Hc) embedding between probs and regression: read and dropped.
 //   u32 CRC-32 of every byte before it
 // Written to a temp file in the same folder, fsync'ed, then renamed over the target: readers never see half a file.
 #include <fcntl.h>
@@ -32,59 +32,16 @@ namespace {
 constexpr char kStateMagic[8] = {'M', 'B', 'F', 'S', 'T', 'A', 'T', 'E'};
 constexpr size_t kHeaderBytes = 8 + 4 + 4 + 7 * 4 + 8;
 
-// Applies `visit(vector, row_width)` to every array of the store, in file order; `format_1_embedding` (reading a
-// format 1 file) takes the place of the embedding that format held.
-template <typename Store, typename Visit>
-void for_each_array(Store& store, Visit&& visit, std::vector<float>* format_1_embedding = nullptr) {
-  const size_t B = store.n_bands;
-  const size_t band_state = B * store.band_layers * store.band_hidden;
-  const size_t central_state = size_t(store.central_layers) * store.central_hidden;
-  visit(store.obj_id, 1);
-  visit(store.count, B);
-  visit(store.last_t, B);
-  visit(store.mag_sum, B);
-  visit(store.last_mag, B);
-  visit(store.last_err, B);
-  visit(store.prev_log_dt, B);
-  visit(store.prev_dmag, B);
-  visit(store.band_hidden_state, band_state);
-  visit(store.band_cell_state, band_state);
-  visit(store.central_t, 1);
-  visit(store.central_hidden_state, central_state);
-  visit(store.central_cell_state, central_state);
-  visit(store.has_prediction, 1);
-  visit(store.probs, size_t(store.n_classes));
-  if (format_1_embedding) visit(*format_1_embedding, size_t(store.central_hidden));
-  visit(store.regression, size_t(store.n_targets));
-}
-
-// Bytes of one object in the file, from the file's own dimensions (so size checks do not depend on the model).
+// Bytes of one object in the file, from the file's own dimensions (so size checks do not depend on the model): the
+// store's arrays at fp32, plus the (Hc,) embedding format 1 kept.
 uint64_t object_bytes(const std::vector<uint32_t>& dims, uint32_t version) {
-  const uint64_t B = dims[0], L = dims[1], H = dims[2], Lc = dims[3], Hc = dims[4], C = dims[5], T = dims[6];
-  const uint64_t embedding = version == 1 ? Hc : 0;
-  return 8 + B * (4 + 8 + 8 + 4 * 4) + 2 * 4 * B * L * H + 8 + 2 * 4 * Lc * Hc + 1 + 4 * (C + embedding + T);
-}
-
-std::vector<uint32_t> dims_of(const StateStore& store) {
-  return {uint32_t(store.n_bands), uint32_t(store.band_layers), uint32_t(store.band_hidden),
-          uint32_t(store.central_layers), uint32_t(store.central_hidden), uint32_t(store.n_classes),
-          uint32_t(store.n_targets)};
+  return StateStore(dims, RecurrentStorage::kFp32).bytes_per_object() + (version == 1 ? 4 * uint64_t(dims[4]) : 0);
 }
 
 constexpr size_t kBlock = size_t{1} << 16;  // values converted at a time between fp16 and the file's fp32
 
-// The fp16 twin of one of the store's float h, c vectors when the store keeps them as half (StateDtype::kFp16),
-// else nullptr. The file holds fp32 either way; the conversion streams through a small block.
-template <typename Store>
-auto* fp16_twin(Store& store, const std::vector<float>& values) {
-  decltype(&store.band_hidden_fp16) twin = nullptr;
-  if (!store.fp16_recurrent) return twin;
-  if (&values == &store.band_hidden_state) twin = &store.band_hidden_fp16;
-  if (&values == &store.band_cell_state) twin = &store.band_cell_fp16;
-  if (&values == &store.central_hidden_state) twin = &store.central_hidden_fp16;
-  if (&values == &store.central_cell_state) twin = &store.central_cell_fp16;
-  return twin;
-}
+template <typename Values>
+constexpr bool kRecurrent = std::is_same_v<std::decay_t<Values>, RecurrentArray>;
 
 template <typename T>
 std::string value_text(T value) {  // shortest text that reads back as the same value
@@ -250,19 +207,22 @@ void write_state_file(const std::string& path, const StateStore& store, const Mo
     writer.write(kStateMagic, sizeof(kStateMagic));
     writer.put<uint32_t>(kStateFormatVersion);
     writer.put<uint32_t>(model.file_crc);
-    for (uint32_t dim : dims_of(store)) writer.put<uint32_t>(dim);
+    for (uint32_t dim : store.dims()) writer.put<uint32_t>(dim);
     writer.put<uint64_t>(static_cast<uint64_t>(store.size()));
     std::vector<float> block;
-    for_each_array(store, [&](const auto& values, size_t) {
-      using Value = std::decay_t<decltype(values[0])>;
-      const std::vector<uint16_t>* twin = nullptr;
-      if constexpr (std::is_same_v<Value, float>) twin = fp16_twin(store, values);
-      if (!twin) return writer.write(values.data(), values.size() * sizeof(values[0]));
-      block.resize(std::min(kBlock, twin->size()));
-      for (size_t i = 0; i < twin->size(); i += kBlock) {
-        const size_t n = std::min(kBlock, twin->size() - i);
-        ops::from_fp16_cpu(static_cast<int>(n), twin->data() + i, block.data());
-        writer.write(block.data(), n * sizeof(float));
+    for_each_array(store, [&](const auto& values, const ArrayInfo& info) {
+      if (!info.in_file) return;
+      if constexpr (kRecurrent<decltype(values)>) {  // fp32 in the file; a half store converts block by block
+        if (values.storage() == RecurrentStorage::kFp32)
+          return writer.write(values.fp32().data(), values.size() * sizeof(float));
+        block.resize(std::min(kBlock, values.size()));
+        for (size_t i = 0; i < values.size(); i += kBlock) {
+          const size_t n = std::min(kBlock, values.size() - i);
+          values.read(i, n, block.data());
+          writer.write(block.data(), n * sizeof(float));
+        }
+      } else {
+        writer.write(values.data(), values.size() * sizeof(values[0]));
       }
     });
     const uint32_t crc = writer.crc();
@@ -286,7 +246,7 @@ void write_state_file(const std::string& path, const StateStore& store, const Mo
   }
 }
 
-StateStore read_state_file(const std::string& path, const Model& model, bool fp16_recurrent) {
+StateStore read_state_file(const std::string& path, const Model& model, RecurrentStorage storage) {
   check_path(path, "state");
   FileReader reader(path);
   char magic[sizeof(kStateMagic)] = {};
@@ -301,7 +261,7 @@ StateStore read_state_file(const std::string& path, const Model& model, bool fp1
                                 "); upgrade mbfast");
   if (version < 1) throw std::invalid_argument(path + ": state file format " + std::to_string(version) + " is unknown");
   if (reader.size() < kHeaderBytes + 4) throw std::invalid_argument(path + ": truncated state file header");
-  StateStore store(model.config, true, fp16_recurrent);
+  StateStore store(model.config, storage);
   const auto model_crc = reader.get<uint32_t>("model checksum");
   std::vector<uint32_t> dims(7);
   for (uint32_t& dim : dims) dim = reader.get<uint32_t>("dimensions");
@@ -321,42 +281,40 @@ StateStore read_state_file(const std::string& path, const Model& model, bool fp1
     throw std::invalid_argument(path + ": state was saved with a different model (model CRC " +
                                 std::to_string(model_crc) + ", this engine's model " + model.path + " has CRC " +
                                 std::to_string(model.file_crc) + ")");
-  if (dims != dims_of(store)) throw std::invalid_argument(path + ": state dimensions do not match the model");
+  if (dims != store.dims()) throw std::invalid_argument(path + ": state dimensions do not match the model");
   std::vector<char> header(kHeaderBytes);
   reader.read(header.data(), header.size(), "header");
-  std::vector<float> format_1_embedding, block;
-  for_each_array(store, [&](auto& values, size_t width) {
-    using Value = std::decay_t<decltype(values[0])>;
-    std::vector<uint16_t>* twin = nullptr;
-    if constexpr (std::is_same_v<Value, float>) twin = fp16_twin(store, values);
-    if (!twin) values.resize(n_objects * width);
-    else twin->resize(n_objects * width);
-    const size_t count = n_objects * width;
-    if (!twin) reader.read(values.data(), count * sizeof(values[0]), "state arrays");
-    const bool recurrent = &values == static_cast<const void*>(&store.band_hidden_state) ||
-                           &values == static_cast<const void*>(&store.band_cell_state) ||
-                           &values == static_cast<const void*>(&store.central_hidden_state) ||
-                           &values == static_cast<const void*>(&store.central_cell_state);
-    if (!recurrent) return;
-    if constexpr (std::is_same_v<Value, float>) {  // h, c: finite (read block by block into a half store)
+  std::vector<float> block;
+  for_each_array(store, [&](auto& values, const ArrayInfo& info) {
+    const size_t count = n_objects * info.width;
+    if (!info.in_file) {  // format 1 held the (S, Hc) embedding here: read and dropped (recomputed from central h)
+      if (version == 1) {
+        block.resize(size_t(n_objects) * store.central_hidden);
+        reader.read(block.data(), block.size() * sizeof(float), "state arrays");
+      }
+      return;
+    }
+    values.resize(count);
+    if constexpr (kRecurrent<decltype(values)>) {  // h, c: finite (read block by block into a half store)
+      const bool fp16 = values.storage() == RecurrentStorage::kFp16;
+      if (!fp16) reader.read(values.fp32().data(), count * sizeof(float), "state arrays");
       block.resize(std::min(kBlock, count));
       for (size_t i = 0; i < count; i += kBlock) {
         const size_t n = std::min(kBlock, count - i);
-        const float* read = values.data() + i;
-        if (twin) {
-          reader.read(block.data(), n * sizeof(float), "state arrays");
-          read = block.data();
-        }
+        if (fp16) reader.read(block.data(), n * sizeof(float), "state arrays");
+        const float* read = fp16 ? block.data() : values.fp32().data() + i;
         const int64_t bad = first_non_finite(read, n);
         if (bad >= 0) {
-          const size_t slot = (i + size_t(bad)) / width;
+          const size_t slot = (i + size_t(bad)) / info.width;
           throw std::invalid_argument(path + ": corrupt: object " + std::to_string(store.obj_id[slot]) + " (slot " +
                                       std::to_string(slot) + "): recurrent state holds " + value_text(read[bad]));
         }
-        if (twin) ops::to_fp16_cpu(static_cast<int>(n), read, twin->data() + i);
+        if (fp16) values.write(read, n, i);
       }
+    } else {
+      reader.read(values.data(), count * sizeof(values[0]), "state arrays");
     }
-  }, version == 1 ? &format_1_embedding : nullptr);
+  });
   check_ranges(path, store, model.config);
   store.slot_of.reserve(n_objects);
   for (uint64_t slot = 0; slot < n_objects; ++slot)
