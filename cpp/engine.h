@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model.h"
+#include "ops/device.h"
 #include "ops/gemm.h"
 #include "state_store.h"
 
@@ -35,10 +36,6 @@ constexpr float kMaxAbsMag = 1e4f;
 // file with more is refused.
 constexpr int32_t kMaxObservations = 1000000000;
 extern const char* const kStatusNames[kNumStatus];
-
-// Where an Engine keeps band and central h, c and runs the model step. kCuda: in GPU memory (engine_cuda.h);
-// validation, window rows, the obj_id -> slot map and the scalar state stay on the host either way.
-enum class Device { kCpu, kCuda };
 
 // How band and central h, c are stored between steps (CPU only). kFp16: IEEE half, rounded after each step and
 // widened to fp32 for the next (half the state memory and traffic; outputs drift from fp32 by ~1e-3).

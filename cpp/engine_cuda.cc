@@ -1,10 +1,8 @@
 // CudaState (see engine_cuda.h): the model weights and every slot's band/central h, c in GPU memory, and the model
-// step over a StepBatch. Host C++ on the CUDA runtime API; the kernels are ops/*_cuda.cu. The maths is that of
-// band_chunk and central_chunk in engine.cc (which mirror mbfast/reference.py ReferenceModel.step), reorganised for
-// a GPU: a run of rows of one wave and band is one batch for the band stack and the translation, a whole wave (up to
-// kMaxRows rows) one batch for the central stack and the heads; state rows are read and written in place through
-// each row's slot.
-//
+// step over a StepBatch. Host C++ on the CUDA runtime API; the kernels are ops/*_cuda.cu. The step itself is step.h's
+// band_chunk and central_chunk, the CPU's, over CudaBackend: a run of rows of one wave and band is one chunk for the
+// band step, a whole wave (up to kMaxRows rows) one chunk for the central step; state rows are gathered and
+// scattered through each row's slot.//
 // Dimension legend: n rows of the batch, M rows of one kernel batch, S slots, B bands, L band layers, H band hidden,
 // Lc central layers, Hc central hidden, P colour pairs, F final width (Hc + P + 1), C classes, T targets.
 #include "engine_cuda.h"
@@ -15,10 +13,11 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "ops/gemm.h"
-#include "ops/lstm_cell.h"
 #include "ops/rowwise.h"
+#include "step.h"
 
 namespace mbfast {
 
@@ -116,105 +115,66 @@ ops::Precision gpu_dtype(ops::Precision precision) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The model on the device: model.h's structures with device arrays
+// The model on the device: every Dense and vector of the host Model uploaded, found by the host object's address
+// (the Model is shared and immutable), as step.cc's PackedModel packs them for the CPU.
 // ---------------------------------------------------------------------------------------------------------------
 
 struct DeviceDense {
-  int in = 0, out = 0;
   DeviceArray<float> weight;    // (in, out) fp32
   DeviceArray<uint16_t> half;   // (in, out) bf16 or fp16 bits, for those precisions
   DeviceArray<float> bias;      // (out,)
-};
-
-struct DeviceStack {
-  int in = 0, hidden = 0, layers = 0;
-  std::vector<DeviceDense> gates;
-  DeviceDense residual;
-  std::vector<DeviceArray<float>> norm_weight, norm_bias;
-  DeviceArray<float> mix;
-};
-
-struct DeviceFfnn {
-  std::vector<DeviceDense> layers;
-  DeviceDense out;
+  ops::CudaWeights view;        // what the GEMM reads
 };
 
 struct DeviceModel {
   int device = 0;
-  ops::Precision dtype = ops::Precision::kFp32;
-  std::vector<DeviceStack> band_stacks;              // (B,)
-  std::vector<DeviceArray<float>> translation_mix;   // (B,) each (L,)
-  std::vector<std::vector<DeviceDense>> translators;
-  std::vector<DeviceArray<float>> translator_norm_weight, translator_norm_bias;
-  DeviceStack central;
-  DeviceFfnn classifier;
-  std::vector<DeviceFfnn> regressors;
+  ops::Precision precision = ops::Precision::kFp32;
+  std::unordered_map<const Dense*, DeviceDense> dense;
+  std::unordered_map<const std::vector<float>*, DeviceArray<float>> vectors;  // norms and layer mixes
 
-  DeviceDense dense(const Dense& host) const {
-    DeviceDense out;
-    out.in = host.in;
-    out.out = host.out;
-    out.weight = to_device(host.weight_t);
-    out.bias = to_device(host.bias);
-    if (dtype != ops::Precision::kFp32) {
-      out.half = DeviceArray<uint16_t>(host.weight_t.size());
-      ops::convert_weights_cuda(nullptr, static_cast<long long>(host.weight_t.size()), out.weight.data(),
-                                out.half.data(), dtype);
-    }
-    return out;
-  }
-
-  DeviceStack stack(const RecurrentStack& host) const {
-    DeviceStack out;
-    out.in = host.in;
-    out.hidden = host.hidden;
-    out.layers = host.layers;
-    for (const Dense& gates : host.gates) out.gates.push_back(dense(gates));
-    out.residual = dense(host.residual);
-    for (const auto& values : host.norm_weight) out.norm_weight.push_back(to_device(values));
-    for (const auto& values : host.norm_bias) out.norm_bias.push_back(to_device(values));
-    out.mix = to_device(host.mix);
-    return out;
-  }
-
-  DeviceFfnn ffnn(const Ffnn& host) const {
-    DeviceFfnn out;
-    for (const Dense& layer : host.layers) out.layers.push_back(dense(layer));
-    out.out = dense(host.out);
-    return out;
-  }
-
-  DeviceModel(const Model& model, int device_, ops::Precision dtype_) : device(device_), dtype(dtype_) {
-    for (const RecurrentStack& host : model.band_stacks) band_stacks.push_back(stack(host));
-    for (const auto& mix : model.translation_mix) translation_mix.push_back(to_device(mix));
-    for (const auto& layers : model.translators) {
-      translators.emplace_back();
-      for (const Dense& layer : layers) translators.back().push_back(dense(layer));
-    }
-    for (const auto& values : model.translator_norm_weight) translator_norm_weight.push_back(to_device(values));
-    for (const auto& values : model.translator_norm_bias) translator_norm_bias.push_back(to_device(values));
-    central = stack(model.central);
-    classifier = ffnn(model.classifier);
-    for (const Ffnn& regressor : model.regressors) regressors.push_back(ffnn(regressor));
+  DeviceModel(const Model& model, int device_, ops::Precision precision_) : device(device_), precision(precision_) {
+    auto add_stack = [&](const RecurrentStack& stack) {
+      for (const Dense& gates : stack.gates) add(gates);
+      add(stack.residual);
+      for (const auto& values : stack.norm_weight) add(values);
+      for (const auto& values : stack.norm_bias) add(values);
+      add(stack.mix);
+    };
+    auto add_ffnn = [&](const Ffnn& ffnn) {
+      for (const Dense& layer : ffnn.layers) add(layer);
+      add(ffnn.out);
+    };
+    for (const RecurrentStack& stack : model.band_stacks) add_stack(stack);
+    for (const auto& mix : model.translation_mix) add(mix);
+    for (const auto& layers : model.translators)
+      for (const Dense& layer : layers) add(layer);
+    for (const auto& values : model.translator_norm_weight) add(values);
+    for (const auto& values : model.translator_norm_bias) add(values);
+    add_stack(model.central);
+    add_ffnn(model.classifier);
+    for (const Ffnn& regressor : model.regressors) add_ffnn(regressor);
     check(cudaDeviceSynchronize(), "weight upload");
   }
 
-  const void* weights(const DeviceDense& dense) const {
-    return dtype == ops::Precision::kFp32 ? static_cast<const void*>(dense.weight.data())
-                                         : static_cast<const void*>(dense.half.data());
-  }
-};
+  const ops::CudaWeights& of(const Dense& host) const { return dense.at(&host).view; }
+  const float* of(const std::vector<float>& host) const { return vectors.at(&host).data(); }
 
-int widest_dense(const Model& model) {
-  int widest = 0;
-  auto visit = [&](const Dense& dense) { widest = std::max(widest, dense.out); };
-  for (const auto& layers : model.translators)
-    for (const Dense& dense : layers) visit(dense);
-  for (const Dense& dense : model.classifier.layers) visit(dense);
-  for (const Ffnn& regressor : model.regressors)
-    for (const Dense& dense : regressor.layers) visit(dense);
-  return widest;
-}
+ private:
+  void add(const Dense& host) {
+    DeviceDense& out = dense[&host];
+    out.weight = to_device(host.weight_t);
+    out.bias = to_device(host.bias);
+    const void* weight = out.weight.data();
+    if (precision != ops::Precision::kFp32) {
+      out.half = DeviceArray<uint16_t>(host.weight_t.size());
+      ops::convert_weights_cuda(nullptr, static_cast<long long>(host.weight_t.size()), out.weight.data(),
+                                out.half.data(), precision);
+      weight = out.half.data();
+    }
+    out.view = ops::CudaWeights{host.in, host.out, precision, weight, out.bias.data()};
+  }
+  void add(const std::vector<float>& host) { vectors[&host] = to_device(host); }
+};
 
 }  // namespace
 
@@ -226,6 +186,7 @@ struct CudaState::Impl {
   std::shared_ptr<const Model> model;
   std::shared_ptr<const DeviceModel> weights;
   cudaStream_t stream = nullptr;
+  ops::CudaContext context;
 
   int64_t slots = 0, capacity = 0;
   DeviceArray<float> band_hidden, band_cell;        // (capacity, B, L, H)
@@ -239,31 +200,20 @@ struct CudaState::Impl {
   PinnedArray<char> staging_in;
   PinnedArray<float> probs_out, embedding_out, regression_out;  // (n, C), (n, Hc), (n, T)
 
-  // scratch for one kernel batch of up to kMaxRows rows
-  DeviceArray<float> concat, gates, skip, next_in, band_layers, central_layers, mixed, ping, pong, central_in, final,
-      logits, regression;
+  // scratch for one kernel batch of up to kMaxRows rows: the step's buffers and the band -> central hand-over
+  DeviceArray<float> scratch[kScratchCount];
+  DeviceArray<float> translated;  // (kMaxRows, Hc)
 
   Impl(std::shared_ptr<const Model> model_, std::shared_ptr<const DeviceModel> weights_)
       : model(std::move(model_)), weights(std::move(weights_)) {
     DeviceScope scope(weights->device);
     // a blocking stream: ordered with the synchronous cudaMemcpy calls of upload/download on the legacy stream
     check(cudaStreamCreate(&stream), "cudaStreamCreate");
+    context.stream = stream;
     const ModelConfig& config = model->config;
-    const size_t rows = kMaxRows, H = config.band_hidden, Hc = config.central_hidden;
-    const size_t hidden = std::max(H, Hc);
-    concat.ensure(rows * (std::max<size_t>({size_t(kRowWidth), hidden}) + hidden));
-    gates.ensure(rows * 4 * hidden);
-    skip.ensure(rows * hidden);
-    next_in.ensure(rows * hidden);
-    band_layers.ensure(rows * config.band_layers * H);
-    central_layers.ensure(rows * config.central_layers * Hc);
-    mixed.ensure(rows * H);
-    ping.ensure(rows * std::max<size_t>(widest_dense(*model), 1));
-    pong.ensure(rows * std::max<size_t>(widest_dense(*model), 1));
-    central_in.ensure(rows * Hc);
-    final.ensure(rows * config.final_width());
-    logits.ensure(rows * config.n_classes());
-    regression.ensure(rows * std::max(config.n_targets(), 1));
+    for (int buffer = 0; buffer < kScratchCount; ++buffer)
+      scratch[buffer].ensure(std::max<size_t>(scratch_size(Scratch(buffer), config, kMaxRows), 1));
+    translated.ensure(size_t(kMaxRows) * config.central_hidden);
   }
 
   ~Impl() {
@@ -298,110 +248,6 @@ struct CudaState::Impl {
     capacity = grown;
   }
 
-  // y (M, out; ldc) = x (M, in; lda) @ dense + bias, ReLU'd if relu
-  void gemm(const DeviceDense& dense, int M, const float* x, int lda, float* y, int ldc, bool relu) {
-    ops::gemm_bias_cuda(stream, M, dense.out, dense.in, x, lda, weights->weights(dense), weights->dtype,
-                        dense.bias.data(), relu, y, ldc);
-  }
-
-  // Residual LayerNorm'd LSTM stack for M rows (engine.cc stack_step): x (M, in; ld_x); the h, c of row m's layer l
-  // at state + slots[m] * slot_stride + offset + l * H, updated in place; new_hidden (M, L, H) gets every layer's h.
-  void stack_step(const DeviceStack& stack, float eps, int M, const float* x, int ld_x, const int32_t* slot_of_row,
-                  float* state_hidden, float* state_cell, long long slot_stride, long long offset,
-                  float* new_hidden) {
-    const int H = stack.hidden, L = stack.layers, LH = L * H;
-    const float* layer_in = x;
-    int ld_in = ld_x, in = stack.in;
-    for (int layer = 0; layer < L; ++layer) {
-      const int width = in + H;  // [x | h]: one GEMM computes W_ih x + W_hh h
-      const long long at = offset + static_cast<long long>(layer) * H;
-      ops::lstm_input_cuda(stream, M, in, H, layer_in, ld_in, state_hidden, slot_of_row, slot_stride, at,
-                           concat.data());
-      gemm(stack.gates[layer], M, concat.data(), width, gates.data(), 4 * H, false);
-      ops::lstm_cell_cuda(stream, M, H, gates.data(), state_cell, state_hidden, slot_of_row, slot_stride, at,
-                          new_hidden + static_cast<size_t>(layer) * H, LH);
-      if (layer == L - 1) break;
-      const float* skip_in = layer_in;  // later layers: the layer input is the skip connection
-      int ld_skip = ld_in;
-      if (layer == 0) {  // first residual projects the stack input to H
-        gemm(stack.residual, M, x, ld_x, skip.data(), H, false);
-        skip_in = skip.data();
-        ld_skip = H;
-      }
-      ops::layer_norm_cuda(stream, M, H, skip_in, ld_skip, new_hidden + static_cast<size_t>(layer) * H, LH,
-                           stack.norm_weight[layer].data(), stack.norm_bias[layer].data(), eps, next_in.data(), H);
-      layer_in = next_in.data();
-      ld_in = H;
-      in = H;
-    }
-  }
-
-  // [Linear(+folded BatchNorm) -> ReLU] x layers -> Linear: x (M, in; ld_x) -> out (M, ffnn.out.out; ld_out)
-  void ffnn_forward(const DeviceFfnn& ffnn, int M, const float* x, int ld_x, float* out, int ld_out) {
-    const float* input = x;
-    int ld_in = ld_x;
-    for (size_t layer = 0; layer < ffnn.layers.size(); ++layer) {
-      const DeviceDense& dense = ffnn.layers[layer];
-      float* output = (layer % 2 ? pong : ping).data();
-      gemm(dense, M, input, ld_in, output, dense.out, true);
-      input = output;
-      ld_in = dense.out;
-    }
-    gemm(ffnn.out, M, input, ld_in, out, ld_out, false);
-  }
-
-  // Band step and translation of rows [begin, end) (one wave, one band) into central_in rows from begin - first.
-  void band_part(int band, int64_t begin, int64_t end, int64_t first) {
-    const ModelConfig& config = model->config;
-    const DeviceModel& w = *weights;
-    const int M = static_cast<int>(end - begin), L = config.band_layers, H = config.band_hidden;
-    const int Hc = config.central_hidden;
-    const auto eps = static_cast<float>(config.layernorm_eps);
-    stack_step(w.band_stacks[band], eps, M, window.data() + begin * kRowWidth, kRowWidth, slot.data() + begin,
-               band_hidden.data(), band_cell.data(), static_cast<long long>(band_width()),
-               static_cast<long long>(band) * L * H, band_layers.data());
-    // translation: the central model's mix of this band's layers (eq. 3), FFNN with ReLU, LayerNorm (§3.3)
-    ops::layer_mix_cuda(stream, M, L, H, band_layers.data(), L * H, w.translation_mix[band].data(), mixed.data(), H);
-    const float* input = mixed.data();
-    int ld_in = H;
-    for (size_t layer = 0; layer < w.translators[band].size(); ++layer) {
-      float* output = (layer % 2 ? pong : ping).data();
-      gemm(w.translators[band][layer], M, input, ld_in, output, Hc, true);
-      input = output;
-      ld_in = Hc;
-    }
-    ops::layer_norm_cuda(stream, M, Hc, input, ld_in, nullptr, 0, w.translator_norm_weight[band].data(),
-                         w.translator_norm_bias[band].data(), eps, central_in.data() + (begin - first) * Hc, Hc);
-  }
-
-  // Central step and heads of rows [begin, end) (one wave); outputs copied into the pinned output arrays.
-  void central_part(int64_t begin, int64_t end) {
-    const ModelConfig& config = model->config;
-    const DeviceModel& w = *weights;
-    const int M = static_cast<int>(end - begin), Lc = config.central_layers, Hc = config.central_hidden;
-    const int P = config.n_colours(), F = config.final_width(), C = config.n_classes(), T = config.n_targets();
-    const auto eps = static_cast<float>(config.layernorm_eps);
-    stack_step(w.central, eps, M, central_in.data(), Hc, slot.data() + begin, central_hidden.data(),
-               central_cell.data(), static_cast<long long>(central_width()), 0, central_layers.data());
-    // final representation [embedding, colours, multiband dt] (§3.5)
-    ops::layer_mix_cuda(stream, M, Lc, Hc, central_layers.data(), Lc * Hc, w.central.mix.data(), final.data(), F);
-    if (P)
-      check(cudaMemcpy2DAsync(final.data() + Hc, F * sizeof(float), colours.data() + begin * P, P * sizeof(float),
-                              P * sizeof(float), M, cudaMemcpyDeviceToDevice, stream), "colours");
-    check(cudaMemcpy2DAsync(final.data() + Hc + P, F * sizeof(float), dt.data() + begin, sizeof(float),
-                            sizeof(float), M, cudaMemcpyDeviceToDevice, stream), "dt");
-    ffnn_forward(w.classifier, M, final.data(), F, logits.data(), C);
-    ops::softmax_cuda(stream, M, C, logits.data(), C);
-    for (int k = 0; k < T; ++k) ffnn_forward(w.regressors[k], M, final.data(), F, regression.data() + k, T);
-    check(cudaMemcpyAsync(probs_out.data() + begin * C, logits.data(), size_t(M) * C * sizeof(float),
-                          cudaMemcpyDeviceToHost, stream), "probs");
-    check(cudaMemcpy2DAsync(embedding_out.data() + begin * Hc, Hc * sizeof(float), final.data(), F * sizeof(float),
-                            Hc * sizeof(float), M, cudaMemcpyDeviceToHost, stream), "embedding");
-    if (T)
-      check(cudaMemcpyAsync(regression_out.data() + begin * T, regression.data(), size_t(M) * T * sizeof(float),
-                            cudaMemcpyDeviceToHost, stream), "regression");
-  }
-
   template <typename T>
   void send(const std::vector<T>& values, DeviceArray<T>& target, size_t& offset) {
     const size_t bytes = values.size() * sizeof(T);
@@ -412,43 +258,109 @@ struct CudaState::Impl {
     offset += (bytes + 255) / 256 * 256;
   }
 
-  void run(const StepBatch& batch, float* probs, float* embedding, float* regression_host) {
-    const ModelConfig& config = model->config;
-    const int64_t n = batch.size();
-    if (n == 0) return;
-    const size_t C = config.n_classes(), Hc = config.central_hidden, T = config.n_targets();
-    check(cudaStreamSynchronize(stream), "previous call");  // the staging buffers are free again
-    staging_in.ensure((batch.slot.size() + batch.window.size() + batch.dt.size() + batch.colours.size()) * 4 + 4 * 256);
-    probs_out.ensure(n * C);
-    embedding_out.ensure(n * Hc);
-    regression_out.ensure(std::max<size_t>(n * T, 1));
-    size_t offset = 0;
-    send(batch.slot, slot, offset);
-    send(batch.window, window, offset);
-    send(batch.dt, dt, offset);
-    send(batch.colours, colours, offset);
-    // waves in order (each reads the state the previous one wrote); a wave in batches of at most kMaxRows rows
-    size_t run = 0;
-    while (run < batch.runs.size()) {
-      size_t wave_end = run;
-      while (wave_end < batch.runs.size() && batch.runs[wave_end].wave == batch.runs[run].wave) ++wave_end;
-      const int64_t first = batch.runs[run].begin, last = batch.runs[wave_end - 1].end;
-      for (int64_t begin = first; begin < last; begin += kMaxRows) {
-        const int64_t end = std::min(last, begin + kMaxRows);
-        for (size_t r = run; r < wave_end; ++r) {
-          const int64_t lo = std::max(begin, batch.runs[r].begin), hi = std::min(end, batch.runs[r].end);
-          if (lo < hi) band_part(batch.runs[r].band, lo, hi, begin);
-        }
-        central_part(begin, end);
-      }
-      run = wave_end;
-    }
-    check(cudaStreamSynchronize(stream), "model step");
-    std::memcpy(probs, probs_out.data(), n * C * sizeof(float));
-    std::memcpy(embedding, embedding_out.data(), n * Hc * sizeof(float));
-    if (T) std::memcpy(regression_host, regression_out.data(), n * T * sizeof(float));
+  ChunkRows rows(int64_t begin, int64_t end) const {
+    const int P = model->config.n_colours();
+    return {begin, static_cast<int>(end - begin), slot.data() + begin, window.data() + begin * kRowWidth,
+            dt.data() + begin, colours.data() + begin * P};
   }
+
+  void run(const StepBatch& batch, float* probs, float* embedding, float* regression_host);
 };
+
+namespace {
+
+// The GPU's step (step.h Backend): the state rows of the chunk gathered from and scattered to the device state
+// arrays through each row's slot, the outputs copied into the pinned host arrays at the chunk's rows.
+class CudaBackend {
+ public:
+  explicit CudaBackend(CudaState::Impl& state) : s_(state) {}
+
+  const ops::CudaContext& context() const { return s_.context; }
+  const ops::CudaWeights& weights(const Dense& dense) const { return s_.weights->of(dense); }
+  const float* values(const std::vector<float>& values) const { return s_.weights->of(values); }
+  float* scratch(Scratch buffer, size_t count) {
+    s_.scratch[buffer].ensure(count);  // sized for kMaxRows at construction: never grows here
+    return s_.scratch[buffer].data();
+  }
+  void read_band_state(const ChunkRows& rows, int band, float* hidden, float* cell) const {
+    const int LH = band_state(), width = static_cast<int>(s_.band_width());
+    ops::gather_rows(s_.context, rows.M, LH, s_.band_hidden.data(), rows.slot, width, band * LH, hidden, LH);
+    ops::gather_rows(s_.context, rows.M, LH, s_.band_cell.data(), rows.slot, width, band * LH, cell, LH);
+  }
+  void write_band_state(const ChunkRows& rows, int band, const float* hidden, const float* cell) {
+    const int LH = band_state(), width = static_cast<int>(s_.band_width());
+    ops::scatter_rows(s_.context, rows.M, LH, hidden, LH, s_.band_hidden.data(), rows.slot, width, band * LH);
+    ops::scatter_rows(s_.context, rows.M, LH, cell, LH, s_.band_cell.data(), rows.slot, width, band * LH);
+  }
+  void read_central_state(const ChunkRows& rows, float* hidden, float* cell) const {
+    const int LHc = static_cast<int>(s_.central_width());
+    ops::gather_rows(s_.context, rows.M, LHc, s_.central_hidden.data(), rows.slot, LHc, 0, hidden, LHc);
+    ops::gather_rows(s_.context, rows.M, LHc, s_.central_cell.data(), rows.slot, LHc, 0, cell, LHc);
+  }
+  void write_central_state(const ChunkRows& rows, float* hidden, const float* cell) {
+    const int LHc = static_cast<int>(s_.central_width());
+    ops::scatter_rows(s_.context, rows.M, LHc, hidden, LHc, s_.central_hidden.data(), rows.slot, LHc, 0);
+    ops::scatter_rows(s_.context, rows.M, LHc, cell, LHc, s_.central_cell.data(), rows.slot, LHc, 0);
+  }
+  void write_outputs(const ChunkRows& rows, const float* probs, int ld_probs, const float* embedding, int ld_embedding,
+                     const float* regression) {
+    const ModelConfig& config = s_.model->config;
+    const size_t C = config.n_classes(), Hc = config.central_hidden, T = config.n_targets(), M = rows.M;
+    check(cudaMemcpy2DAsync(s_.probs_out.data() + rows.first * C, C * sizeof(float), probs, ld_probs * sizeof(float),
+                            C * sizeof(float), M, cudaMemcpyDeviceToHost, s_.stream), "probs");
+    check(cudaMemcpy2DAsync(s_.embedding_out.data() + rows.first * Hc, Hc * sizeof(float), embedding,
+                            ld_embedding * sizeof(float), Hc * sizeof(float), M, cudaMemcpyDeviceToHost, s_.stream),
+          "embedding");
+    if (T)
+      check(cudaMemcpyAsync(s_.regression_out.data() + rows.first * T, regression, M * T * sizeof(float),
+                            cudaMemcpyDeviceToHost, s_.stream), "regression");
+  }
+
+ private:
+  int band_state() const { return s_.model->config.band_layers * s_.model->config.band_hidden; }
+  CudaState::Impl& s_;
+};
+
+}  // namespace
+
+void CudaState::Impl::run(const StepBatch& batch, float* probs, float* embedding, float* regression_host) {
+  const ModelConfig& config = model->config;
+  const int64_t n = batch.size();
+  if (n == 0) return;
+  const size_t C = config.n_classes(), Hc = config.central_hidden, T = config.n_targets();
+  check(cudaStreamSynchronize(stream), "previous call");  // the staging buffers are free again
+  staging_in.ensure((batch.slot.size() + batch.window.size() + batch.dt.size() + batch.colours.size()) * 4 + 4 * 256);
+  probs_out.ensure(n * C);
+  embedding_out.ensure(n * Hc);
+  regression_out.ensure(std::max<size_t>(n * T, 1));
+  size_t offset = 0;
+  send(batch.slot, slot, offset);
+  send(batch.window, window, offset);
+  send(batch.dt, dt, offset);
+  send(batch.colours, colours, offset);
+  // waves in order (each reads the state the previous one wrote); a wave in batches of at most kMaxRows rows: every
+  // run of one band in the batch through band_chunk, then the whole batch through central_chunk
+  CudaBackend backend(*this);
+  size_t run = 0;
+  while (run < batch.runs.size()) {
+    size_t wave_end = run;
+    while (wave_end < batch.runs.size() && batch.runs[wave_end].wave == batch.runs[run].wave) ++wave_end;
+    const int64_t first = batch.runs[run].begin, last = batch.runs[wave_end - 1].end;
+    for (int64_t begin = first; begin < last; begin += kMaxRows) {
+      const int64_t end = std::min(last, begin + kMaxRows);
+      for (size_t r = run; r < wave_end; ++r) {
+        const int64_t lo = std::max(begin, batch.runs[r].begin), hi = std::min(end, batch.runs[r].end);
+        if (lo < hi) band_chunk(backend, *model, rows(lo, hi), batch.runs[r].band, translated.data() + (lo - begin) * Hc);
+      }
+      central_chunk(backend, *model, rows(begin, end), translated.data());
+    }
+    run = wave_end;
+  }
+  check(cudaStreamSynchronize(stream), "model step");
+  std::memcpy(probs, probs_out.data(), n * C * sizeof(float));
+  std::memcpy(embedding, embedding_out.data(), n * Hc * sizeof(float));
+  if (T) std::memcpy(regression_host, regression_out.data(), n * T * sizeof(float));
+}
 
 int cuda_device_count() {
   int count = 0;

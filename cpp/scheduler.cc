@@ -52,18 +52,31 @@ CpuScheduler::Call CpuScheduler::prepare(const Plan& plan, const std::vector<int
   const size_t n = order.size(), P = model_->config.n_colours(), Hc = model_->config.central_hidden;
   Call call;
   call.tasks.resize(n);
+  call.slot.resize(n);
+  call.window.resize(n * kRowWidth);
+  call.dt.resize(n);
   call.colours.resize(n * P);
   call.translated.resize(n * Hc);
   call.band_chunks.reserve(n + 1);  // split_evenly makes at most rows + threads
   call.central_chunks.reserve(n + size_t(pool_.size()));
   for (size_t i = 0; i < n; ++i) {
-    call.tasks[i] = &plan.tasks[order[i]];
+    const Task& task = plan.tasks[order[i]];
+    call.tasks[i] = &task;
+    std::memcpy(call.window.data() + i * kRowWidth, task.window, sizeof(float) * kRowWidth);
+    call.dt[i] = task.dt_central;
     std::memcpy(call.colours.data() + i * P, plan.colours.data() + size_t(order[i]) * P, sizeof(float) * P);
   }
   return call;
 }
 
+ChunkRows CpuScheduler::Call::rows(const Chunk& chunk, int P) const {
+  const size_t i = chunk.begin;
+  return {static_cast<int64_t>(i), static_cast<int>(chunk.end - chunk.begin), slot.data() + i,
+          window.data() + i * kRowWidth, dt.data() + i, colours.data() + i * P};
+}
+
 void CpuScheduler::run(Call& call, StateStore& store, RowOutputs outputs) {
+  for (size_t i = 0; i < call.tasks.size(); ++i) call.slot[i] = call.tasks[i]->slot;
   size_t wave_begin = 0;
   while (wave_begin < call.tasks.size()) {
     const int wave = call.tasks[wave_begin]->wave;
@@ -77,7 +90,8 @@ void CpuScheduler::run(Call& call, StateStore& store, RowOutputs outputs) {
 // One wave: the band phase in chunks of one band each (its own weights), then the central phase in chunks of any
 // bands (every band shares the central weights).
 void CpuScheduler::run_wave(Call& call, size_t begin, size_t end, StateStore& store, RowOutputs outputs) {
-  const size_t Hc = model_->config.central_hidden, P = model_->config.n_colours();
+  const size_t Hc = model_->config.central_hidden;
+  const int P = model_->config.n_colours();
   call.band_chunks.clear();
   for (size_t i = begin; i < end;) {
     size_t band_end = i;
@@ -92,12 +106,13 @@ void CpuScheduler::run_wave(Call& call, size_t begin, size_t end, StateStore& st
   const bool split = lone && split_chooser_.split_next();
   const auto start = std::chrono::steady_clock::now();
   auto run_band = [&](const Chunk& chunk, Workspace& ws) {
-    band_chunk(*model_, packed_, store, call.tasks.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
-               call.translated.data() + chunk.begin * Hc, ws);
+    CpuBackend backend(packed_, ws, store, call.tasks.data(), outputs);
+    band_chunk(backend, *model_, call.rows(chunk, P), call.tasks[chunk.begin]->band,
+               call.translated.data() + chunk.begin * Hc);
   };
   auto run_central = [&](const Chunk& chunk, Workspace& ws) {
-    central_chunk(*model_, packed_, store, call.tasks.data() + chunk.begin, static_cast<int>(chunk.end - chunk.begin),
-                  call.translated.data() + chunk.begin * Hc, call.colours.data() + chunk.begin * P, outputs, ws);
+    CpuBackend backend(packed_, ws, store, call.tasks.data(), outputs);
+    central_chunk(backend, *model_, call.rows(chunk, P), call.translated.data() + chunk.begin * Hc);
   };
   if (call.band_chunks.size() == 1 && call.central_chunks.size() == 1) {  // both phases in one hand-over
     run_phase(call.band_chunks, split, [&](const Chunk& chunk, Workspace& ws) {
@@ -130,9 +145,9 @@ void CpuScheduler::run_phase(const std::vector<Chunk>& chunks, bool split, Fn&& 
     struct Lead {  // releases the helpers even when the step throws
       ColumnTeam& team;
       Workspace& ws;
-      ~Lead() { ws.team = nullptr; team.finish(); }
+      ~Lead() { ws.context.team = nullptr; team.finish(); }
     } lead{team, ws};
-    ws.team = &team;
+    ws.context.team = &team;
     fn(chunks[0], ws);
   });
 }

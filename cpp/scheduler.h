@@ -30,9 +30,13 @@ class CpuScheduler {
   };
   struct Call {
     std::vector<const Task*> tasks;  // (n,) stay valid: commit_plan only sets the tasks' slots
+    std::vector<int32_t> slot;       // (n,) filled by run, once commit_plan has resolved them
+    std::vector<float> window;       // (n, 4)
+    std::vector<float> dt;           // (n,)
     std::vector<float> colours;      // (n, P)
     std::vector<float> translated;   // (n, Hc) band_chunk -> central_chunk
     std::vector<Chunk> band_chunks, central_chunks;  // one wave's
+    ChunkRows rows(const Chunk& chunk, int P) const;
   };
   Call prepare(const Plan& plan, const std::vector<int32_t>& order);  // before commit_plan
   void run(Call& call, StateStore& store, RowOutputs outputs);        // after commit_plan

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-struct CUstream_st;  // cudaStream_t, so this header needs no CUDA include
+#include "ops/device.h"
 
 namespace mbfast::ops {
 
@@ -115,11 +115,20 @@ void gemm_int8_portable(int M, const GemmInput& A, const PackedWeights& W, float
 void gemm_int8_vnni(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc, int n_begin, int n_end);
 }  // namespace detail
 
-// CUDA (gemm_cuda.cu), on device pointers, queued on `stream`. A, bias and C are fp32; W (K, N) row-major is fp32,
-// or bf16/fp16 (then A is rounded to W's type as it is read and products are summed in fp32 on tensor cores).
-// Not batch-order exact like gemm_bias_cpu: the GPU sums in its own order (fused multiply-adds).
-void gemm_bias_cuda(CUstream_st* stream, int M, int N, int K, const float* A, int lda, const void* W, Precision dtype,
-                    const float* bias, bool relu, float* C, int ldc);
+// W (K, N) and its bias in GPU memory (uploaded by CudaState): W row-major, fp32 or bf16/fp16 bits.
+struct CudaWeights {
+  int K = 0, N = 0;
+  Precision precision = Precision::kFp32;
+  const void* weight = nullptr;
+  const float* bias = nullptr;
+};
+
+// C (M, N; row stride ldc) = [A1 | A2] (M, K) @ W + bias on the context's device: the model step's one GEMM.
+// CPU: gemm_bias_cpu, split by columns over the context's team when it has one (same values either way). CUDA
+// (gemm_cuda.cu): bf16/fp16 W rounds A to W's type as it is read and sums in fp32 on tensor cores; not batch-order
+// exact like the CPU: the GPU sums in its own order (fused multiply-adds).
+void gemm_bias(const CpuContext& context, int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc);
+void gemm_bias(const CudaContext& context, int M, const GemmInput& A, const CudaWeights& W, float* C, int ldc);
 // `count` fp32 weights -> bf16/fp16 (round to nearest even) in `out`; nothing for kFp32.
 void convert_weights_cuda(CUstream_st* stream, long long count, const float* weights, void* out, Precision dtype);
 

@@ -4,6 +4,8 @@
 // the int8 ones (gemm_int8_cpu.cc, gemm_int8_avx512_cpu.cc: the same bits on every kernel).
 #include "ops/gemm.h"
 
+#include "column_team.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -221,6 +223,11 @@ void gemm_bias_cpu_columns(int M, const GemmInput& A, const PackedWeights& W, fl
 
 void gemm_bias_cpu(int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc) {
   gemm_bias_cpu_columns(M, A, W, C, ldc, 0, W.N);
+}
+
+void gemm_bias(const CpuContext& context, int M, const GemmInput& A, const PackedWeights& W, float* C, int ldc) {
+  if (context.team) context.team->gemm(M, A, W, C, ldc);
+  else gemm_bias_cpu(M, A, W, C, ldc);
 }
 
 namespace detail {

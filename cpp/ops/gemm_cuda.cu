@@ -1,4 +1,4 @@
-// CUDA GEMM (see gemm.h): C = A @ W + bias (+ ReLU) for the LSTM gates and FFNN layers on a GPU. Two kernels:
+// CUDA GEMM (see gemm.h): C = [A1 | A2] @ W + bias for the LSTM gates and FFNN layers on a GPU. Two kernels:
 // fp32 on CUDA cores (shared-memory tiles, 4 x 4 outputs per thread) and bf16/fp16 W on tensor cores (WMMA,
 // fp32 accumulation). Not cuBLAS: the toolkit on our build machines ships without it, and these products are
 // skinny (K <= a few hundred, N <= 4H), where a plain tiled kernel is within a small factor of the library.
@@ -26,9 +26,14 @@ constexpr int kTile = 64;
 constexpr int kTileK = 16;
 constexpr int kThreads = 256;
 
-__global__ void gemm_fp32_kernel(int M, int N, int K, const float* __restrict__ A, int lda,
-                                 const float* __restrict__ W, const float* __restrict__ bias, bool relu,
-                                 float* __restrict__ C, int ldc) {
+// A[row, k] of the input [A1 | A2]: the LSTM gates read [x | h] where x and h live
+__device__ __forceinline__ float load_a(const GemmInput& A, int row, int k) {
+  return k < A.k1 ? A.a1[static_cast<long long>(row) * A.lda1 + k]
+                  : A.a2[static_cast<long long>(row) * A.lda2 + (k - A.k1)];
+}
+
+__global__ void gemm_fp32_kernel(int M, int N, int K, GemmInput A, const float* __restrict__ W,
+                                 const float* __restrict__ bias, float* __restrict__ C, int ldc) {
   __shared__ float a_tile[kTileK][kTile + 4];  // transposed: a_tile[k][m]
   __shared__ float w_tile[kTileK][kTile];
   const int tid = threadIdx.x;
@@ -44,7 +49,7 @@ __global__ void gemm_fp32_kernel(int M, int N, int K, const float* __restrict__ 
     for (int e = tid; e < kTile * kTileK; e += kThreads) {
       const int m = e / kTileK, k = e % kTileK;
       const int row = row0 + m, kk = k0 + k;
-      a_tile[k][m] = row < M && kk < K ? A[static_cast<long long>(row) * lda + kk] : 0.0f;
+      a_tile[k][m] = row < M && kk < K ? load_a(A, row, kk) : 0.0f;
     }
     for (int e = tid; e < kTile * kTileK; e += kThreads) {
       const int k = e / kTile, n = e % kTile;
@@ -67,7 +72,7 @@ __global__ void gemm_fp32_kernel(int M, int N, int K, const float* __restrict__ 
     if (row >= M) continue;
     for (int j = 0; j < 4; ++j) {
       const int col = col0 + tx * 4 + j;
-      if (col < N) C[static_cast<long long>(row) * ldc + col] = relu ? fmaxf(acc[i][j], 0.0f) : acc[i][j];
+      if (col < N) C[static_cast<long long>(row) * ldc + col] = acc[i][j];
     }
   }
 }
@@ -86,9 +91,8 @@ template <>
 __device__ __nv_bfloat16 to_weight_type<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
 template <typename T>
-__global__ void gemm_wmma_kernel(int M, int N, int K, const float* __restrict__ A, int lda,
-                                 const T* __restrict__ W, const float* __restrict__ bias, bool relu,
-                                 float* __restrict__ C, int ldc) {
+__global__ void gemm_wmma_kernel(int M, int N, int K, GemmInput A, const T* __restrict__ W,
+                                 const float* __restrict__ bias, float* __restrict__ C, int ldc) {
   using namespace nvcuda;
   __shared__ __align__(32) T a_tile[kTile][kTileK + kPadHalf];
   __shared__ __align__(32) T w_tile[kTileK][kTile + kPadHalf];
@@ -103,7 +107,7 @@ __global__ void gemm_wmma_kernel(int M, int N, int K, const float* __restrict__ 
     for (int e = tid; e < kTile * kTileK; e += kWarps * 32) {
       const int m = e / kTileK, k = e % kTileK;
       const int row = row0 + m, kk = k0 + k;
-      a_tile[m][k] = to_weight_type<T>(row < M && kk < K ? A[static_cast<long long>(row) * lda + kk] : 0.0f);
+      a_tile[m][k] = to_weight_type<T>(row < M && kk < K ? load_a(A, row, kk) : 0.0f);
     }
     for (int e = tid; e < kTile * kTileK; e += kWarps * 32) {
       const int k = e / kTile, n = e % kTile;
@@ -128,8 +132,7 @@ __global__ void gemm_wmma_kernel(int M, int N, int K, const float* __restrict__ 
     const int m = e / kTile, n = e % kTile;
     const int row = row0 + m, col = col0 + n;
     if (row < M && col < N) {
-      const float value = c_tile[m][n] + bias[col];
-      C[static_cast<long long>(row) * ldc + col] = relu ? fmaxf(value, 0.0f) : value;
+      C[static_cast<long long>(row) * ldc + col] = c_tile[m][n] + bias[col];
     }
   }
 }
@@ -152,22 +155,23 @@ void convert_weights_cuda(CUstream_st* stream, long long count, const float* wei
   check_launch("convert_weights");
 }
 
-void gemm_bias_cuda(CUstream_st* stream, int M, int N, int K, const float* A, int lda, const void* W, Precision dtype,
-                    const float* bias, bool relu, float* C, int ldc) {
+void gemm_bias(const CudaContext& context, int M, const GemmInput& A, const CudaWeights& W, float* C, int ldc) {
+  const int N = W.N, K = W.K;
   if (M <= 0 || N <= 0) return;
   const dim3 grid((N + kTile - 1) / kTile, (M + kTile - 1) / kTile);
-  switch (dtype) {
-    case Precision::kFp32:
-      gemm_fp32_kernel<<<grid, kThreads, 0, stream>>>(M, N, K, A, lda, static_cast<const float*>(W), bias, relu, C,
-                                                       ldc);
-      break;
+  cudaStream_t stream = context.stream;
+  switch (W.precision) {
     case Precision::kBf16:
       gemm_wmma_kernel<__nv_bfloat16><<<grid, kWarps * 32, 0, stream>>>(
-          M, N, K, A, lda, static_cast<const __nv_bfloat16*>(W), bias, relu, C, ldc);
+          M, N, K, A, static_cast<const __nv_bfloat16*>(W.weight), W.bias, C, ldc);
       break;
     case Precision::kFp16:
-      gemm_wmma_kernel<__half><<<grid, kWarps * 32, 0, stream>>>(M, N, K, A, lda, static_cast<const __half*>(W),
-                                                                 bias, relu, C, ldc);
+      gemm_wmma_kernel<__half><<<grid, kWarps * 32, 0, stream>>>(M, N, K, A, static_cast<const __half*>(W.weight),
+                                                                 W.bias, C, ldc);
+      break;
+    default:  // kFp32 (int8 is refused before any weight reaches the GPU)
+      gemm_fp32_kernel<<<grid, kThreads, 0, stream>>>(M, N, K, A, static_cast<const float*>(W.weight), W.bias, C,
+                                                       ldc);
       break;
   }
   check_launch("gemm_bias");

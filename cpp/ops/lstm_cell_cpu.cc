@@ -141,7 +141,8 @@ MBFAST_AVX2 void lstm_cell_avx2(int M, int H, const float* gates, int ld_gates, 
 
 }  // namespace
 
-void lstm_cell_cpu(int M, int H, const float* gates, int ld_gates, float* cell, float* hidden, int ld_state) {
+void lstm_cell(const CpuContext&, int M, int H, const float* gates, int ld_gates, float* cell, float* hidden,
+               int ld_state) {
   switch (cpu_kernel()) {
     case CpuKernel::kPortable: return lstm_cell_portable(M, H, gates, ld_gates, cell, hidden, ld_state);
     case CpuKernel::kAvx2: return lstm_cell_avx2(M, H, gates, ld_gates, cell, hidden, ld_state);

@@ -140,13 +140,13 @@ void from_fp16_cpu(int n, const uint16_t* x, float* y) {
   }
 }
 
-void layer_norm_cpu(int M, int H, const float* x, int ld, const float* weight, const float* bias, float eps, float* y,
-                    int ld_out) {
+void layer_norm(const CpuContext&, int M, int H, const float* x, int ld, const float* weight, const float* bias,
+                float eps, float* y, int ld_out) {
   if (cpu_kernel() < CpuKernel::kAvx512) layer_norm_portable(M, H, x, ld, weight, bias, eps, y, ld_out);
   else layer_norm_avx512(M, H, x, ld, weight, bias, eps, y, ld_out);
 }
 
-void softmax_cpu(int M, int N, float* x, int ld) {
+void softmax(const CpuContext&, int M, int N, float* x, int ld) {
   for (int m = 0; m < M; ++m) {
     float* row = x + static_cast<long>(m) * ld;
     const float top = *std::max_element(row, row + N);
@@ -160,21 +160,32 @@ void softmax_cpu(int M, int N, float* x, int ld) {
   }
 }
 
-void relu_cpu(int M, int N, float* x, int ld) {
+void relu(const CpuContext&, int M, int N, float* x, int ld) {
   for (int m = 0; m < M; ++m) {
     float* row = x + static_cast<long>(m) * ld;
     for (int j = 0; j < N; ++j) row[j] = std::max(row[j], 0.0f);
   }
 }
 
-void layer_mix_cpu(int M, int L, int H, const float* x, const float* mix, float* y, int ld_out) {
+void layer_mix(const CpuContext&, int M, int L, int H, const float* x, int ld_x, const float* mix, float* y,
+               int ld_out) {
   for (int m = 0; m < M; ++m) {
-    const float* layers = x + static_cast<long>(m) * L * H;
+    const float* layers = x + static_cast<long>(m) * ld_x;
     float* out = y + static_cast<long>(m) * ld_out;
     for (int j = 0; j < H; ++j) out[j] = mix[0] * layers[j];
     for (int l = 1; l < L; ++l)
       for (int j = 0; j < H; ++j) out[j] += mix[l] * layers[l * H + j];
   }
+}
+
+void add(const CpuContext&, int M, int N, const float* x, int ld_x, float* y, int ld_y) {
+  for (int m = 0; m < M; ++m)
+    for (int j = 0; j < N; ++j) y[static_cast<long>(m) * ld_y + j] += x[static_cast<long>(m) * ld_x + j];
+}
+
+void copy(const CpuContext&, int M, int N, const float* x, int ld_x, float* y, int ld_y) {
+  for (int m = 0; m < M; ++m)
+    std::memcpy(y + static_cast<long>(m) * ld_y, x + static_cast<long>(m) * ld_x, sizeof(float) * N);
 }
 
 }  // namespace mbfast::ops

@@ -1,8 +1,9 @@
 // CUDA versions of the row-wise ops (see rowwise.h): one warp per row for the reductions (LayerNorm, softmax), one
-// thread per element for the layer mix. fp32 statistics (the CPU op uses double): the difference is far below the
+// thread per element for the others. fp32 statistics (the CPU op uses double): the difference is far below the
 // 1e-4 CUDA-vs-CPU tolerance.
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -31,27 +32,22 @@ __device__ float warp_max(float value) {
 }
 
 // Each element is read and written by the same lane after both reductions, so y may alias x.
-__global__ void layer_norm_kernel(int M, int H, const float* x, int ld, const float* add, int ld_add,
-                                  const float* __restrict__ weight, const float* __restrict__ bias, float eps,
-                                  float* y, int ld_out) {
+__global__ void layer_norm_kernel(int M, int H, const float* x, int ld, const float* __restrict__ weight,
+                                  const float* __restrict__ bias, float eps, float* y, int ld_out) {
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= M) return;  // the whole warp leaves together: the shuffles below see all 32 lanes
   const float* in = x + static_cast<long long>(row) * ld;
-  const float* extra = add ? add + static_cast<long long>(row) * ld_add : nullptr;
   float sum = 0.0f;
-  for (int j = lane; j < H; j += 32) sum += in[j] + (extra ? extra[j] : 0.0f);
+  for (int j = lane; j < H; j += 32) sum += in[j];
   const float mean = warp_sum(sum) / H;
   float square_sum = 0.0f;
   for (int j = lane; j < H; j += 32) {
-    const float d = in[j] + (extra ? extra[j] : 0.0f) - mean;
+    const float d = in[j] - mean;
     square_sum += d * d;
   }
   const float inv_std = 1.0f / sqrtf(warp_sum(square_sum) / H + eps);
   float* out = y + static_cast<long long>(row) * ld_out;
-  for (int j = lane; j < H; j += 32) {
-    const float value = in[j] + (extra ? extra[j] : 0.0f);
-    out[j] = (value - mean) * inv_std * weight[j] + bias[j];
-  }
+  for (int j = lane; j < H; j += 32) out[j] = (in[j] - mean) * inv_std * weight[j] + bias[j];
 }
 
 __global__ void softmax_kernel(int M, int N, float* x, int ld) {
@@ -81,30 +77,92 @@ __global__ void layer_mix_kernel(int M, int L, int H, const float* __restrict__ 
   y[static_cast<long long>(m) * ld_out + j] = value;
 }
 
+__global__ void relu_kernel(int M, int N, float* x, int ld) {
+  const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<long long>(M) * N) return;
+  float* value = x + (i / N) * ld + i % N;
+  *value = fmaxf(*value, 0.0f);
+}
+
+__global__ void add_kernel(int M, int N, const float* __restrict__ x, int ld_x, float* __restrict__ y, int ld_y) {
+  const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<long long>(M) * N) return;
+  y[(i / N) * ld_y + i % N] += x[(i / N) * ld_x + i % N];
+}
+
+// state row of row m: slots[m] * slot_stride + offset; to_state: y -> state (scatter), else state -> y (gather)
+__global__ void slot_rows_kernel(int M, int N, float* state, const int32_t* __restrict__ slots, long long slot_stride,
+                                 long long offset, float* rows, int ld_rows, bool to_state) {
+  const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<long long>(M) * N) return;
+  const long long m = i / N, j = i % N;
+  float* at_state = state + slots[m] * slot_stride + offset + j;
+  float* at_row = rows + m * ld_rows + j;
+  if (to_state) *at_state = *at_row;
+  else *at_row = *at_state;
+}
+
+unsigned element_blocks(int M, int N) {
+  return static_cast<unsigned>((static_cast<long long>(M) * N + kThreads - 1) / kThreads);
+}
+
 unsigned row_blocks(int M) { return static_cast<unsigned>((M + kRowsPerBlock - 1) / kRowsPerBlock); }
 
 }  // namespace
 
-void layer_norm_cuda(CUstream_st* stream, int M, int H, const float* x, int ld, const float* add, int ld_add,
-                     const float* weight, const float* bias, float eps, float* y, int ld_out) {
+void layer_norm(const CudaContext& context, int M, int H, const float* x, int ld, const float* weight,
+                const float* bias, float eps, float* y, int ld_out) {
   if (M <= 0) return;
-  layer_norm_kernel<<<row_blocks(M), kThreads, 0, stream>>>(M, H, x, ld, add, ld_add, weight, bias, eps, y, ld_out);
+  layer_norm_kernel<<<row_blocks(M), kThreads, 0, context.stream>>>(M, H, x, ld, weight, bias, eps, y, ld_out);
   check_launch("layer_norm");
 }
 
-void softmax_cuda(CUstream_st* stream, int M, int N, float* x, int ld) {
+void softmax(const CudaContext& context, int M, int N, float* x, int ld) {
   if (M <= 0) return;
-  softmax_kernel<<<row_blocks(M), kThreads, 0, stream>>>(M, N, x, ld);
+  softmax_kernel<<<row_blocks(M), kThreads, 0, context.stream>>>(M, N, x, ld);
   check_launch("softmax");
 }
 
-void layer_mix_cuda(CUstream_st* stream, int M, int L, int H, const float* x, int ld_x, const float* mix, float* y,
-                    int ld_out) {
+void relu(const CudaContext& context, int M, int N, float* x, int ld) {
+  if (M <= 0 || N <= 0) return;
+  relu_kernel<<<element_blocks(M, N), kThreads, 0, context.stream>>>(M, N, x, ld);
+  check_launch("relu");
+}
+
+void layer_mix(const CudaContext& context, int M, int L, int H, const float* x, int ld_x, const float* mix, float* y,
+               int ld_out) {
   if (M <= 0) return;
-  const long long count = static_cast<long long>(M) * H;
-  layer_mix_kernel<<<static_cast<unsigned>((count + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-      M, L, H, x, ld_x, mix, y, ld_out);
+  layer_mix_kernel<<<element_blocks(M, H), kThreads, 0, context.stream>>>(M, L, H, x, ld_x, mix, y, ld_out);
   check_launch("layer_mix");
+}
+
+void add(const CudaContext& context, int M, int N, const float* x, int ld_x, float* y, int ld_y) {
+  if (M <= 0 || N <= 0) return;
+  add_kernel<<<element_blocks(M, N), kThreads, 0, context.stream>>>(M, N, x, ld_x, y, ld_y);
+  check_launch("add");
+}
+
+void copy(const CudaContext& context, int M, int N, const float* x, int ld_x, float* y, int ld_y) {
+  if (M <= 0 || N <= 0) return;
+  const cudaError_t status = cudaMemcpy2DAsync(y, ld_y * sizeof(float), x, ld_x * sizeof(float), N * sizeof(float),
+                                               M, cudaMemcpyDeviceToDevice, context.stream);
+  if (status != cudaSuccess) throw std::runtime_error(std::string("CUDA copy: ") + cudaGetErrorString(status));
+}
+
+void gather_rows(const CudaContext& context, int M, int N, const float* state, const int32_t* slots,
+                 long long slot_stride, long long offset, float* y, int ld_y) {
+  if (M <= 0 || N <= 0) return;
+  slot_rows_kernel<<<element_blocks(M, N), kThreads, 0, context.stream>>>(
+      M, N, const_cast<float*>(state), slots, slot_stride, offset, y, ld_y, false);
+  check_launch("gather_rows");
+}
+
+void scatter_rows(const CudaContext& context, int M, int N, const float* x, int ld_x, float* state,
+                  const int32_t* slots, long long slot_stride, long long offset) {
+  if (M <= 0 || N <= 0) return;
+  slot_rows_kernel<<<element_blocks(M, N), kThreads, 0, context.stream>>>(
+      M, N, state, slots, slot_stride, offset, const_cast<float*>(x), ld_x, true);
+  check_launch("scatter_rows");
 }
 
 }  // namespace mbfast::ops
