@@ -1,5 +1,7 @@
-// The stateful engine: a store of per-object recurrent state and the step that advances it by new observations
-// (paper §3.5: each observation costs one band-model step and one central step). No Python types here.
+// The stateful engine's API: Engine and the types of a call (rows, per-row statuses, outputs). It holds a state
+// store of per-object recurrent state (state_store.h) and advances it by new observations (paper §3.5: each costs one
+// band-model step and one central step): plan.h checks the rows, scheduler.h runs step.h on the CPU threads or
+// engine_cuda.h on a GPU. No Python types here.
 //
 // Dimension legend: N rows of a call, S stored objects (slots), K objects asked about, B bands, L band layers,
 // H band hidden, Lc central layers, Hc central hidden, C classes, T regression targets, P colour pairs.

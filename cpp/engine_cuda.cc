@@ -23,7 +23,7 @@ namespace mbfast {
 
 namespace {
 
-constexpr int64_t kMaxRows = 32768;   // rows per kernel batch: fills an H100; scratch ~170 MB for H = Hc = 64
+constexpr int64_t kMaxRows = 32768;   // rows per kernel batch: fills an H100; scratch ~200 MB for H = Hc = 64
 constexpr int64_t kMinSlots = 1024;   // first allocation of the state arrays; they double from there
 
 void check(cudaError_t status, const char* what) {
@@ -350,7 +350,8 @@ void CudaState::Impl::run(const StepBatch& batch, float* probs, float* embedding
       const int64_t end = std::min(last, begin + kMaxRows);
       for (size_t r = run; r < wave_end; ++r) {
         const int64_t lo = std::max(begin, batch.runs[r].begin), hi = std::min(end, batch.runs[r].end);
-        if (lo < hi) band_chunk(backend, *model, rows(lo, hi), batch.runs[r].band, translated.data() + (lo - begin) * Hc);
+        if (lo < hi)
+          band_chunk(backend, *model, rows(lo, hi), batch.runs[r].band, translated.data() + (lo - begin) * Hc);
       }
       central_chunk(backend, *model, rows(begin, end), translated.data());
     }

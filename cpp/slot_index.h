@@ -1,4 +1,4 @@
-// obj_id -> slot of the engine's state store (engine.h StateStore), and obj_id -> object of one step call: an
+// obj_id -> slot of the engine's state store (state_store.h StateStore), and obj_id -> object of one step call: an
 // open-addressing hash table with linear probing over a power-of-two array of 16-byte (obj_id, slot) entries, at
 // most 3/4 full (21-43 B per id). A lookup reads one or two adjacent cache lines and an insert allocates only when
 // the table doubles, where std::unordered_map chased a bucket, then a node, and allocated a node per id.

@@ -5,7 +5,8 @@
 //   magic "MBFSTATE"  u32 format_version  u32 model_crc
 //   u32 n_bands, band_layers, band_hidden, central_layers, central_hidden, n_classes, n_targets  u64 n_objects (S)
 //   the StateStore arrays in for_each_array order (state_store.h: obj_id ... probs, regression), each S x its row
-//   width, raw values; h and c as fp32. Format 1 also had the (S, Hc) embedding between probs and regression: read and dropped.
+//   width, raw values; h and c as fp32. Format 1 also had the (S, Hc) embedding between probs and regression: read
+//   and dropped.
 //   u32 CRC-32 of every byte before it
 // Written to a temp file in the same folder, fsync'ed, then renamed over the target: readers never see half a file.
 #include <fcntl.h>

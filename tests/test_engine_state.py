@@ -62,6 +62,19 @@ def test_save_load_continue_is_bit_identical(model_path: Path, saved: tuple[Path
             np.testing.assert_array_equal(getattr(mine, name), getattr(theirs, name), err_msg=name)
 
 
+def test_state_bytes_per_object_is_what_the_file_holds(model_path: Path, saved: tuple[Path, np.ndarray],
+                                                       tmp_path: Path) -> None:
+    """The byte count and the file walk the same list of the store's arrays (state_store.h for_each_array)."""
+    path, _ = saved
+    engine = Engine.load(model_path, num_threads=1, state=path)
+    header, checksum = 8 + 4 + 4 + 7 * 4 + 8, 4
+    assert path.stat().st_size == header + len(engine) * engine.state_bytes_per_object + checksum
+    half = Engine.load(model_path, num_threads=1, state=path, state_dtype="fp16")
+    assert half.state_bytes_per_object < engine.state_bytes_per_object  # h, c as half in memory ...
+    half.save_state(tmp_path / "half.mbs")
+    assert (tmp_path / "half.mbs").stat().st_size == path.stat().st_size  # ... and fp32 in the file
+
+
 def test_save_is_atomic_and_replaces(model_path: Path, saved: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     engine = Engine.load(model_path, num_threads=1, state=saved[0])
     target = tmp_path / "state.mbs"

@@ -1,7 +1,7 @@
 """Engine: the stateful inference engine for streams of observations (paper §3.5: one band step + one central step
 per new observation), backed by the C++ core.
 
-This module only checks and converts input, calls mbfast._core and returns NumPy; the maths is in cpp/engine.cc and
+This module only checks and converts input, calls mbfast._core and returns NumPy; the maths is in cpp/step.h and
 its slow twin is mbfast.reference. Dimension legend: N rows of a call, K objects, B bands, C classes, H central
 hidden (embedding width), T regression targets.
 """
