@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbfast.inputs import ModelInputs
+from mbfast.spec.preprocessed import ModelInputs
 from mbfast.preprocess import preprocess
 from mbfast.lightcurves.table import LightCurves
 

@@ -13,13 +13,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import mbfast  # noqa: E402
-from mbfast.config import ModelConfig, RegressionTarget  # noqa: E402
+from mbfast.spec.config import ModelConfig, RegressionTarget  # noqa: E402
 from mbfast.datasets import load_sample  # noqa: E402
 from mbfast.model.batch import make_batch  # noqa: E402
 from mbfast.model.export import export_model, load_torch_model, state_tensors  # noqa: E402
 from mbfast.model.multiband import MultibandModel  # noqa: E402
-from mbfast.modelfile import ModelFileError, read_model, write_model  # noqa: E402
-from mbfast.reference import ReferenceModel, preprocess_reference  # noqa: E402
+from mbfast.spec.modelfile import ModelFileError, read_model, write_model  # noqa: E402
+from mbfast.spec.reference import ReferenceModel, preprocess_reference  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 from mbfast.cli import main  # noqa: E402
 from mbfast.datasets import load_sample, rebanded  # noqa: E402
 from mbfast.lightcurves.io import write_parquet  # noqa: E402
-from mbfast.modelfile import read_model  # noqa: E402
+from mbfast.spec.modelfile import read_model  # noqa: E402
 from mbfast.lightcurves.surveys import ZTF  # noqa: E402
 
 TINY_FLAGS = ["--band-hidden", "4", "--band-layers", "1", "--central-hidden", "4", "--central-layers", "1",

@@ -20,7 +20,7 @@ from mbfast.model import metrics
 from mbfast.model.data import load_labelled
 from mbfast.model.evaluate import evaluate, object_indices
 from mbfast.model.prefix import engine_classes, first_observations
-from mbfast.modelfile import read_model, write_model
+from mbfast.spec.modelfile import read_model, write_model
 from mbfast.models import shipped_path
 
 PREFIXES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 50)

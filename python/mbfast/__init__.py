@@ -5,7 +5,7 @@ Import is light: NumPy, Numba and pyarrow only; never torch (training lives behi
 from __future__ import annotations
 
 from mbfast import _core
-from mbfast.config import ModelConfig, RegressionTarget
+from mbfast.spec.config import ModelConfig, RegressionTarget
 from mbfast.engine import Engine
 from mbfast.lightcurves.table import LightCurves
 

@@ -1,6 +1,6 @@
 """Numba preprocessing: LightCurves -> ModelInputs (window rows, multiband order, colours, Δt, eq. 4 weights).
 
-The fast twin of mbfast.reference.preprocess_reference, equal to it array for array (tests/test_preprocess.py);
+The fast twin of mbfast.spec.reference.preprocess_reference, equal to it array for array (tests/test_preprocess.py);
 docs/preprocessing.md states the semantics. It checks only the (obj_id, t, band) order it relies on; values
 (finite t/mag/err, err > 0) are validated by mbfast.lightcurves.table.from_arrays.
 Dimension legend: N observations, K objects, R window rows, B bands, P colour pairs.
@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from mbfast.inputs import ModelInputs
+from mbfast.spec.preprocessed import ModelInputs
 from mbfast.lightcurves.table import FIELDS, LightCurves, describe_row
 
 # Objects per parallel chunk: each chunk allocates its per-band scratch once, not once per object.
@@ -50,7 +50,7 @@ def preprocess(curves: LightCurves, n_skip: int, num_threads: int | None = None,
     Returns
     -------
     ModelInputs
-        Flat rows plus offsets, see mbfast.inputs. Window rows, colours and dt are float32 of float64
+        Flat rows plus offsets, see mbfast.spec.preprocessed. Window rows, colours and dt are float32 of float64
         values; `t` is differenced in float64.
 
     Raises

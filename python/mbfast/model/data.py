@@ -12,15 +12,15 @@ from typing import Callable
 
 import numpy as np
 
-from mbfast.config import RegressionTarget
+from mbfast.spec.config import RegressionTarget
 from mbfast.datasets import LabelledSet
-from mbfast.inputs import ModelInputs
+from mbfast.spec.preprocessed import ModelInputs
 from mbfast.lightcurves.table import LightCurves
 
 try:  # the Numba preprocessing, identical to the reference; the NumPy reference until it lands
     from mbfast.preprocess import preprocess as _preprocess
 except ImportError:
-    from mbfast.reference import preprocess_reference as _preprocess
+    from mbfast.spec.reference import preprocess_reference as _preprocess
 
 Preprocess = Callable[[LightCurves, int], ModelInputs]
 

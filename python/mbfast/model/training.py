@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mbfast.config import ModelConfig
-from mbfast.inputs import ModelInputs
+from mbfast.spec.config import ModelConfig
+from mbfast.spec.preprocessed import ModelInputs
 from mbfast.model.augment import Augmentation, augment, balanced_sample, class_weights
 from mbfast.model.batch import Batch, make_batch
 from mbfast.model.data import (DEFAULT_CACHE, TrainingData, cap_per_class, fit_targets, load_training_data,

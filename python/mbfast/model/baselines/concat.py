@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mbfast.config import ROW_WIDTH, ModelConfig
-from mbfast.inputs import ModelInputs
+from mbfast.spec.config import ROW_WIDTH, ModelConfig
+from mbfast.spec.preprocessed import ModelInputs
 from mbfast.model.batch import Batch, make_batch
 from mbfast.model.ffnn import BatchNormFFNN
 from mbfast.model.stack import ResidualLSTMStack

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mbfast.datasets import LabelledSet
-from mbfast.inputs import ModelInputs
+from mbfast.spec.preprocessed import ModelInputs
 from mbfast.model import metrics, plots
 from mbfast.model.data import TrainingData, cap_per_class, load_inputs, save_inputs, stratified_split
 from mbfast.model.plots import save_confusion_matrix
@@ -246,7 +246,7 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     """Train and evaluate every method on the chosen folds; write report.md, metrics.json and PNGs."""
     import torch
 
-    from mbfast.config import ModelConfig
+    from mbfast.spec.config import ModelConfig
     from mbfast.model.export import load_torch_model
     from mbfast.engine import Engine
     from mbfast.model.baselines.features import extract_features

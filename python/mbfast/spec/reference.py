@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mbfast.config import ModelConfig
-from mbfast.inputs import ModelInputs
-from mbfast.modelfile import ModelFile
+from mbfast.spec.config import ModelConfig
+from mbfast.spec.preprocessed import ModelInputs
+from mbfast.spec.modelfile import ModelFile
 from mbfast.lightcurves.table import LightCurves
 
 
