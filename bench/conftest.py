@@ -13,7 +13,8 @@ import pytest
 
 from mbfast.benchmark.workloads import ZTF_CONFIG
 from mbfast.spec.layout import random_weights
-from mbfast.datasets import load_plasticc, load_sample, shared_data_dir
+from mbfast.lightcurves.sample import load_sample
+from mbfast.train.datasets import load_plasticc, shared_data_dir
 from mbfast.engine import DEFAULT_MODEL
 from mbfast.spec.modelfile import ModelFile, read_model, write_model
 from mbfast.lightcurves.synth import resample

@@ -15,7 +15,7 @@ from tests.data_support import VARIABLE, locate
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # the loaders (mbfast.datasets.shared_data_dir) read the folder the tests' shared_data() checked
+    # the loaders (mbfast.train.datasets.shared_data_dir) read the folder the tests' shared_data() checked
     where = locate()
     if where.expected:
         os.environ[VARIABLE] = str(where.folder)

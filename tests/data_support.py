@@ -1,7 +1,7 @@
 """Where the tests find data.
 
 Most tests use data inside the repository: the PLAsTiCC sample shipped in the package
-(`mbfast.datasets.load_sample`) and small fixtures in tests/data (each folder has a PROVENANCE.md). The few that
+(`mbfast.lightcurves.sample.load_sample`) and small fixtures in tests/data (each folder has a PROVENANCE.md). The few that
 need a full data set ask `shared_data(relative path)` for it, found through $MBFAST_SHARED_DATA, else in
 ../shared/data beside the repository.
 

@@ -36,7 +36,7 @@ def write_random_model(path: Path, config: ModelConfig | None = None, seed: int 
 @lru_cache(maxsize=1)
 def plasticc_sample(n_objects: int = 20, seed: int = 3) -> LightCurves:
     """`n_objects` random PLAsTiCC light curves (LSST ugrizy) of the shipped sample, table order."""
-    from mbfast.datasets import load_sample
+    from mbfast.lightcurves.sample import load_sample
 
     curves = load_sample().curves
     picks = np.sort(np.random.default_rng(seed).choice(curves.n_objects, size=n_objects, replace=False))

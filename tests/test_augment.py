@@ -1,11 +1,12 @@
-"""Augmentation, class balance and the ZTF-like resampling used for training (mbfast.model.augment, datasets)."""
+"""Augmentation, class balance and the ZTF-like resampling used for training (mbfast.train.augment, datasets)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mbfast.datasets import LabelledSet, load_files, to_ztf_like, ztf_error
-from mbfast.model.augment import MIN_OBS_FOR_ROW, Augmentation, augment, balanced_sample, class_weights
+from mbfast.lightcurves.labelled import LabelledSet, load_files
+from mbfast.train.datasets import to_ztf_like, ztf_error
+from mbfast.train.augment import MIN_OBS_FOR_ROW, Augmentation, augment, balanced_sample, class_weights
 from mbfast.lightcurves.surveys import ZTF
 from mbfast.lightcurves.table import LightCurves, from_arrays
 
@@ -132,7 +133,7 @@ def test_load_files_reads_curves_and_labels(tmp_path) -> None:  # type: ignore[n
 
 
 def test_prior_shift_picks_the_alpha_with_the_best_validation_macro_f1() -> None:
-    from mbfast.model.prior import choose_alpha, log_prior
+    from mbfast.train.prior import choose_alpha, log_prior
 
     prior = log_prior(np.array([0] * 9 + [1]), 2)
     np.testing.assert_allclose(prior, np.log([0.9, 0.1]))

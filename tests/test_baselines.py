@@ -1,4 +1,4 @@
-"""The paper's baselines (mbfast.model.baselines): light-curve features, the balanced random forest and the
+"""The paper's baselines (mbfast.train.baseline_classifiers): light-curve features, the balanced random forest and the
 concatenation model, on hand-made light curves small enough to check by hand; `mbfast report` without its extras."""
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ torch = pytest.importorskip("torch")
 
 from mbfast.cli import main  # noqa: E402
 from mbfast.spec.config import ModelConfig  # noqa: E402
-from mbfast.model.baselines.brf import fit_brf, fit_rf_regressor  # noqa: E402
-from mbfast.model.baselines.concat import ConcatModel, train_concat  # noqa: E402
-from mbfast.model.baselines.features import MISSING, extract_features  # noqa: E402
-from mbfast.model.batch import make_batch  # noqa: E402
+from mbfast.train.baseline_classifiers.brf import fit_brf, fit_rf_regressor  # noqa: E402
+from mbfast.train.baseline_classifiers.concat import ConcatModel, train_concat  # noqa: E402
+from mbfast.train.baseline_classifiers.features import MISSING, extract_features  # noqa: E402
+from mbfast.train.batch import make_batch  # noqa: E402
 from mbfast.spec.reference import preprocess_reference  # noqa: E402
 from mbfast.lightcurves.table import from_arrays  # noqa: E402
 
@@ -169,8 +169,8 @@ def toy_split_data():
 
 
 def test_reused_run_with_the_reports_split_is_accepted(tmp_path) -> None:
-    from mbfast.model.baselines.report import ReportOptions, check_run_split, reused_runs
-    from mbfast.model.data import stratified_split
+    from mbfast.train.baseline_classifiers.report import ReportOptions, check_run_split, reused_runs
+    from mbfast.train.training_set import stratified_split
 
     labels, object_ids, usable = toy_split_data()
     for fold in (0, 2):
@@ -182,8 +182,8 @@ def test_reused_run_with_the_reports_split_is_accepted(tmp_path) -> None:
 
 
 def test_reused_run_with_another_split_is_refused(tmp_path) -> None:
-    from mbfast.model.baselines.report import ReportOptions, check_run_split, reused_runs
-    from mbfast.model.data import stratified_split
+    from mbfast.train.baseline_classifiers.report import ReportOptions, check_run_split, reused_runs
+    from mbfast.train.training_set import stratified_split
 
     labels, object_ids, usable = toy_split_data()
     ours = stratified_split(labels, usable, 0, 3, 0)

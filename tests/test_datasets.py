@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mbfast.datasets import (PLASTICC_CLASS_ORDER, YSE_CLASS_ORDER, load_plasticc, load_sample, load_yse, read_snana,
-                             shared_data_dir, yse_obj_id)
+from mbfast.lightcurves.sample import PLASTICC_CLASS_ORDER, load_sample
+from mbfast.lightcurves.snana import read_snana
+from mbfast.train.datasets import YSE_CLASS_ORDER, load_plasticc, load_yse, shared_data_dir, yse_obj_id
 from mbfast.lightcurves.surveys import SNANA_ZERO_POINT, YSE
 from tests.data_support import shared_data
 

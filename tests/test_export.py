@@ -14,10 +14,10 @@ torch = pytest.importorskip("torch")
 
 import mbfast  # noqa: E402
 from mbfast.spec.config import ModelConfig, RegressionTarget  # noqa: E402
-from mbfast.datasets import load_sample  # noqa: E402
-from mbfast.model.batch import make_batch  # noqa: E402
-from mbfast.model.export import export_model, load_torch_model, state_tensors  # noqa: E402
-from mbfast.model.multiband import MultibandModel  # noqa: E402
+from mbfast.lightcurves.sample import load_sample  # noqa: E402
+from mbfast.train.batch import make_batch  # noqa: E402
+from mbfast.train.export import export_model, load_torch_model, state_tensors  # noqa: E402
+from mbfast.train.multiband import MultibandModel  # noqa: E402
 from mbfast.spec.modelfile import ModelFileError, read_model, write_model  # noqa: E402
 from mbfast.spec.reference import ReferenceModel, preprocess_reference  # noqa: E402
 

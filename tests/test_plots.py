@@ -1,4 +1,4 @@
-"""Figures are readable at the size they are shown (mbfast.model.plots): at most WIDTH_PX wide, no text under
+"""Figures are readable at the size they are shown (mbfast.train.plots): at most WIDTH_PX wide, no text under
 MIN_TEXT_PX, none cut or overlapping, every confusion-matrix value inside its cell; and the figures shipped in
 docs/ were made under these rules."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402 (a matplotlib dependency)
 
-from mbfast.datasets import PLASTICC_CLASS_ORDER  # noqa: E402
-from mbfast.model import plots  # noqa: E402
+from mbfast.lightcurves.sample import PLASTICC_CLASS_ORDER  # noqa: E402
+from mbfast.train import plots  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -95,7 +95,7 @@ def test_saved_figures_carry_the_rules_stamp(tmp_path: Path) -> None:
 
 
 def test_report_confusion_matrix_over_folds(tmp_path: Path) -> None:
-    from mbfast.model.baselines.report import plot_confusion
+    from mbfast.train.baseline_classifiers.report import plot_confusion
 
     rng = np.random.default_rng(1)
     true = np.repeat(np.arange(14), 20)
@@ -111,4 +111,4 @@ def test_figures_shipped_in_docs_were_made_under_the_rules() -> None:
         with Image.open(path) as image:
             if image.size[0] > plots.WIDTH_PX or image.text.get(plots.STAMP_KEY) != plots.STAMP:
                 unchecked.append(f"{path.relative_to(DOCS)} ({image.size[0]} px wide)")
-    assert unchecked == [], "not written by mbfast.model.plots under its rules"
+    assert unchecked == [], "not written by mbfast.train.plots under its rules"

@@ -1,4 +1,4 @@
-"""mbfast.stream.replay on real alert fixtures: ordering, deduplication, idempotence, split batches, restarts.
+"""mbfast.jobs.stream.replay on real alert fixtures: ordering, deduplication, idempotence, split batches, restarts.
 
 Every test runs mbfast.Engine, on small models with random weights: what is checked is the engine's step rules
 (duplicate, late, warming up) and replay's bookkeeping around them, not a model's accuracy.
@@ -29,7 +29,7 @@ from mbfast.spec.config import ModelConfig
 from mbfast.spec.layout import random_weights
 from mbfast.spec.modelfile import write_model
 from mbfast.cli.stream import register
-from mbfast.stream import LOCK_FILE, STEP_STATUSES, replay
+from mbfast.jobs.stream import LOCK_FILE, STEP_STATUSES, replay
 
 DATA = Path(__file__).parent / "data" / "alerts"
 ZTF_FILES = [DATA / "ztf" / name for name in ("ztf_v3p3_ZTF19abvhduf.avro", "ztf_v3p3_3_packets_deflate.avro",
@@ -306,7 +306,7 @@ def test_replay_with_the_engine(tmp_path: Path, ztf_engine: Callable[[], Engine]
 def test_kafka_messages_score_like_the_file_they_came_from(lsst_engine: Callable[[], Engine]) -> None:
     """read_messages + score_alerts (a Kafka consumer's loop) gives replay's scores for the same packets."""
     from mbfast.alerts import read_messages
-    from mbfast.stream import score_alerts
+    from mbfast.jobs.stream import score_alerts
     from tests.alerts_support import confluent_messages
 
     make = lsst_engine

@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("torch")
 
 from mbfast.cli import main  # noqa: E402
-from mbfast.datasets import load_sample, rebanded  # noqa: E402
+from mbfast.lightcurves.sample import load_sample  # noqa: E402
+from mbfast.train.datasets import rebanded  # noqa: E402
 from mbfast.lightcurves.io import write_parquet  # noqa: E402
 from mbfast.spec.modelfile import read_model  # noqa: E402
 from mbfast.lightcurves.surveys import ZTF  # noqa: E402

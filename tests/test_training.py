@@ -11,16 +11,16 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mbfast.spec.config import ModelConfig, RegressionTarget  # noqa: E402
-from mbfast.datasets import load_sample  # noqa: E402
-from mbfast.model import metrics  # noqa: E402
-from mbfast.model.batch import make_batch  # noqa: E402
-from mbfast.model.data import (TrainingData, cap_per_class, fit_targets, scale_targets,  # noqa: E402
+from mbfast.lightcurves.sample import load_sample  # noqa: E402
+from mbfast.train import metrics  # noqa: E402
+from mbfast.train.batch import make_batch  # noqa: E402
+from mbfast.train.training_set import (TrainingSet, cap_per_class, fit_targets, scale_targets,  # noqa: E402
                                stratified_split)
-from mbfast.model.evaluate import write_report  # noqa: E402
-from mbfast.model.multiband import MultibandModel  # noqa: E402
-from mbfast.model.training import (TrainOptions, band_losses, central_loss, predict, train,  # noqa: E402
+from mbfast.train.evaluate import write_report  # noqa: E402
+from mbfast.train.multiband import MultibandModel  # noqa: E402
+from mbfast.train.loop import (TrainOptions, band_losses, central_loss, predict, train,  # noqa: E402
                                    weighted_ce)
-from mbfast.model.prior import log_prior  # noqa: E402
+from mbfast.train.prior import log_prior  # noqa: E402
 from mbfast.spec.modelfile import read_model  # noqa: E402
 from mbfast.spec.reference import preprocess_reference  # noqa: E402
 
@@ -117,7 +117,7 @@ def test_target_scaler_uses_known_training_values() -> None:
 
 # ------------------------------------------------------------------------------------------------ losses
 @pytest.fixture(scope="module")
-def tiny_data() -> TrainingData:
+def tiny_data() -> TrainingSet:
     data = load_sample()
     n_obs = np.diff(data.curves.offsets)
     # 6 short light curves per class keep the training tests fast
@@ -125,11 +125,11 @@ def tiny_data() -> TrainingData:
                              for label in range(len(data.class_names))])
     inputs = preprocess_reference(data.curves.select(chosen), n_skip=2)
     targets = data.targets["redshift"][chosen][:, None]
-    return TrainingData(inputs, data.labels[chosen], data.class_names, data.curves.bands, ("redshift",),
+    return TrainingSet(inputs, data.labels[chosen], data.class_names, data.curves.bands, ("redshift",),
                         targets, inputs.n_rows > 0, data.curves.select(chosen))
 
 
-def tiny_model(data: TrainingData, seed: int = 0) -> MultibandModel:
+def tiny_model(data: TrainingSet, seed: int = 0) -> MultibandModel:
     torch.manual_seed(seed)
     config = ModelConfig("plasticc", data.bands, data.class_names, **TINY,
                          regression_targets=(RegressionTarget("redshift", 0.5, 0.5, 1.0),))
@@ -291,6 +291,6 @@ def test_registering_the_commands_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, mbfast.cli.train, mbfast.model.metrics, mbfast.model.data; print('torch' in sys.modules)"
+    code = "import sys, mbfast.cli.train, mbfast.train.metrics, mbfast.train.training_set; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

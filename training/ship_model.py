@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 import mbfast
-from mbfast.datasets import LabelledSet, load_yse_ps1, load_yse_ztf
-from mbfast.model import metrics
-from mbfast.model.data import load_labelled
-from mbfast.model.evaluate import evaluate, object_indices
-from mbfast.model.prefix import engine_classes, first_observations
+from mbfast.lightcurves.labelled import LabelledSet
+from mbfast.train.datasets import load_yse_ps1, load_yse_ztf
+from mbfast.train import metrics
+from mbfast.train.training_set import load_labelled
+from mbfast.train.evaluate import evaluate, object_indices
+from mbfast.train.prefix import engine_classes, first_observations
 from mbfast.spec.modelfile import read_model, write_model
 from mbfast.models import shipped_path
 
@@ -32,7 +33,7 @@ YSE_GROUP = {"SNIa": "Ia", "SNIa-91bg": "Ia", "SNIax": "Ia", "SNII": "II", "SNIb
 DESCRIPTIONS = {
     "lsst": "PLAsTiCC training set: SIMULATED LSST light curves (Kessler et al. 2019), ugrizy AB mag",
     "ztf": "PLAsTiCC training set (SIMULATED) g r i resampled to ZTF-like depth and noise "
-           "(mbfast.datasets.to_ztf_like): peaks brightened into 15.5-19.5 mag, ZTF errors, detections only",
+           "(mbfast.train.datasets.to_ztf_like): peaks brightened into 15.5-19.5 mag, ZTF errors, detections only",
 }
 LIMITS = {
     "lsst": ["trained on simulations only (PLAsTiCC); real LSST alerts will differ in cadence, noise and class mix",

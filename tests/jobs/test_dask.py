@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mbfast.jobs.local import classify_files
-from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR
+from mbfast.lightcurves.sample import SAMPLE_CURVES, SAMPLE_DIR
 
 pytest.importorskip("distributed")
 

@@ -9,7 +9,7 @@ import pytest
 
 from mbfast.jobs.local import BatchSummary, classify_files
 from mbfast.cli import main
-from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
+from mbfast.lightcurves.sample import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 from mbfast.engine import Engine
 from mbfast.lightcurves.table import from_arrays
 from tests.jobs.local_support import forget_over_two_nights, ztf_alert_rows, ztf_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mbfast.datasets import LabelledSet
+from mbfast.lightcurves.labelled import LabelledSet
 from mbfast.lightcurves.surveys import (ALTERNATING_CADENCE, GAIA, LOW_SNR, MAG_PER_LN_FLUX, NOT_FINITE,
                                         PS1_INFO_FLAG_BITS, ZTF, band_map, alternating_cadence, flux_to_mag,
                                         gaia_to_mag, get_survey, lsst_alert_to_mag, observations_per_band,

@@ -3,7 +3,7 @@ mbfast.lightcurves.object_ids').
 
 A packet holds the triggering detection (`candidate`) and up to 30 days of history (`prv_candidates`, upper
 limits included). This module turns one decoded packet (a dict, from Avro or Fink Parquet) into rows; it does
-not read files (mbfast.alerts does) and does not deduplicate history across packets (mbfast.stream does).
+not read files (mbfast.alerts does) and does not deduplicate history across packets (mbfast.jobs.stream does).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 One row per observation, in any order; columns are named by the caller or found under known aliases (sources.ALIASES,
 the one alias table of every row reader). Magnitudes only: convert fluxes with a
-survey preset (mbfast.lightcurves.surveys) first. Labelled data sets with their own formats are in mbfast.datasets.
+survey preset (mbfast.lightcurves.surveys) first. Labelled data sets with their own formats are in mbfast.train.datasets.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every conversion keeps only detections with flux > flux error (the paper's S/N cut, §2) and reports what it
 dropped, counted by reason. Object-level selection (minimum observations per band, maximum objects per class,
-§2) is `select_objects`. This module does not read files: mbfast.lightcurves.io and mbfast.datasets do.
+§2) is `select_objects`. This module does not read files: mbfast.lightcurves.io and mbfast.train.datasets do.
 """
 from __future__ import annotations
 
@@ -401,7 +401,7 @@ LabelledT = TypeVar("LabelledT", bound="Labelled")
 
 
 class Labelled(Protocol):
-    """What select_objects needs of a labelled set (mbfast.datasets.LabelledSet), named here so that this module
+    """What select_objects needs of a labelled set (mbfast.lightcurves.labelled.LabelledSet), named here so that this module
     does not import the loaders that import it."""
 
     curves: LightCurves
@@ -416,7 +416,7 @@ def select_objects(labelled_set: LabelledT, min_obs_per_band: int = 0, max_per_c
 
     Parameters
     ----------
-    labelled_set : LabelledSet (mbfast.datasets)
+    labelled_set : LabelledSet (mbfast.train.datasets)
     min_obs_per_band : int
         Keep objects with at least this many observations in each of `required_bands` (the paper uses 4).
     max_per_class : int or None

@@ -1,6 +1,6 @@
 """weight_layout(config): the name and shape of every tensor in a model file; random_weights(config) fills them.
 
-Names are the PyTorch state_dict keys of mbfast.model.MultibandModel, so export checks "state_dict == layout"
+Names are the PyTorch state_dict keys of mbfast.train.MultibandModel, so export checks "state_dict == layout"
 and the C++ loader asks for each name and checks its shape. Two version numbers (byte layout in mbfast/spec/modelfile.py):
 FORMAT_VERSION is the byte layout of the container, LAYOUT_REVISION the tensor names below.
 """

@@ -160,7 +160,7 @@ class ReferenceModel:
         return ObjectState(band_state, central)
 
     def stack_step(self, prefix: str, layers: int, x: np.ndarray, state: StackState) -> None:
-        """Residual LayerNorm'd LSTM stack, one step; updates `state` in place (mirrors model/stack.py)."""
+        """Residual LayerNorm'd LSTM stack, one step; updates `state` in place (mirrors train/stack.py)."""
         w, eps = self.w, self.config.layernorm_eps
         layer_in = x
         for layer in range(layers):

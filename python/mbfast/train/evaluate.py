@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mbfast.model import metrics
-from mbfast.model.data import DEFAULT_CACHE, load_training_data
-from mbfast.model.export import load_torch_model
-from mbfast.model.plots import MIN_TEXT_PT, new_figure, save_confusion_matrix, save_figure
-from mbfast.model.training import Predictions, predict, resolve_device
+from mbfast.train import metrics
+from mbfast.train.training_set import DEFAULT_CACHE, load_training_set
+from mbfast.train.export import load_torch_model
+from mbfast.train.plots import MIN_TEXT_PT, new_figure, save_confusion_matrix, save_figure
+from mbfast.train.loop import Predictions, predict, resolve_device
 
 
 def object_indices(object_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -30,13 +30,13 @@ def evaluate(model_path: str | Path, out_dir: str | Path, dataset: str = "plasti
              cache_dir: str | Path | None = DEFAULT_CACHE, device: str = "auto", data_path: str | None = None,
              labels_path: str | None = None, survey: str | None = None) -> dict:
     """Write report.json and figures to out_dir for the `part` objects of split.npz (all usable objects when
-    split_path is None). dataset "files" reads data_path + labels_path (mbfast.datasets.load_files). Returns the
+    split_path is None). dataset "files" reads data_path + labels_path (mbfast.lightcurves.labelled.load_files). Returns the
     report dictionary."""
     device = resolve_device(device)
     model = load_torch_model(model_path, device)
     config = model.config
     names = tuple(target.name for target in config.regression_targets)
-    data = load_training_data(dataset, config.n_skip, names, cache_dir, data_path=data_path,
+    data = load_training_set(dataset, config.n_skip, names, cache_dir, data_path=data_path,
                               labels_path=labels_path, survey=survey)
     if tuple(data.class_names) != config.class_names or tuple(data.bands) != config.bands:
         raise ValueError(f"{model_path}: classes/bands differ from dataset {dataset!r}")

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from mbfast.spec.config import ROW_WIDTH, ModelConfig
-from mbfast.model.batch import Batch
-from mbfast.model.ffnn import BatchNormFFNN
-from mbfast.model.stack import ResidualLSTMStack, mix_layers
+from mbfast.train.batch import Batch
+from mbfast.train.ffnn import BatchNormFFNN
+from mbfast.train.stack import ResidualLSTMStack, mix_layers
 
 
 class BandModel(nn.Module):

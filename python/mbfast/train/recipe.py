@@ -5,7 +5,7 @@ TrainOptions' defaults.
 """
 from __future__ import annotations
 
-from mbfast.model.training import TrainOptions
+from mbfast.train.loop import TrainOptions
 
 # 6 bands, median 3-9 observations per band (window rows = n_obs - 2), median 29 central steps: 64 hidden units
 # and 3 band / 2 central layers (the paper's Gaia/ZTF depth at PS1 width); n_skip=2 as for PS1 (short curves)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mbfast.model.metrics import confusion_matrix, macro_f1
+from mbfast.train.metrics import confusion_matrix, macro_f1
 from mbfast.lightcurves.table import LightCurves
 
 Classifier = Callable[[LightCurves], np.ndarray]  # curves -> int64 (K,) predicted class of each object

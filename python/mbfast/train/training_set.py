@@ -1,7 +1,8 @@
-"""Labelled data for training and evaluation: preprocessing (cached), stratified splits, z-scored targets.
+"""TrainingSet: a labelled data set preprocessed for training and evaluation (cached), its stratified splits and
+z-scored targets.
 
-NumPy only. Objects with no window row (no band with >= 3 observations) cannot be classified by the model and
-are left out of every split; their count is reported.
+NumPy and Numba only. Objects with no window row (no band with >= 3 observations) cannot be classified by the
+model and are left out of every split; their count is reported.
 """
 from __future__ import annotations
 
@@ -12,28 +13,17 @@ from typing import Callable
 
 import numpy as np
 
-from mbfast.spec.config import RegressionTarget
-from mbfast.datasets import LabelledSet
-from mbfast.spec.preprocessed import ModelInputs
 from mbfast.lightcurves.table import LightCurves
-
-try:  # the Numba preprocessing, identical to the reference; the NumPy reference until it lands
-    from mbfast.preprocess import preprocess as _preprocess
-except ImportError:
-    from mbfast.spec.reference import preprocess_reference as _preprocess
+from mbfast.spec.config import RegressionTarget
+from mbfast.spec.preprocessed import ModelInputs
+from mbfast.train.datasets import FILES, load_labelled
+from mbfast.train.preprocess import preprocess as _preprocess
 
 Preprocess = Callable[[LightCurves, int], ModelInputs]
 
 
-def dataset_loaders() -> dict[str, Callable[[], LabelledSet]]:
-    """Named labelled sets for `mbfast train --dataset` (files of one's own go through `--data`/`--labels`)."""
-    from mbfast.datasets import load_plasticc, load_plasticc_ztf, load_yse, load_yse_ztf, load_ztf_mix
-    return {"plasticc": load_plasticc, "plasticc_ztf": load_plasticc_ztf, "yse": load_yse, "yse_ztf": load_yse_ztf,
-            "ztf_mix": load_ztf_mix}
-
-
 @dataclass(frozen=True)
-class TrainingData:
+class TrainingSet:
     inputs: ModelInputs
     labels: np.ndarray                 # int64 (K,)
     class_names: tuple[str, ...]
@@ -45,34 +35,18 @@ class TrainingData:
     survey: str = "plasticc"           # what the model's bands are (mbfast.lightcurves.surveys), stored in its config
 
 
-FILES = "files"  # the dataset name of one's own light curves + labels
 # preprocessed named data sets are cached outside the working directory (nothing is written there unasked)
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mbfast" / "inputs"
-
-
-def load_labelled(dataset: str, data_path: str | Path | None = None, labels_path: str | Path | None = None,
-                  survey: str | None = None) -> LabelledSet:
-    """A named set of dataset_loaders(), or with dataset "files" one's own tables (mbfast.datasets.load_files)."""
-    if dataset == FILES:
-        if data_path is None or labels_path is None:
-            raise ValueError("dataset 'files' needs the light curves (--data) and the labels (--labels)")
-        from mbfast.datasets import load_files
-        return load_files(data_path, labels_path, survey)
-    loaders = dataset_loaders()
-    if dataset not in loaders:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(loaders)}, or your own light curves and "
-                         f"labels with --data and --labels")
-    return loaders[dataset]()
 
 
 def preprocess_curves(curves: LightCurves, n_skip: int) -> ModelInputs:
     return _preprocess(curves, n_skip)
 
 
-def load_training_data(dataset: str, n_skip: int, target_names: tuple[str, ...] | None = None,
+def load_training_set(dataset: str, n_skip: int, target_names: tuple[str, ...] | None = None,
                        cache_dir: str | Path | None = None, preprocess: Preprocess = _preprocess,
                        data_path: str | Path | None = None, labels_path: str | Path | None = None,
-                       survey: str | None = None) -> TrainingData:
+                       survey: str | None = None) -> TrainingSet:
     """Load `dataset` (see load_labelled) and preprocess it, caching ModelInputs of named sets as .npz."""
     labelled = load_labelled(dataset, data_path, labels_path, survey)
     if dataset == FILES:
@@ -91,7 +65,7 @@ def load_training_data(dataset: str, n_skip: int, target_names: tuple[str, ...] 
     targets = np.stack([labelled.targets[name] for name in names], axis=1) if names else \
         np.zeros((labelled.curves.n_objects, 0))
     usable = (inputs.n_rows > 0) & (labelled.labels >= 0)
-    return TrainingData(inputs, labelled.labels, tuple(labelled.class_names), tuple(labelled.curves.bands), names,
+    return TrainingSet(inputs, labelled.labels, tuple(labelled.class_names), tuple(labelled.curves.bands), names,
                         targets.astype(np.float64), usable, labelled.curves, labelled.survey)
 
 

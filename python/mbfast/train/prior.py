@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mbfast.model.metrics import confusion_matrix, macro_f1
-from mbfast.model.multiband import MultibandModel
+from mbfast.train.metrics import confusion_matrix, macro_f1
+from mbfast.train.multiband import MultibandModel
 
 ALPHAS = tuple(np.round(np.arange(0.0, 1.0001, 0.05), 2))
 

@@ -1,7 +1,7 @@
 """Concatenation baseline (paper §4.2, "Base" in Tables 5-7): the single-band LSTM stacks trained jointly, their
 last embeddings concatenated with the colours, one classifier head and one classification loss.
 
-Reuses the multiband model's parts (mbfast.model: ResidualLSTMStack, BatchNormFFNN, make_batch) so the two
+Reuses the multiband model's parts (mbfast.train: ResidualLSTMStack, BatchNormFFNN, make_batch) so the two
 differ only in the central model. Not the paper's multiband model: no central LSTM, no translation layers.
 Dimension legend: K objects, B bands, T_b band steps, L layers, H band hidden, P colour pairs, C classes.
 """
@@ -17,9 +17,9 @@ from torch import nn
 
 from mbfast.spec.config import ROW_WIDTH, ModelConfig
 from mbfast.spec.preprocessed import ModelInputs
-from mbfast.model.batch import Batch, make_batch
-from mbfast.model.ffnn import BatchNormFFNN
-from mbfast.model.stack import ResidualLSTMStack
+from mbfast.train.batch import Batch, make_batch
+from mbfast.train.ffnn import BatchNormFFNN
+from mbfast.train.stack import ResidualLSTMStack
 
 
 class ConcatModel(nn.Module):

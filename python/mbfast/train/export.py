@@ -12,7 +12,7 @@ import torch
 
 from mbfast.spec.config import ModelConfig
 from mbfast.spec.modelfile import check_tensors, read_model, write_model
-from mbfast.model.multiband import MultibandModel
+from mbfast.train.multiband import MultibandModel
 
 # BatchNorm's step counter: not needed at inference (momentum is fixed), so not in the layout
 SKIPPED_SUFFIXES = (".num_batches_tracked",)

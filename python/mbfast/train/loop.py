@@ -4,7 +4,7 @@ Per batch: every band model takes one AdamW step on its own eq. 5 loss; after `s
 model takes `central_steps_per_batch` steps at half the band learning rate on detached band states (no gradient
 from the central loss reaches the band models). Beyond the paper, for imbalanced sets and early classification:
 class balance (inverse-frequency weights in eqs. 5 and 7, or balanced sampling) and a freshly augmented copy of
-the training curves every epoch (mbfast.model.augment). Model selection and early stopping on validation macro F1
+the training curves every epoch (mbfast.train.augment). Model selection and early stopping on validation macro F1
 (log loss breaks ties) restore the best weights.
 Dimension legend: K objects, M valid central steps, C classes, G regression targets.
 """
@@ -22,14 +22,14 @@ import torch.nn.functional as F
 
 from mbfast.spec.config import ModelConfig
 from mbfast.spec.preprocessed import ModelInputs
-from mbfast.model.augment import Augmentation, augment, balanced_sample, class_weights
-from mbfast.model.batch import Batch, make_batch
-from mbfast.model.data import (DEFAULT_CACHE, TrainingData, cap_per_class, fit_targets, load_training_data,
+from mbfast.train.augment import Augmentation, augment, balanced_sample, class_weights
+from mbfast.train.batch import Batch, make_batch
+from mbfast.train.training_set import (DEFAULT_CACHE, TrainingSet, cap_per_class, fit_targets, load_training_set,
                                preprocess_curves, scale_targets, stratified_split)
-from mbfast.model.metrics import confusion_matrix, macro_f1
-from mbfast.model.export import export_model
-from mbfast.model.multiband import CentralOutput, MultibandModel
-from mbfast.model.prior import choose_alpha, log_prior, shift_classifier
+from mbfast.train.metrics import confusion_matrix, macro_f1
+from mbfast.train.export import export_model
+from mbfast.train.multiband import CentralOutput, MultibandModel
+from mbfast.train.prior import choose_alpha, log_prior, shift_classifier
 
 
 CLASS_BALANCE = ("weights", "sampling", "none")
@@ -38,7 +38,7 @@ SELECT_ON = ("macro_f1", "loss")
 
 @dataclass(frozen=True)
 class TrainOptions:
-    dataset: str = "plasticc"         # a name of mbfast.model.data.dataset_loaders(), or "files" (below)
+    dataset: str = "plasticc"         # a name of mbfast.train.training_set.dataset_loaders(), or "files" (below)
     data: str | None = None            # dataset "files": light-curve table (Parquet/CSV) ...
     labels: str | None = None          # ... and its labels CSV (obj_id, label[, regression targets])
     survey: str | None = None          # ... and the survey of its bands (mbfast.lightcurves.surveys)
@@ -63,14 +63,14 @@ class TrainOptions:
     device: str = "auto"
     class_balance: str = "weights"     # "weights": inverse class frequency in the losses; "sampling": every
                                        # class drawn equally often (with replacement); "none": the paper's
-    augment_truncate: float = 0.5      # mbfast.model.augment.Augmentation, per epoch on the training curves
+    augment_truncate: float = 0.5      # mbfast.train.augment.Augmentation, per epoch on the training curves
     augment_obs_dropout: float = 0.1
     augment_band_dropout: float = 0.2
     augment_redraw: bool = True
     select_on: str = "macro_f1"        # best epoch by validation "macro_f1" (ties: loss) or "loss"
     init_from: str | None = None       # start from a model file's weights (fine-tuning; same bands, classes, shape)
     prior_shift: bool = True           # after class balance: fold the validation-chosen prior shift into the
-                                       # classifier bias (mbfast.model.prior)
+                                       # classifier bias (mbfast.train.prior)
 
     def __post_init__(self) -> None:
         if self.class_balance not in CLASS_BALANCE:
@@ -221,7 +221,7 @@ def predict(model: MultibandModel, inputs: ModelInputs, objects: np.ndarray, bat
 
 
 @torch.no_grad()
-def validation_loss(model: MultibandModel, data: TrainingData, objects: np.ndarray, targets_z: np.ndarray,
+def validation_loss(model: MultibandModel, data: TrainingSet, objects: np.ndarray, targets_z: np.ndarray,
                     target_weights: torch.Tensor, batch_size: int, device: str) -> dict[str, float]:
     """Eval-mode eq. 7 loss (object-weighted mean over batches), last-step accuracy and macro F1."""
     was_training = model.training
@@ -257,14 +257,14 @@ def decay(rate: float, steps: int):
 
 def train(run_dir: str | Path, config_overrides: dict | None = None, options: TrainOptions = TrainOptions(),
           resume: bool = False, cache_dir: str | Path | None = DEFAULT_CACHE, progress: bool = True,
-          data: TrainingData | None = None) -> Path:
+          data: TrainingSet | None = None) -> Path:
     """Train a model into `run_dir` (config.json, options.json, split.npz, checkpoint.pt, history.json,
     train.log lines on stdout, model.mbf). Returns the path of the exported model file (the best weights).
 
     `config_overrides` sets ModelConfig fields (band_hidden, n_skip, ...); bands, classes and regression
     targets come from the data. With resume=True the run continues from run_dir/checkpoint.pt with its saved
     options and config, and the max_epochs / max_minutes of `options` (a run stopped by its budget goes on).
-    `data` replaces loading options.dataset (tests pass a small TrainingData).
+    `data` replaces loading options.dataset (tests pass a small TrainingSet).
     """
     from tqdm import tqdm
 
@@ -286,7 +286,7 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
 
     n_skip = config_overrides.get("n_skip", ModelConfig.__dataclass_fields__["n_skip"].default)
     if data is None:
-        data = load_training_data(options.dataset, n_skip, options.targets, cache_dir, data_path=options.data,
+        data = load_training_set(options.dataset, n_skip, options.targets, cache_dir, data_path=options.data,
                                   labels_path=options.labels, survey=options.survey)
     usable = data.usable.copy()
     if options.max_per_class is not None:
@@ -311,7 +311,7 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
 
     augmentation = options.augmentation
     if augmentation.active and data.curves is None:
-        raise ValueError("augmentation needs the training light curves (TrainingData.curves); pass them or turn "
+        raise ValueError("augmentation needs the training light curves (TrainingSet.curves); pass them or turn "
                          "augmentation off (augment_truncate=augment_obs_dropout=augment_band_dropout=0, "
                          "augment_redraw=False)")
     train_curves = None
@@ -439,7 +439,7 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     return model_path
 
 
-def apply_prior_shift(model: MultibandModel, data: TrainingData, train_idx: np.ndarray, val_idx: np.ndarray,
+def apply_prior_shift(model: MultibandModel, data: TrainingSet, train_idx: np.ndarray, val_idx: np.ndarray,
                       device: str) -> float:
     """Choose alpha on the validation objects and fold alpha * log(training frequencies) into the classifier."""
     prior = log_prior(data.labels[train_idx], model.config.n_classes)
@@ -453,7 +453,7 @@ def apply_prior_shift(model: MultibandModel, data: TrainingData, train_idx: np.n
 
 def start_from(model: MultibandModel, model_file: str) -> None:
     """Copy a model file's weights into `model` (fine-tuning); its shape, bands and classes must be the same."""
-    from mbfast.model.export import load_torch_model
+    from mbfast.train.export import load_torch_model
     from mbfast.models import resolve
 
     source = load_torch_model(resolve(model_file))

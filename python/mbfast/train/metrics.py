@@ -73,7 +73,7 @@ def f1_by_step(step_probs: np.ndarray, step_offsets: np.ndarray, labels: np.ndar
                n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Macro F1 of the prediction after n rows, over the objects with >= n rows (paper Fig. 10).
 
-    step_probs (M, C) and step_offsets (K + 1,) as mbfast.model.training.Predictions; labels (K,); steps (S,)
+    step_probs (M, C) and step_offsets (K + 1,) as mbfast.train.loop.Predictions; labels (K,); steps (S,)
     1-based row counts. Returns (macro F1 (S,), objects counted (S,)); F1 is NaN where no object qualifies.
     """
     counts = np.diff(step_offsets)

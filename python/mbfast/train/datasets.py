@@ -1,66 +1,34 @@
-"""Loaders for the labelled data sets in ../shared/data (and the small sample shipped in mbfast/data).
+"""The labelled data sets training and evaluation use, by name: PLAsTiCC, YSE DR1, their ZTF-like and rebanded
+forms, their mix, or one's own files (load_labelled).
 
-Each returns a LabelledSet: a LightCurves table plus per-object labels and regression targets in the table's
+The full sets live in ../shared/data, outside the package. Each loader returns a LabelledSet
+(mbfast.lightcurves.labelled): a LightCurves table plus per-object labels and regression targets in the table's
 object order. Photometry conversions live in mbfast.lightcurves.surveys, flat-file reading in mbfast.lightcurves.io.
 """
 from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from mbfast.lightcurves.io import read_parquet, write_parquet
-from mbfast.lightcurves.surveys import (LSST, PLASTICC, SNANA_ZERO_POINT, SURVEYS, YSE, ZTF, flux_to_mag,
-                                        select_objects)
+from mbfast.lightcurves.io import write_parquet
+from mbfast.lightcurves.labelled import UNLABELLED, LabelledSet, load_files
+from mbfast.lightcurves.sample import PLASTICC_CLASS_ORDER, PLASTICC_CLASSES, SAMPLE_CURVES, SAMPLE_LABELS
+from mbfast.lightcurves.snana import read_snana
+from mbfast.lightcurves.surveys import LSST, PLASTICC, SNANA_ZERO_POINT, YSE, ZTF, flux_to_mag, select_objects
 from mbfast.lightcurves.table import LightCurves
-
-# PLAsTiCC `target` codes -> the class names astronomers use (Kessler et al. 2019, Table 1)
-PLASTICC_CLASSES = {
-    90: "SNIa", 42: "SNII", 62: "SNIbc", 67: "SNIa-91bg", 52: "SNIax", 95: "SLSN-I", 15: "TDE", 64: "KN",
-    88: "AGN", 65: "M-dwarf", 16: "EB", 92: "RRL", 53: "Mira", 6: "uLens-Single",
-}
-PLASTICC_CLASS_ORDER = ("SNIa", "SNII", "SNIbc", "SNIa-91bg", "SNIax", "SLSN-I", "TDE", "KN", "AGN", "M-dwarf",
-                        "EB", "RRL", "Mira", "uLens-Single")
-SAMPLE_DIR = Path(__file__).resolve().parent / "data"
 
 # YSE DR1 SPEC_CLASS_BROAD -> our class names; "NA" means no spectroscopic class (label -1)
 YSE_CLASSES = {"SN Ia": "Ia", "SN II": "II", "SN Ibc": "Ibc", "Other": "other"}
 YSE_CLASS_ORDER = ("Ia", "II", "Ibc", "other")
 # SNANA FLT letters in YSE DR1: Pan-STARRS1 g r i z; ZTF forced photometry X = g, Y = r
 YSE_FILTERS = {"g": "ps1_g", "r": "ps1_r", "i": "ps1_i", "z": "ps1_z", "X": "ztf_g", "Y": "ztf_r"}
-UNLABELLED = -1
 MAG_PER_FLUX_RATIO = 2.5 / np.log(10.0)  # sigma_mag = this / (S/N)
-
-
-@dataclass(frozen=True)
-class LabelledSet:
-    curves: LightCurves
-    labels: np.ndarray                 # int64 (K,) index into class_names; -1 where unlabelled
-    class_names: tuple[str, ...]
-    targets: dict[str, np.ndarray]     # name -> float64 (K,), NaN where unknown (masked in the loss)
-    n_rows_dropped_snr: int            # observations removed by the flux > flux_err cut
-    names: tuple[str, ...] = ()        # (K,) survey names of the objects (e.g. IAU names), empty if none
-    survey: str = "plasticc"           # the survey preset of curves.bands (mbfast.lightcurves.surveys), stored in models
-
-    def subset(self, object_indices: np.ndarray) -> LabelledSet:
-        """The objects at `object_indices` (in that order); n_rows_dropped_snr is carried over unchanged."""
-        object_indices = np.asarray(object_indices, dtype=np.int64)
-        names = tuple(self.names[i] for i in object_indices) if self.names else ()
-        return LabelledSet(self.curves.select(object_indices), self.labels[object_indices], self.class_names,
-                           {name: values[object_indices] for name, values in self.targets.items()},
-                           self.n_rows_dropped_snr, names, self.survey)
-
-    def class_counts(self) -> dict[str, int]:
-        """Class name -> number of objects (unlabelled ones under "unlabelled" when present)."""
-        counts = {name: int((self.labels == k).sum()) for k, name in enumerate(self.class_names)}
-        n_unlabelled = int((self.labels == UNLABELLED).sum())
-        if n_unlabelled:
-            counts["unlabelled"] = n_unlabelled
-        return counts
 
 
 def shared_data_dir() -> Path:
@@ -71,7 +39,7 @@ def shared_data_dir() -> Path:
     if override:
         return Path(override)
     here = Path.cwd().resolve()
-    candidates = [Path(__file__).resolve().parents[3] / "shared" / "data"]
+    candidates = [Path(__file__).resolve().parents[4] / "shared" / "data"]
     candidates += [folder / "shared" / "data" for folder in (here, *here.parents)]
     return next((folder for folder in candidates if folder.is_dir()), candidates[0])
 
@@ -80,8 +48,8 @@ def _require(path: Path, what: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(
             f"{what} not found at {path}. The full data sets live outside the package (../shared/data next to "
-            f"the repository); point MBFAST_SHARED_DATA at that folder, or use mbfast.datasets.load_sample() "
-            f"for the small PLAsTiCC sample shipped with mbfast")
+            f"the repository); point MBFAST_SHARED_DATA at that folder, or use "
+            f"mbfast.lightcurves.sample.load_sample() for the small PLAsTiCC sample shipped with mbfast")
     return path
 
 
@@ -118,34 +86,7 @@ def load_plasticc(light_curves: str | Path | None = None, metadata: str | Path |
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The PLAsTiCC sample shipped in mbfast/data (made by write_plasticc_sample; see mbfast/data/PROVENANCE.md)
-
-SAMPLE_CURVES = "plasticc_sample.parquet"
-SAMPLE_LABELS = "plasticc_sample_labels.csv"
-
-
-def load_sample(directory: str | Path = SAMPLE_DIR) -> LabelledSet:
-    """About 300 SIMULATED PLAsTiCC objects (22 per class), shipped with mbfast: works without ../shared/data.
-
-    Magnitudes are already converted (FLUXCAL -> AB, flux > flux_err cut applied), so n_rows_dropped_snr is 0.
-
-    Examples
-    --------
-    >>> sample = load_sample()
-    >>> sample.curves.bands, sample.class_counts()["KN"]
-    (('u', 'g', 'r', 'i', 'z', 'y'), 22)
-    """
-    directory = Path(directory)
-    curves = read_parquet(directory / SAMPLE_CURVES)
-    labels_by_id: dict[int, int] = {}
-    redshift_by_id: dict[int, float] = {}
-    with open(directory / SAMPLE_LABELS, newline="") as handle:
-        for record in csv.DictReader(handle):
-            labels_by_id[int(record["obj_id"])] = PLASTICC_CLASS_ORDER.index(record["class"])
-            redshift_by_id[int(record["obj_id"])] = float(record["redshift"]) if record["redshift"] else np.nan
-    labels = np.array([labels_by_id[int(i)] for i in curves.object_ids], dtype=np.int64)
-    redshift = np.array([redshift_by_id[int(i)] for i in curves.object_ids], dtype=np.float64)
-    return LabelledSet(curves, labels, PLASTICC_CLASS_ORDER, {"redshift": redshift}, 0)
+# The sample shipped in mbfast/data (mbfast.lightcurves.sample), drawn from the full PLAsTiCC set
 
 
 def write_plasticc_sample(directory: str | Path, per_class: int = 22, seed: int = 0) -> LabelledSet:
@@ -166,42 +107,6 @@ def write_plasticc_sample(directory: str | Path, per_class: int = 22, seed: int 
 # ---------------------------------------------------------------------------------------------------------------
 # YSE DR1 (REAL): SNANA text files
 
-
-@dataclass(frozen=True)
-class SnanaFile:
-    """One SNANA text light curve: header keywords (raw strings) and the OBS rows as string columns."""
-
-    header: dict[str, str]
-    columns: dict[str, list[str]]   # VARLIST name -> (n_obs,) raw values
-
-
-def read_snana(path: str | Path) -> SnanaFile:
-    """Parse an SNANA text file ("KEY: value" header, "VARLIST:" then "OBS:" rows, optional "END:")."""
-    header: dict[str, str] = {}
-    names: list[str] = []
-    rows: list[list[str]] = []
-    with open(path) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            key, _, value = line.partition(":")
-            value = value.strip()
-            if key == "OBS":
-                fields = value.split()
-                if len(fields) != len(names):
-                    raise ValueError(f"{path}:{line_number}: OBS row has {len(fields)} values, VARLIST has "
-                                     f"{len(names)} ({' '.join(names) or 'no VARLIST before it'})")
-                rows.append(fields)
-            elif key == "VARLIST":
-                names = value.split()
-            elif key == "END":
-                break
-            else:
-                header[key] = value
-    if not names:
-        raise ValueError(f"{path}: no VARLIST line")
-    return SnanaFile(header, {name: [row[k] for row in rows] for k, name in enumerate(names)})
 
 
 def yse_obj_id(name: str) -> int:
@@ -297,61 +202,6 @@ def load_yse(directory: str | Path | None = None, include_unlabelled: bool = Fal
                        {"redshift": np.array([redshift_by_id[i] for i in object_ids], dtype=np.float64)},
                        magnitudes.n_dropped, tuple(name_by_id[i] for i in object_ids), YSE.name)
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# One's own labelled light curves
-
-LABEL_COLUMN = "label"
-
-
-def load_files(curves_path: str | Path, labels_path: str | Path, survey: str | None = None) -> LabelledSet:
-    """Light curves (Parquet or CSV: obj_id, band, t, mag, err) + a labels CSV (obj_id, label, then optional
-    regression targets, empty where unknown) as a LabelledSet for training.
-
-    Classes are the distinct labels in sorted order. `survey` names the band order (mbfast.lightcurves.surveys; required for
-    CSV, read from a Parquet file written by mbfast otherwise). Objects without a label row are left out and
-    counted in the message of none; a label row without light curve is an error naming the obj_id.
-    """
-    from mbfast.lightcurves.io import read_csv
-
-    curves_path, labels_path = Path(curves_path), Path(labels_path)
-    _require(curves_path, "light curves")
-    _require(labels_path, "labels")
-    curves = (read_csv(curves_path, survey) if curves_path.suffix.lower() == ".csv"
-              else read_parquet(curves_path, survey))
-    with open(labels_path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        if "obj_id" not in header or LABEL_COLUMN not in header:
-            raise ValueError(f"{labels_path}: the labels CSV needs columns obj_id and {LABEL_COLUMN}, has {header}")
-        target_names = [name for name in header if name not in ("obj_id", LABEL_COLUMN)]
-        label_by_id: dict[int, str] = {}
-        targets_by_id: dict[int, list[float]] = {}
-        for line, record in enumerate(reader, start=2):
-            try:
-                obj_id = int(record["obj_id"])
-                values = [float(record[name]) if record[name].strip() else np.nan for name in target_names]
-            except ValueError as error:
-                raise ValueError(f"{labels_path} line {line}: {error}") from None
-            if not record[LABEL_COLUMN].strip():
-                raise ValueError(f"{labels_path} line {line} (obj_id {obj_id}): empty label")
-            if obj_id in label_by_id:
-                raise ValueError(f"{labels_path} line {line}: obj_id {obj_id} is labelled twice")
-            label_by_id[obj_id] = record[LABEL_COLUMN].strip()
-            targets_by_id[obj_id] = values
-    object_ids = [int(i) for i in curves.object_ids]
-    known = set(object_ids)
-    missing = [obj_id for obj_id in label_by_id if obj_id not in known]
-    if missing:
-        raise ValueError(f"{labels_path}: obj_id {missing[0]} has a label but no light curve in {curves_path} "
-                         f"({len(missing)} such objects)")
-    chosen = np.array([k for k, obj_id in enumerate(object_ids) if obj_id in label_by_id], dtype=np.int64)
-    class_names = tuple(sorted(set(label_by_id.values())))
-    labels = np.array([class_names.index(label_by_id[object_ids[k]]) for k in chosen], dtype=np.int64)
-    targets = {name: np.array([targets_by_id[object_ids[k]][j] for k in chosen], dtype=np.float64)
-               for j, name in enumerate(target_names)}
-    bands_survey = next((name for name, preset in SURVEYS.items() if preset.bands == curves.bands), "custom")
-    return LabelledSet(curves.select(chosen), labels, class_names, targets, 0, (), survey or bands_survey)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -464,6 +314,29 @@ def load_yse_ps1(directory: str | Path | None = None) -> LabelledSet:
     return rebanded(load_yse(directory), {f"ps1_{band}": band for band in "griz"}, LSST.bands, LSST.name)
 
 
-__all__ = ["LabelledSet", "PLASTICC_CLASSES", "PLASTICC_CLASS_ORDER", "YSE_CLASS_ORDER",
-           "load_files", "load_plasticc", "load_plasticc_ztf", "load_sample", "is_yse_id", "load_yse", "load_yse_ps1", "load_yse_ztf", "load_ztf_mix", "rebanded", "to_ztf_like", "read_snana", "shared_data_dir",
-           "write_plasticc_sample", "yse_obj_id"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# By name, for `mbfast train --dataset`
+
+FILES = "files"  # the dataset name of one's own light curves + labels
+
+
+def dataset_loaders() -> dict[str, Callable[[], LabelledSet]]:
+    """Named labelled sets for `mbfast train --dataset` (files of one's own go through `--data`/`--labels`)."""
+    return {"plasticc": load_plasticc, "plasticc_ztf": load_plasticc_ztf, "yse": load_yse, "yse_ztf": load_yse_ztf,
+            "ztf_mix": load_ztf_mix}
+
+
+def load_labelled(dataset: str, data_path: str | Path | None = None, labels_path: str | Path | None = None,
+                  survey: str | None = None) -> LabelledSet:
+    """A named set of dataset_loaders(), or with dataset "files" one's own tables (lightcurves.labelled.load_files)."""
+    if dataset == FILES:
+        if data_path is None or labels_path is None:
+            raise ValueError("dataset 'files' needs the light curves (--data) and the labels (--labels)")
+        return load_files(data_path, labels_path, survey)
+    loaders = dataset_loaders()
+    if dataset not in loaders:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(loaders)}, or your own light curves and "
+                         f"labels with --data and --labels")
+    return loaders[dataset]()

@@ -1,10 +1,10 @@
 """`mbfast report`: the paper's comparison (§5, Tables 5-10) on one data set. Every method is trained and tested on
-the same stratified folds (mbfast.model.data.stratified_split: one shared test set, k train/validation splits):
+the same stratified folds (mbfast.train.training_set.stratified_split: one shared test set, k train/validation splits):
 BRF (class-capped training set), BRF_all (uncapped), the concatenation baseline (Base), the multiband model
 (Multi, classification only) and the multi-task model with the regression targets (MTL), plus a random-forest
 regressor.
 
-Multi and MTL follow the recipe of the shipped model (mbfast.model.recipe: CONFIG, OPTIONS) with a wall-clock budget
+Multi and MTL follow the recipe of the shipped model (mbfast.train.recipe: CONFIG, OPTIONS) with a wall-clock budget
 per fold. MTL may instead reuse finished runs of that recipe (`multi_runs`): each run's split.npz must be
 the report's fold (check_run_split), so nothing is retrained and nothing is compared on different objects.
 
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mbfast.datasets import LabelledSet
+from mbfast.lightcurves.labelled import LabelledSet
 from mbfast.spec.preprocessed import ModelInputs
-from mbfast.model import metrics, plots
-from mbfast.model.data import TrainingData, cap_per_class, load_inputs, save_inputs, stratified_split
-from mbfast.model.plots import save_confusion_matrix
+from mbfast.train import metrics, plots
+from mbfast.train.training_set import TrainingSet, cap_per_class, load_inputs, save_inputs, stratified_split
+from mbfast.train.plots import save_confusion_matrix
 
 # observation counts at which every method is scored on the same truncated test curves (paper Fig. 10)
 PREFIXES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 50)
@@ -47,7 +47,7 @@ class ReportOptions:
     base_minutes: float = 10.0           # Base's, checked after each epoch
     base_epochs: int = 500               # Base's epoch cap (the budget or patience normally ends it first)
     base_patience: int = 10              # Base: epochs without a better validation macro recall
-    batch_size: int | None = None        # None: the recipe's (mbfast.model.recipe)
+    batch_size: int | None = None        # None: the recipe's (mbfast.train.recipe)
     steps_wait: int | None = None        # None: the recipe's band-only batches before the central model (§3.6)
     n_skip: int = 2                      # the recipe's
     n_jobs: int = 1                      # threads for forests and torch
@@ -69,7 +69,7 @@ class MethodResult:
 # ------------------------------------------------------------------------------------------------------------
 
 def load_labelled(name: str) -> LabelledSet:
-    from mbfast import datasets
+    from mbfast.train import datasets
 
     loaders = {"plasticc": datasets.load_plasticc, "yse": datasets.load_yse}
     if name not in loaders:
@@ -78,7 +78,7 @@ def load_labelled(name: str) -> LabelledSet:
 
 
 def preprocess_cached(labelled: LabelledSet, path: Path, n_skip: int) -> ModelInputs:
-    from mbfast.preprocess import preprocess
+    from mbfast.train.preprocess import preprocess
 
     if path.exists():
         return load_inputs(path)
@@ -88,7 +88,7 @@ def preprocess_cached(labelled: LabelledSet, path: Path, n_skip: int) -> ModelIn
 
 
 def features_cached(labelled: LabelledSet, path: Path):
-    from mbfast.model.baselines.features import FeatureSet, extract_features
+    from mbfast.train.baseline_classifiers.features import FeatureSet, extract_features
 
     if path.exists():
         with np.load(path) as stored:
@@ -100,8 +100,8 @@ def features_cached(labelled: LabelledSet, path: Path):
 
 
 def preprocess_cost_us(labelled: LabelledSet, objects: np.ndarray, n_skip: int) -> float:
-    """mbfast.preprocess on `objects` in one call, one thread, per object, µs (the neural models' input cost)."""
-    from mbfast.preprocess import preprocess
+    """mbfast.train.preprocess on `objects` in one call, one thread, per object, µs (the neural models' input cost)."""
+    from mbfast.train.preprocess import preprocess
 
     curves = labelled.curves.select(objects)
     preprocess(curves, n_skip, num_threads=1)  # compile / warm up
@@ -112,7 +112,7 @@ def preprocess_cost_us(labelled: LabelledSet, objects: np.ndarray, n_skip: int) 
 
 def feature_cost_us(labelled: LabelledSet, objects: np.ndarray) -> float:
     """light-curve feature extraction, object by object, one thread, per object, µs."""
-    from mbfast.model.baselines.features import FeatureExtractor
+    from mbfast.train.baseline_classifiers.features import FeatureExtractor
 
     extractor = FeatureExtractor(labelled.curves.bands)
     curves = labelled.curves.select(objects)
@@ -127,8 +127,8 @@ def feature_cost_us(labelled: LabelledSet, objects: np.ndarray) -> float:
 
 def recipe(options: ReportOptions, fold: int, minutes: float, with_targets: bool):
     """(config overrides, TrainOptions) of the default model's recipe on this report's fold, budget and data."""
-    from mbfast.model.training import TrainOptions
-    from mbfast.model.recipe import CONFIG, OPTIONS
+    from mbfast.train.loop import TrainOptions
+    from mbfast.train.recipe import CONFIG, OPTIONS
 
     raw = {**OPTIONS.__dict__, "dataset": options.data, "n_folds": options.n_folds, "fold": fold,
            "seed": options.seed, "max_minutes": minutes, "device": "cpu", "targets": None if with_targets else ()}
@@ -139,14 +139,14 @@ def recipe(options: ReportOptions, fold: int, minutes: float, with_targets: bool
     return {**CONFIG, "n_skip": options.n_skip}, TrainOptions.from_dict(raw)
 
 
-def train_multiband(data: TrainingData, options: ReportOptions, fold: int, run_dir: Path, with_targets: bool,
+def train_multiband(data: TrainingSet, options: ReportOptions, fold: int, run_dir: Path, with_targets: bool,
                     minutes: float) -> Path:
     """Multi (classification only) or MTL (with the data set's regression targets): the recipe, trained on
     this report's fold (same usable mask, seed and n_folds, so the trainer's split is ours). Returns model.mbf."""
-    from mbfast.model.training import train
+    from mbfast.train.loop import train
 
     if not with_targets:
-        data = TrainingData(data.inputs, data.labels, data.class_names, data.bands, (),
+        data = TrainingSet(data.inputs, data.labels, data.class_names, data.bands, (),
                             np.zeros((len(data.labels), 0)), data.usable, data.curves, data.survey)
     overrides, train_options = recipe(options, fold, minutes, with_targets)
     return train(run_dir, overrides, train_options, progress=False, data=data)
@@ -247,13 +247,13 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     import torch
 
     from mbfast.spec.config import ModelConfig
-    from mbfast.model.export import load_torch_model
+    from mbfast.train.export import load_torch_model
     from mbfast.engine import Engine
-    from mbfast.model.baselines.features import extract_features
-    from mbfast.model.prefix import engine_classes, f1_by_prefix
-    from mbfast.model.training import predict
-    from mbfast.model.baselines.brf import fit_brf, fit_rf_regressor, predict_cost_us
-    from mbfast.model.baselines.concat import predict_logits, train_concat
+    from mbfast.train.baseline_classifiers.features import extract_features
+    from mbfast.train.prefix import engine_classes, f1_by_prefix
+    from mbfast.train.loop import predict
+    from mbfast.train.baseline_classifiers.brf import fit_brf, fit_rf_regressor, predict_cost_us
+    from mbfast.train.baseline_classifiers.concat import predict_logits, train_concat
 
     torch.set_num_threads(options.n_jobs)
     out_dir = Path(out_dir)
@@ -272,7 +272,7 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     if runs and options.folds is not None and tuple(sorted(options.folds)) != folds:
         raise ValueError(f"folds {options.folds} but the reused MTL runs are folds {folds}")
     features = features_cached(labelled, out_dir / "cache" / "features.npz")
-    data = TrainingData(inputs, labels, class_names, tuple(labelled.curves.bands), target_names, targets, usable,
+    data = TrainingSet(inputs, labels, class_names, tuple(labelled.curves.bands), target_names, targets, usable,
                         labelled.curves, labelled.survey)
     log(f"{options.data}: {labelled.curves.n_objects} objects, {int(usable.sum())} usable, "
         f"{features.values.shape[1]} features; folds {folds} of {options.n_folds}; reused MTL runs "
@@ -428,8 +428,8 @@ def summarise(results: dict[str, MethodResult], regression: dict, true: np.ndarr
         model_cost = float(np.median([cost["model"] for cost in result.cost_us]))
         if method.startswith("BRF"):    # features of the whole curve, then the forest
             extra, how = input_costs["features"], "light-curve features + forest predict_proba"
-        elif method == "Base":          # mbfast.preprocess of the whole curve, then the PyTorch forward
-            extra, how = input_costs["preprocess"], "mbfast.preprocess + PyTorch forward"
+        elif method == "Base":          # mbfast.train.preprocess of the whole curve, then the PyTorch forward
+            extra, how = input_costs["preprocess"], "mbfast.train.preprocess + PyTorch forward"
         else:                           # Engine.classify preprocesses inside
             extra, how = 0.0, "Engine.classify (preprocessing inside)"
         total = extra + model_cost
@@ -529,7 +529,7 @@ def markdown(summary: dict, class_names: tuple[str, ...], true: np.ndarray) -> s
                 lines.append(f"| {name} | {model} | {_q(entry['r2'])} | {_q(entry['rmse'])} | "
                              f"{_q(entry['mape'], 1)} |")
     lines += ["", "## Per-object cost (µs, one thread)", "",
-              "Whole curve: inputs (light-curve features or mbfast.preprocess) + model, per object, on a batch of "
+              "Whole curve: inputs (light-curve features or mbfast.train.preprocess) + model, per object, on a batch of "
               "test objects. New observation: what it costs to update one object's class after one more "
               "observation (forests and Base recompute the whole curve; the engine applies one Engine.step).", "",
               "| Method | how | inputs | model | whole curve | new observation |", "|---|---|---|---|---|---|"]
