@@ -12,7 +12,8 @@ import pytest
 from mbfast.lightcurves.sample import PLASTICC_CLASS_ORDER, load_sample
 from mbfast.lightcurves.snana import read_snana
 from mbfast.train.datasets import YSE_CLASS_ORDER, load_plasticc, load_yse, shared_data_dir, yse_obj_id
-from mbfast.lightcurves.surveys import SNANA_ZERO_POINT, YSE
+from mbfast.lightcurves.photometry import SNANA_ZERO_POINT
+from mbfast.lightcurves.surveys import YSE
 from tests.data_support import shared_data
 
 YSE_DIR = Path(__file__).parent / "data" / "yse"

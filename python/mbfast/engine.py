@@ -22,7 +22,7 @@ import pyarrow as pa
 from mbfast import _core, models
 from mbfast.spec.config import ModelConfig
 from mbfast.spec.counts import model_info
-from mbfast.lightcurves.table import LightCurves, band_indices
+from mbfast.lightcurves.table import LightCurves, band_indices, curves_from_arrow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -325,7 +325,6 @@ class Engine:
     def _curves_of(self, rows: object, survey: str | Survey | None,
                    columns: Mapping[str, str] | None) -> LightCurves:
         """Observation rows (DataFrame, Arrow table, dict of arrays) -> LightCurves in the model's bands."""
-        from mbfast.lightcurves.io import curves_from_arrow
 
         if isinstance(rows, Mapping):
             table = pa.table({name: np.asarray(values) for name, values in rows.items()})

@@ -71,8 +71,9 @@ def test_the_dask_path_applies_the_local_row_policy(tmp_path: Path, small_model_
     dask = classify_with_scheduler(tmp_path / "in.csv", tmp_path / "dask", "local:2", model=small_model_path,
                                    n_shards=3)
     assert not (tmp_path / f".dask.{child.pid}.tmp").exists()
-    assert local.rejected == dask.rejected == {"obj_id not an integer": 1, "unknown band": 1, "mag not a number": 1,
-                                               "|t| > 1e12 days": 1, "err <= 0": 1}
+    assert local.rejected == dask.rejected == {"obj_id must be an integer or a text id": 1, "unknown band": 1,
+                                               "mag must be a number": 1, "t must be within +-1e12 days": 1,
+                                               "err must be > 0": 1}
     assert local.objects == dask.objects == 3 and local.applied == dask.applied == 15
     for name in ("row", "reason"):
         assert pq.read_table(tmp_path / "local.parquet.rejected.parquet").column(name).to_pylist() == \

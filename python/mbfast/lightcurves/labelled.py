@@ -1,5 +1,6 @@
 """LabelledSet: a LightCurves table with a class label and regression targets per object, and load_files, which
-reads one's own labelled light curves (a table of rows plus a labels CSV) as one.
+reads one's own labelled light curves (a table of rows plus a labels CSV) as one; select_objects, the paper's
+object selection (§2).
 
 The training data sets (mbfast.train.datasets) and the shipped sample (mbfast.lightcurves.sample) are LabelledSets.
 """
@@ -96,3 +97,51 @@ def load_files(curves_path: str | Path, labels_path: str | Path, survey: str | N
     bands_survey = next((name for name, preset in SURVEYS.items() if preset.bands == curves.bands), "custom")
     return LabelledSet(curves.select(chosen), labels, class_names, targets, 0, (), survey or bands_survey)
 
+
+def observations_per_band(curves: LightCurves) -> np.ndarray:
+    """int64 (K, B): number of observations of each object in each band."""
+    object_index = np.repeat(np.arange(curves.n_objects), np.diff(curves.offsets))
+    counts = np.zeros((curves.n_objects, len(curves.bands)), dtype=np.int64)
+    np.add.at(counts, (object_index, curves.band.astype(np.int64)), 1)
+    return counts
+
+
+def select_objects(labelled_set: LabelledSet, min_obs_per_band: int = 0, max_per_class: int | None = None,
+                   seed: int = 0, required_bands: tuple[str, ...] | None = None) -> LabelledSet:
+    """The paper's object selection (§2): enough observations per band, then at most `max_per_class` per class.
+
+    Parameters
+    ----------
+    labelled_set : LabelledSet
+    min_obs_per_band : int
+        Keep objects with at least this many observations in each of `required_bands` (the paper uses 4).
+    max_per_class : int or None
+        Sample at most this many objects of each class, uniformly without replacement (Gaia 40 000, PS1 and
+        ZTF 10 000); classes with fewer are used entirely. Unlabelled objects (label -1) count as one class.
+    seed : int
+        Seed of the sampling (numpy.random.default_rng).
+    required_bands : tuple of str or None
+        Bands the minimum applies to; None means every band of the table.
+
+    Returns
+    -------
+    LabelledSet
+        The selected objects, in their original table order.
+    """
+    curves = labelled_set.curves
+    bands = curves.bands if required_bands is None else required_bands
+    unknown = [band for band in bands if band not in curves.bands]
+    if unknown:
+        raise ValueError(f"required_bands {unknown} not in the table's bands {curves.bands}")
+    counts = observations_per_band(curves)[:, [curves.bands.index(band) for band in bands]]
+    eligible = np.flatnonzero(np.all(counts >= min_obs_per_band, axis=1))
+    if max_per_class is not None:
+        rng = np.random.default_rng(seed)
+        chosen = []
+        for label in np.unique(labelled_set.labels[eligible]):
+            members = eligible[labelled_set.labels[eligible] == label]
+            if len(members) > max_per_class:
+                members = rng.choice(members, size=max_per_class, replace=False)
+            chosen.append(members)
+        eligible = np.sort(np.concatenate(chosen)) if chosen else eligible
+    return labelled_set.subset(eligible)

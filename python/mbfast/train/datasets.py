@@ -3,7 +3,8 @@ forms, their mix, or one's own files (load_labelled).
 
 The full sets live in ../shared/data, outside the package. Each loader returns a LabelledSet
 (mbfast.lightcurves.labelled): a LightCurves table plus per-object labels and regression targets in the table's
-object order. Photometry conversions live in mbfast.lightcurves.surveys, flat-file reading in mbfast.lightcurves.io.
+object order. Photometry conversions live in mbfast.lightcurves.photometry, flat-file reading in
+mbfast.lightcurves.io.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mbfast.lightcurves.io import write_parquet
-from mbfast.lightcurves.labelled import UNLABELLED, LabelledSet, load_files
+from mbfast.lightcurves.labelled import UNLABELLED, LabelledSet, load_files, select_objects
 from mbfast.lightcurves.sample import PLASTICC_CLASS_ORDER, PLASTICC_CLASSES, SAMPLE_CURVES, SAMPLE_LABELS
 from mbfast.lightcurves.snana import read_snana
-from mbfast.lightcurves.surveys import LSST, PLASTICC, SNANA_ZERO_POINT, YSE, ZTF, flux_to_mag, select_objects
+from mbfast.lightcurves.photometry import SNANA_ZERO_POINT, flux_to_mag
+from mbfast.lightcurves.surveys import LSST, PLASTICC, YSE, ZTF
 from mbfast.lightcurves.table import LightCurves
 
 # YSE DR1 SPEC_CLASS_BROAD -> our class names; "NA" means no spectroscopic class (label -1)

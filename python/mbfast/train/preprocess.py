@@ -14,7 +14,8 @@ import numpy as np
 from numba import njit, prange
 
 from mbfast.spec.preprocessed import ModelInputs
-from mbfast.lightcurves.table import FIELDS, LightCurves, describe_row
+from mbfast.lightcurves.fields import FIELDS, describe_row
+from mbfast.lightcurves.table import LightCurves
 
 # Objects per parallel chunk: each chunk allocates its per-band scratch once, not once per object.
 OBJECTS_PER_CHUNK = 256
