@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 from mbfast.benchmark.workloads import ZTF_CONFIG
-from mbfast.spec.layout import random_weights
-from mbfast.spec.counts import model_info
+from mbfast.model.layout import random_weights
+from mbfast.model.counts import model_info
 from mbfast.engine import Engine
-from mbfast.spec.modelfile import write_model
+from mbfast.model.modelfile import write_model
 from mbfast.lightcurves.synth import resample
 from mbfast.lightcurves.table import LightCurves
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbfast.spec.preprocessed import ModelInputs
+from mbfast.model.preprocessed import ModelInputs
 from mbfast.train.preprocess import preprocess
 from mbfast.lightcurves.table import LightCurves
 

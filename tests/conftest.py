@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mbfast.spec.config import ModelConfig, RegressionTarget
-from mbfast.spec.layout import random_weights
-from mbfast.spec.modelfile import write_model
+from mbfast.model.config import ModelConfig, RegressionTarget
+from mbfast.model.layout import random_weights
+from mbfast.model.modelfile import write_model
 from tests.data_support import VARIABLE, locate
 
 

@@ -1,5 +1,5 @@
 """Shared helpers for the engine tests (no tests here): small odd-width configs, random-weight model files
-(mbfast.spec.layout.random_weights, no torch) and a few real PLAsTiCC light curves."""
+(mbfast.model.layout.random_weights, no torch) and a few real PLAsTiCC light curves."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mbfast.spec.config import ModelConfig, RegressionTarget
-from mbfast.spec.modelfile import write_model
+from mbfast.model.config import ModelConfig, RegressionTarget
+from mbfast.model.modelfile import write_model
 from mbfast.lightcurves.table import LightCurves
-from mbfast.spec.layout import random_weights
+from mbfast.model.layout import random_weights
 
 LSST_BANDS = ("u", "g", "r", "i", "z", "y")
 

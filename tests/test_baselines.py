@@ -12,12 +12,12 @@ pytest.importorskip("imblearn")
 torch = pytest.importorskip("torch")
 
 from mbfast.cli import main  # noqa: E402
-from mbfast.spec.config import ModelConfig  # noqa: E402
+from mbfast.model.config import ModelConfig  # noqa: E402
 from mbfast.train.baseline_classifiers.brf import fit_brf, fit_rf_regressor  # noqa: E402
 from mbfast.train.baseline_classifiers.concat import ConcatModel, train_concat  # noqa: E402
 from mbfast.train.baseline_classifiers.features import MISSING, extract_features  # noqa: E402
 from mbfast.train.batch import make_batch  # noqa: E402
-from mbfast.spec.reference import preprocess_reference  # noqa: E402
+from mbfast.model.reference import preprocess_reference  # noqa: E402
 from mbfast.lightcurves.table import from_arrays  # noqa: E402
 
 BANDS = ("g", "r", "i")

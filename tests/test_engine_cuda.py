@@ -1,5 +1,5 @@
 """CUDA engine (Engine.load(device="cuda"), docs/cuda.md) against the CPU engine, which tests/test_engine.py ties to
-mbfast.spec.reference. Without a GPU only the error paths run; everything else skips.
+mbfast.model.reference. Without a GPU only the error paths run; everything else skips.
 
 Tolerances, CUDA against CPU at every step of real PLAsTiCC light curves:
   fp32: probs, embedding and regression rtol 1e-4, atol 1e-4 (the GPU sums products in another order, with FMA).

@@ -13,13 +13,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import mbfast  # noqa: E402
-from mbfast.spec.config import ModelConfig, RegressionTarget  # noqa: E402
+from mbfast.model.config import ModelConfig, RegressionTarget  # noqa: E402
 from mbfast.lightcurves.sample import load_sample  # noqa: E402
 from mbfast.train.batch import make_batch  # noqa: E402
 from mbfast.train.export import export_model, load_torch_model, state_tensors  # noqa: E402
 from mbfast.train.multiband import MultibandModel  # noqa: E402
-from mbfast.spec.modelfile import ModelFileError, read_model, write_model  # noqa: E402
-from mbfast.spec.reference import ReferenceModel, preprocess_reference  # noqa: E402
+from mbfast.model.modelfile import ModelFileError, read_model, write_model  # noqa: E402
+from mbfast.model.reference import ReferenceModel, preprocess_reference  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -6,12 +6,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mbfast.spec.config import ModelConfig, RegressionTarget  # noqa: E402
+from mbfast.model.config import ModelConfig, RegressionTarget  # noqa: E402
 from mbfast.lightcurves.sample import load_sample  # noqa: E402
-from mbfast.spec.layout import weight_layout  # noqa: E402
+from mbfast.model.layout import weight_layout  # noqa: E402
 from mbfast.train.batch import Batch, make_batch  # noqa: E402
 from mbfast.train.multiband import MultibandModel  # noqa: E402
-from mbfast.spec.reference import preprocess_reference  # noqa: E402
+from mbfast.model.reference import preprocess_reference  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,4 +1,4 @@
-"""mbfast.train.preprocess (Numba) against mbfast.spec.reference, real PLAsTiCC curves, random curves and hand-computed cases.
+"""mbfast.train.preprocess (Numba) against mbfast.model.reference, real PLAsTiCC curves, random curves and hand-computed cases.
 
 Tolerances: every array exactly equal to the reference except the eq. 4 loss weights (rtol 1e-6: a float
 summation order may differ). Hand-computed literals are compared with rtol 1e-6.
@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mbfast.lightcurves.sample import load_sample
-from mbfast.spec.preprocessed import ModelInputs
+from mbfast.model.preprocessed import ModelInputs
 from mbfast.train.preprocess import check_sorted, preprocess
-from mbfast.spec.reference import preprocess_reference
+from mbfast.model.reference import preprocess_reference
 from mbfast.lightcurves.table import LightCurves, from_arrays
 
 WEIGHT_FIELDS = ("weight_band", "weight_central")

@@ -25,9 +25,9 @@ import pytest
 from mbfast import Engine, exit_codes
 from mbfast.alerts import ZtfCuts, read_alerts
 from mbfast.cli import main
-from mbfast.spec.config import ModelConfig
-from mbfast.spec.layout import random_weights
-from mbfast.spec.modelfile import write_model
+from mbfast.model.config import ModelConfig
+from mbfast.model.layout import random_weights
+from mbfast.model.modelfile import write_model
 from mbfast.cli.stream import register
 from mbfast.jobs.stream import LOCK_FILE, STEP_STATUSES, replay
 

@@ -14,7 +14,7 @@ from mbfast.cli import main  # noqa: E402
 from mbfast.lightcurves.sample import load_sample  # noqa: E402
 from mbfast.train.datasets import rebanded  # noqa: E402
 from mbfast.lightcurves.io import write_parquet  # noqa: E402
-from mbfast.spec.modelfile import read_model  # noqa: E402
+from mbfast.model.modelfile import read_model  # noqa: E402
 from mbfast.lightcurves.surveys import ZTF  # noqa: E402
 
 TINY_FLAGS = ["--band-hidden", "4", "--band-layers", "1", "--central-hidden", "4", "--central-layers", "1",

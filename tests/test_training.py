@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mbfast.spec.config import ModelConfig, RegressionTarget  # noqa: E402
+from mbfast.model.config import ModelConfig, RegressionTarget  # noqa: E402
 from mbfast.lightcurves.sample import load_sample  # noqa: E402
 from mbfast.train import metrics  # noqa: E402
 from mbfast.train.batch import make_batch  # noqa: E402
@@ -21,8 +21,8 @@ from mbfast.train.multiband import MultibandModel  # noqa: E402
 from mbfast.train.loop import (TrainOptions, band_losses, central_loss, predict, train,  # noqa: E402
                                    weighted_ce)
 from mbfast.train.prior import log_prior  # noqa: E402
-from mbfast.spec.modelfile import read_model  # noqa: E402
-from mbfast.spec.reference import preprocess_reference  # noqa: E402
+from mbfast.model.modelfile import read_model  # noqa: E402
+from mbfast.model.reference import preprocess_reference  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -21,7 +21,7 @@ from mbfast.train import metrics
 from mbfast.train.training_set import load_labelled
 from mbfast.train.evaluate import evaluate, object_indices
 from mbfast.train.prefix import engine_classes, first_observations
-from mbfast.spec.modelfile import read_model, write_model
+from mbfast.model.modelfile import read_model, write_model
 from mbfast.models import shipped_path
 
 PREFIXES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 50)

@@ -5,7 +5,7 @@ Import is light: NumPy and pyarrow only; never torch or Numba (training, mbfast.
 from __future__ import annotations
 
 from mbfast import _core
-from mbfast.spec.config import ModelConfig, RegressionTarget
+from mbfast.model.config import ModelConfig, RegressionTarget
 from mbfast.engine import Engine
 from mbfast.lightcurves.table import LightCurves
 

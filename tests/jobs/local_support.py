@@ -45,9 +45,9 @@ def forget_over_two_nights(tmp_path: Path, model: Path,
 
 def ztf_model(path: Path) -> Path:
     """A random-weight (g, r) model for ZTF, as `mbfast train --survey ztf` tags one."""
-    from mbfast.spec.config import ModelConfig
-    from mbfast.spec.layout import random_weights
-    from mbfast.spec.modelfile import write_model
+    from mbfast.model.config import ModelConfig
+    from mbfast.model.layout import random_weights
+    from mbfast.model.modelfile import write_model
 
     config = ModelConfig(survey="ztf", bands=("g", "r"), class_names=("SNIa", "SNII", "AGN"), band_hidden=8,
                          central_hidden=8, classifier_hidden=8, band_head_hidden=8, regression_hidden=8, n_skip=2)

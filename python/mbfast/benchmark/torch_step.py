@@ -3,7 +3,7 @@
 
 Not the training model (mbfast.train runs whole sequences); this is what one would write to serve the model from
 PyTorch one observation at a time. BatchNorm is folded into the preceding Linear (eval mode: running statistics).
-Maths mirror mbfast.spec.reference.ReferenceModel.step. Dimension legend: N rows (distinct objects), K objects held,
+Maths mirror mbfast.model.reference.ReferenceModel.step. Dimension legend: N rows (distinct objects), K objects held,
 B bands, L band layers, H band hidden, Lc central layers, Hc central hidden, P colour pairs, C classes, T targets.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mbfast.spec.config import ModelConfig
-from mbfast.spec.modelfile import ModelFile
+from mbfast.model.config import ModelConfig
+from mbfast.model.modelfile import ModelFile
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:

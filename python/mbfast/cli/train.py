@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from mbfast.spec.config import ModelConfig
+from mbfast.model.config import ModelConfig
 
 # the shape options: ModelConfig's integer fields, each a --flag of `mbfast train`
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig) if field.type == "int")

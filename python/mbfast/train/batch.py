@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mbfast.spec.preprocessed import ModelInputs
+from mbfast.model.preprocessed import ModelInputs
 
 
 Array = Any  # np.ndarray; torch.Tensor after Batch.to_torch

@@ -1,4 +1,4 @@
-"""PyTorch state_dict <-> mbfast model file. The file's tensor names are the state_dict keys (mbfast.spec.layout).
+"""PyTorch state_dict <-> mbfast model file. The file's tensor names are the state_dict keys (mbfast.model.layout).
 
 Export checks "state_dict == layout" and lists every missing, extra or mis-shaped tensor in one error.
 """
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mbfast.spec.config import ModelConfig
-from mbfast.spec.modelfile import check_tensors, read_model, write_model
+from mbfast.model.config import ModelConfig
+from mbfast.model.modelfile import check_tensors, read_model, write_model
 from mbfast.train.multiband import MultibandModel
 
 # BatchNorm's step counter: not needed at inference (momentum is fixed), so not in the layout
@@ -27,7 +27,7 @@ def state_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 def export_model(model: MultibandModel, path: str | os.PathLike[str], config: ModelConfig | None = None) -> None:
     """Write `model` (its weights, BatchNorm running statistics included) to an mbfast model file.
 
-    Raises mbfast.spec.modelfile.ModelFileError listing every tensor that does not match weight_layout(config).
+    Raises mbfast.model.modelfile.ModelFileError listing every tensor that does not match weight_layout(config).
     """
     write_model(path, config or model.config, state_tensors(model.state_dict()))
 

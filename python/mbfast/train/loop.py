@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mbfast.spec.config import ModelConfig
-from mbfast.spec.preprocessed import ModelInputs
+from mbfast.model.config import ModelConfig
+from mbfast.model.preprocessed import ModelInputs
 from mbfast.train.augment import Augmentation, augment, balanced_sample, class_weights
 from mbfast.train.batch import Batch, make_batch
 from mbfast.train.training_set import (DEFAULT_CACHE, TrainingSet, cap_per_class, fit_targets, load_training_set,

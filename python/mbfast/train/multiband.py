@@ -1,7 +1,7 @@
 """The multiband ensemble (paper §3, Fig. 4): one band model per band and a central model, built from ModelConfig.
 
-state_dict keys are exactly mbfast.spec.layout.weight_layout(config) (plus BatchNorm num_batches_tracked, dropped on
-export). Mirrors mbfast.spec.reference.ReferenceModel.step, which does the same maths one observation at a time.
+state_dict keys are exactly mbfast.model.layout.weight_layout(config) (plus BatchNorm num_batches_tracked, dropped on
+export). Mirrors mbfast.model.reference.ReferenceModel.step, which does the same maths one observation at a time.
 Dimension legend: K objects, B bands, T_b band steps, T central steps, M valid central steps, L layers,
 H hidden, C classes, G regression targets, F = config.final_width.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mbfast.spec.config import ROW_WIDTH, ModelConfig
+from mbfast.model.config import ROW_WIDTH, ModelConfig
 from mbfast.train.batch import Batch
 from mbfast.train.ffnn import BatchNormFFNN
 from mbfast.train.stack import ResidualLSTMStack, mix_layers

@@ -1,6 +1,6 @@
 """Numba preprocessing: LightCurves -> ModelInputs (window rows, multiband order, colours, Δt, eq. 4 weights).
 
-The fast twin of mbfast.spec.reference.preprocess_reference, equal to it array for array (tests/test_preprocess.py);
+The fast twin of mbfast.model.reference.preprocess_reference, equal to it array for array (tests/test_preprocess.py);
 docs/preprocessing.md states the semantics. It checks only the (obj_id, t, band) order it relies on; values
 (finite t/mag/err, err > 0) are validated by mbfast.lightcurves.table.from_arrays.
 Dimension legend: N observations, K objects, R window rows, B bands, P colour pairs.
@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from mbfast.spec.preprocessed import ModelInputs
+from mbfast.model.preprocessed import ModelInputs
 from mbfast.lightcurves.fields import FIELDS, describe_row
 from mbfast.lightcurves.table import LightCurves
 
@@ -51,7 +51,7 @@ def preprocess(curves: LightCurves, n_skip: int, num_threads: int | None = None,
     Returns
     -------
     ModelInputs
-        Flat rows plus offsets, see mbfast.spec.preprocessed. Window rows, colours and dt are float32 of float64
+        Flat rows plus offsets, see mbfast.model.preprocessed. Window rows, colours and dt are float32 of float64
         values; `t` is differenced in float64.
 
     Raises

@@ -1,7 +1,7 @@
 """Residual, LayerNorm'd LSTM stack with a softmax layer mix (paper §3.2, eq. 3), over padded batches.
 
-One single-layer nn.LSTM per level so state_dict keys match mbfast.spec.layout (`lstm.{l}.weight_ih_l0`).
-Mirrored one step at a time by mbfast.spec.reference.ReferenceModel.stack_step.
+One single-layer nn.LSTM per level so state_dict keys match mbfast.model.layout (`lstm.{l}.weight_ih_l0`).
+Mirrored one step at a time by mbfast.model.reference.ReferenceModel.stack_step.
 Dimension legend: N sequences, T steps, L layers, H hidden, I input width.
 """
 from __future__ import annotations

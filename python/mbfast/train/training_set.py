@@ -14,8 +14,8 @@ from typing import Callable
 import numpy as np
 
 from mbfast.lightcurves.table import LightCurves
-from mbfast.spec.config import RegressionTarget
-from mbfast.spec.preprocessed import ModelInputs
+from mbfast.model.config import RegressionTarget
+from mbfast.model.preprocessed import ModelInputs
 from mbfast.train.datasets import FILES, load_labelled
 from mbfast.train.preprocess import preprocess as _preprocess
 

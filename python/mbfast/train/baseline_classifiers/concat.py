@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mbfast.spec.config import ROW_WIDTH, ModelConfig
-from mbfast.spec.preprocessed import ModelInputs
+from mbfast.model.config import ROW_WIDTH, ModelConfig
+from mbfast.model.preprocessed import ModelInputs
 from mbfast.train.batch import Batch, make_batch
 from mbfast.train.ffnn import BatchNormFFNN
 from mbfast.train.stack import ResidualLSTMStack

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mbfast.lightcurves.labelled import LabelledSet
-from mbfast.spec.preprocessed import ModelInputs
+from mbfast.model.preprocessed import ModelInputs
 from mbfast.train import metrics, plots
 from mbfast.train.training_set import TrainingSet, cap_per_class, load_inputs, save_inputs, stratified_split
 from mbfast.train.plots import save_confusion_matrix
@@ -246,7 +246,7 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     """Train and evaluate every method on the chosen folds; write report.md, metrics.json and PNGs."""
     import torch
 
-    from mbfast.spec.config import ModelConfig
+    from mbfast.model.config import ModelConfig
     from mbfast.train.export import load_torch_model
     from mbfast.engine import Engine
     from mbfast.train.baseline_classifiers.features import extract_features

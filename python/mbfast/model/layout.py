@@ -1,14 +1,14 @@
 """weight_layout(config): the name and shape of every tensor in a model file; random_weights(config) fills them.
 
 Names are the PyTorch state_dict keys of mbfast.train.MultibandModel, so export checks "state_dict == layout"
-and the C++ loader asks for each name and checks its shape. Two version numbers (byte layout in mbfast/spec/modelfile.py):
+and the C++ loader asks for each name and checks its shape. Two version numbers (byte layout in mbfast/model/modelfile.py):
 FORMAT_VERSION is the byte layout of the container, LAYOUT_REVISION the tensor names below.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from mbfast.spec.config import ROW_WIDTH, ModelConfig
+from mbfast.model.config import ROW_WIDTH, ModelConfig
 
 FORMAT_VERSION = 1
 LAYOUT_REVISION = 1

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mbfast.spec.config import ModelConfig
-from mbfast.spec.preprocessed import ModelInputs
-from mbfast.spec.modelfile import ModelFile
+from mbfast.model.config import ModelConfig
+from mbfast.model.preprocessed import ModelInputs
+from mbfast.model.modelfile import ModelFile
 from mbfast.lightcurves.table import LightCurves
 
 

@@ -1,15 +1,15 @@
-"""mbfast.spec.counts against numbers worked out by hand for tiny configs, and against the layout and the C++ store."""
+"""mbfast.model.counts against numbers worked out by hand for tiny configs, and against the layout and the C++ store."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from mbfast.spec.config import ModelConfig, RegressionTarget
-from mbfast.spec.counts import flops_per_observation, model_info, parameter_count, recurrent_state_bytes
+from mbfast.model.config import ModelConfig, RegressionTarget
+from mbfast.model.counts import flops_per_observation, model_info, parameter_count, recurrent_state_bytes
 from mbfast.engine import Engine
-from mbfast.spec.layout import random_weights, weight_layout
-from mbfast.spec.modelfile import write_model
+from mbfast.model.layout import random_weights, weight_layout
+from mbfast.model.modelfile import write_model
 
 
 def tiny_config() -> ModelConfig:
@@ -90,7 +90,7 @@ def test_store_bytes_of_the_paper_shape_by_hand(tmp_path: Path) -> None:
 
 def test_engine_info_reports_the_costs_of_its_model(small_model_path) -> None:  # type: ignore[no-untyped-def]
     from mbfast import Engine
-    from mbfast.spec.counts import model_info
+    from mbfast.model.counts import model_info
 
     engine = Engine.load(small_model_path, num_threads=1)
     info = engine.info()

@@ -1,6 +1,6 @@
 """ModelConfig: the one source of truth for the model's shape.
 
-It builds the PyTorch modules (mbfast.train), is stored as JSON in the model file (mbfast.spec.modelfile) and is
+It builds the PyTorch modules (mbfast.train), is stored as JSON in the model file (mbfast.model.modelfile) and is
 what the C++ loader reads. Nothing re-derives hyper-parameters from tensor shapes.
 """
 from __future__ import annotations

@@ -9,8 +9,8 @@ against O(H^2) for the matrices, and is left out: for the ZTF shape it adds abou
 """
 from __future__ import annotations
 
-from mbfast.spec.config import ROW_WIDTH, ModelConfig
-from mbfast.spec.layout import weight_layout
+from mbfast.model.config import ROW_WIDTH, ModelConfig
+from mbfast.model.layout import weight_layout
 
 FLOAT32_BYTES = 4
 
@@ -34,7 +34,7 @@ def trainable_parameter_count(config: ModelConfig) -> int:
 
 
 def lstm_stack_macs(in_width: int, hidden: int, layers: int) -> int:
-    """Multiply-adds of one step of a residual LSTM stack (mbfast.spec.reference.ReferenceModel.stack_step).
+    """Multiply-adds of one step of a residual LSTM stack (mbfast.model.reference.ReferenceModel.stack_step).
 
     Layer l: W_ih (4H, in_l) x + W_hh (4H, H) h. The input residual W (H, in) x runs only when the stack has a
     second layer to feed (layers > 1); later residuals are additions.
@@ -112,7 +112,7 @@ def model_info(config: ModelConfig, store_bytes_per_object: int | None = None) -
 
     Examples
     --------
-    >>> from mbfast.spec.config import ModelConfig
+    >>> from mbfast.model.config import ModelConfig
     >>> config = ModelConfig(survey="ztf", bands=("g", "r"), class_names=("a", "b"), band_hidden=2, band_layers=1,
     ...                      central_hidden=2, central_layers=1, translation_layers=1, classifier_hidden=2,
     ...                      classifier_layers=1)

@@ -1,6 +1,6 @@
 """ModelInputs: the preprocessed form of many light curves, as flat arrays + offsets (paper eq. 2, §3.4–3.6).
 
-Produced by mbfast.train.preprocess (Numba) and mbfast.spec.reference (NumPy, slow and obvious); consumed by training and
+Produced by mbfast.train.preprocess (Numba) and mbfast.model.reference (NumPy, slow and obvious); consumed by training and
 by the parity tests. Dimension legend: K objects, R window rows over all objects, B bands, P colour pairs.
 Rows of one object are listed in multiband order, so a row's position inside its object is its dense rank.
 """

@@ -4,8 +4,8 @@ import pytest
 
 import numpy as np
 
-from mbfast.spec.config import ModelConfig, RegressionTarget
-from mbfast.spec.layout import weight_layout
+from mbfast.model.config import ModelConfig, RegressionTarget
+from mbfast.model.layout import weight_layout
 
 
 def test_json_round_trip_keeps_every_field(small_config: ModelConfig) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mbfast.spec.config import ModelConfig
-from mbfast.spec.layout import FORMAT_VERSION, random_weights, weight_layout
-from mbfast.spec.modelfile import MAGIC, ModelFileError, read_model, write_model
+from mbfast.model.config import ModelConfig
+from mbfast.model.layout import FORMAT_VERSION, random_weights, weight_layout
+from mbfast.model.modelfile import MAGIC, ModelFileError, read_model, write_model
 
 
 def test_write_read_round_trip_is_exact(small_model_path: Path, small_config: ModelConfig) -> None:

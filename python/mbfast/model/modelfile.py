@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mbfast.spec.config import ModelConfig
-from mbfast.spec.layout import FORMAT_VERSION, LAYOUT_REVISION, weight_layout
+from mbfast.model.config import ModelConfig
+from mbfast.model.layout import FORMAT_VERSION, LAYOUT_REVISION, weight_layout
 
 MAGIC = b"MBFAST\x00\x01"
 ALIGNMENT = 64
