@@ -1,5 +1,5 @@
 """Shared fixtures: small model configs and random-weight model files made without torch; where the full data
-sets are (tests/data_support.py)."""
+sets are (tests/support/shared_data.py)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ import pytest
 from mbfast.model.config import ModelConfig, RegressionTarget
 from mbfast.model.layout import random_weights
 from mbfast.model.modelfile import write_model
-from tests.data_support import VARIABLE, locate
+from tests.support.shared_data import VARIABLE, locate
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -20,7 +20,7 @@ from mbfast.model.layout import FORMAT_VERSION, LAYOUT_REVISION, random_weights
 from mbfast.model.modelfile import read_model, write_model
 from mbfast.model.reference import ReferenceModel, preprocess_reference
 from mbfast.lightcurves.table import from_arrays
-from tests.engine_support import LSST_BANDS, plasticc_sample, small_config, time_ordered_rows, write_random_model
+from tests.support.engine import LSST_BANDS, plasticc_sample, small_config, time_ordered_rows, write_random_model
 
 ALL_OUTPUTS = ("probs", "embedding", "regression")
 

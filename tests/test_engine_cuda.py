@@ -19,7 +19,7 @@ import pytest
 import mbfast
 from mbfast import _core
 from mbfast.engine import Engine, Status, StepResult
-from tests.engine_support import plasticc_sample, small_config, time_ordered_rows, write_random_model
+from tests.support.engine import plasticc_sample, small_config, time_ordered_rows, write_random_model
 
 OUTPUTS = ("probs", "embedding", "regression")
 requires_cuda = pytest.mark.skipif(not mbfast.cuda_available(), reason="needs a CUDA GPU")

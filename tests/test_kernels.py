@@ -25,7 +25,7 @@ from mbfast import _core
 from mbfast.engine import Engine, Status
 from mbfast.model.modelfile import read_model
 from mbfast.model.reference import ReferenceModel, preprocess_reference
-from tests.engine_support import plasticc_sample, small_config, time_ordered_rows, write_random_model
+from tests.support.engine import plasticc_sample, small_config, time_ordered_rows, write_random_model
 
 # lowest first: a CPU runs every kernel up to its best
 KERNELS = ("portable", "avx2", "avx512", "avx512_vnni", "avx512_bf16")

@@ -39,7 +39,7 @@ def test_two_worker_local_cluster_equals_the_single_process_run(tmp_path: Path, 
 def test_forget_after_with_a_local_cluster(tmp_path: Path, small_model_path: Path) -> None:
     from mbfast.jobs.local import BatchSummary
     from mbfast.jobs.dask import classify_with_scheduler
-    from tests.jobs.local_support import forget_over_two_nights
+    from tests.support.jobs import forget_over_two_nights
 
     def run(source: Path, output: Path, state: Path) -> BatchSummary:
         return classify_with_scheduler(source, output, "local:2", model=small_model_path, state_dir=state,
@@ -86,7 +86,7 @@ def test_the_dask_path_applies_the_local_row_policy(tmp_path: Path, small_model_
 @pytest.mark.slow
 def test_the_dask_path_reads_ztf_tables_like_the_local_one(tmp_path: Path) -> None:
     from mbfast.jobs.dask import classify_with_scheduler
-    from tests.jobs.local_support import ztf_alert_rows, ztf_model
+    from tests.support.jobs import ztf_alert_rows, ztf_model
 
     model = ztf_model(tmp_path / "ztf.mbf")
     pq.write_table(ztf_alert_rows(), tmp_path / "alerts.parquet")

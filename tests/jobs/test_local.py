@@ -12,7 +12,7 @@ from mbfast.cli import main
 from mbfast.lightcurves.sample import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 from mbfast.engine import Engine
 from mbfast.lightcurves.table import from_arrays
-from tests.jobs.local_support import forget_over_two_nights, ztf_alert_rows, ztf_model
+from tests.support.jobs import forget_over_two_nights, ztf_alert_rows, ztf_model
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Numba preprocessing: LightCurves -> ModelInputs (window rows, multiband order, colours, Δt, eq. 4 weights).
 
-The fast twin of mbfast.model.reference.preprocess_reference, equal to it array for array (tests/test_preprocess.py);
+The fast twin of mbfast.model.reference.preprocess_reference, equal to it array for array (tests/train/test_preprocess.py);
 docs/preprocessing.md states the semantics. It checks only the (obj_id, t, band) order it relies on; values
 (finite t/mag/err, err > 0) are validated by mbfast.lightcurves.table.from_arrays.
 Dimension legend: N observations, K objects, R window rows, B bands, P colour pairs.

@@ -1,6 +1,6 @@
 """Data set loaders: the shipped PLAsTiCC sample, YSE DR1 SNANA parsing (values checked by hand against the file
 text, on two files in tests/data/yse), and clear errors when the full data sets are missing. The two tests that
-need a full data set take it from tests/data_support.shared_data."""
+need a full data set take it from tests/support/shared_data.shared_data."""
 from __future__ import annotations
 
 import shutil
@@ -14,9 +14,9 @@ from mbfast.lightcurves.snana import read_snana
 from mbfast.train.datasets import YSE_CLASS_ORDER, load_plasticc, load_yse, shared_data_dir, yse_obj_id
 from mbfast.lightcurves.photometry import SNANA_ZERO_POINT
 from mbfast.lightcurves.surveys import YSE
-from tests.data_support import shared_data
+from tests.support.shared_data import shared_data
 
-YSE_DIR = Path(__file__).parent / "data" / "yse"
+YSE_DIR = Path(__file__).parents[1] / "data" / "yse"
 GALACTIC = {"M-dwarf", "EB", "RRL", "Mira", "uLens-Single"}
 
 

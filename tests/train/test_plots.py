@@ -14,7 +14,7 @@ from PIL import Image  # noqa: E402 (a matplotlib dependency)
 from mbfast.lightcurves.sample import PLASTICC_CLASS_ORDER  # noqa: E402
 from mbfast.train import plots  # noqa: E402
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def plasticc_like(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

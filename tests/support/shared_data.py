@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 VARIABLE = "MBFAST_SHARED_DATA"
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from mbfast.model.modelfile import write_model
 from mbfast.cli.stream import register
 from mbfast.jobs.stream import LOCK_FILE, STEP_STATUSES, replay
 
-DATA = Path(__file__).parent / "data" / "alerts"
+DATA = Path(__file__).parents[1] / "data" / "alerts"
 ZTF_FILES = [DATA / "ztf" / name for name in ("ztf_v3p3_ZTF19abvhduf.avro", "ztf_v3p3_3_packets_deflate.avro",
                                               "fink_ztf_v4p02_8_alerts.parquet", "kafka_snappy_8_packets.avro")]
 LSST_PARQUET = DATA / "lsst" / "rubin_lsstcam_v10_0_25_alerts.parquet"
@@ -307,7 +307,7 @@ def test_kafka_messages_score_like_the_file_they_came_from(lsst_engine: Callable
     """read_messages + score_alerts (a Kafka consumer's loop) gives replay's scores for the same packets."""
     from mbfast.alerts import read_messages
     from mbfast.jobs.stream import score_alerts
-    from tests.alerts_support import confluent_messages
+    from tests.support.alerts import confluent_messages
 
     make = lsst_engine
     path = DATA / "lsst" / "rubin_lsstcam_v10_0_25_alerts.avro"

@@ -1,4 +1,4 @@
-"""tests/data_support.py: a test needing a full data set skips (naming MBFAST_SHARED_DATA) only where there are no
+"""tests/support/shared_data.py: a test needing a full data set skips (naming MBFAST_SHARED_DATA) only where there are no
 full data sets at all; where they are expected, a missing or empty one fails it."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.data_support import VARIABLE, locate, shared_data
+from tests.support.shared_data import VARIABLE, locate, shared_data
 
 RELATIVE = "plasticc_train_simulated/plasticc_train_metadata.csv"
 
