@@ -14,7 +14,7 @@ import numpy as np
 
 import mbfast
 from mbfast.train import metrics
-from mbfast.train.training_set import load_labelled
+from mbfast.train.datasets import load_labelled
 from mbfast.train.evaluate import object_indices
 from mbfast.train.prefix import engine_classes
 

@@ -16,9 +16,8 @@ import numpy as np
 
 import mbfast
 from mbfast.lightcurves.labelled import LabelledSet
-from mbfast.train.datasets import load_yse_ps1, load_yse_ztf
+from mbfast.train.datasets import load_labelled, load_yse_ps1, load_yse_ztf
 from mbfast.train import metrics
-from mbfast.train.training_set import load_labelled
 from mbfast.train.evaluate import evaluate, object_indices
 from mbfast.train.prefix import engine_classes, first_observations
 from mbfast.model.modelfile import read_model, write_model

@@ -38,7 +38,7 @@ SELECT_ON = ("macro_f1", "loss")
 
 @dataclass(frozen=True)
 class TrainOptions:
-    dataset: str = "plasticc"         # a name of mbfast.train.training_set.dataset_loaders(), or "files" (below)
+    dataset: str = "plasticc"         # a name of mbfast.train.datasets.dataset_loaders(), or "files" (below)
     data: str | None = None            # dataset "files": light-curve table (Parquet/CSV) ...
     labels: str | None = None          # ... and its labels CSV (obj_id, label[, regression targets])
     survey: str | None = None          # ... and the survey of its bands (mbfast.lightcurves.surveys)
