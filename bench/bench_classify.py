@@ -6,8 +6,8 @@ Default 100 k curves (--bench-curves; a --benchmark-disable smoke run uses 200).
 checked after.
 extra_info: obs/s (observations in the table), curves/s, GFLOP/s of the predicted rows and the ceiling fraction.
 
-The baseline is what a broker would otherwise run for a nightly reclassification: mbfast.preprocess (Numba) and the
-training model's whole-sequence forward (mbfast.model.training.predict: padded batches of 512 objects of similar
+The baseline is what a broker would otherwise run for a nightly reclassification: mbfast.train.preprocess (Numba) and the
+training model's whole-sequence forward (mbfast.train.loop.predict: padded batches of 512 objects of similar
 length, eval mode, no autograd) on the weights read back from the same file; its final probabilities are checked
 against Engine.classify's.
 """
@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 from mbfast.benchmark.workloads import ZTF_CONFIG
-from mbfast.layout import random_weights
-from mbfast.costs import model_info
+from mbfast.model.layout import random_weights
+from mbfast.model.counts import model_info
 from mbfast.engine import Engine
-from mbfast.modelfile import write_model
+from mbfast.model.modelfile import write_model
 from mbfast.lightcurves.synth import resample
 from mbfast.lightcurves.table import LightCurves
 
@@ -78,9 +78,9 @@ def test_classify_mbfast(benchmark, curves: LightCurves, model_path: Path, bench
 def test_classify_torch(benchmark, curves: LightCurves, model_path: Path, bench_threads: int,  # noqa: ANN001
                         record_throughput: Callable[[int, str], None], mbfast_probs: dict[str, np.ndarray]) -> None:
     torch = pytest.importorskip("torch")
-    from mbfast.model.export import load_torch_model
-    from mbfast.model.training import predict
-    from mbfast.preprocess import preprocess
+    from mbfast.train.export import load_torch_model
+    from mbfast.train.loop import predict
+    from mbfast.train.preprocess import preprocess
 
     torch.set_num_threads(bench_threads)
     model = load_torch_model(model_path)

@@ -1,4 +1,4 @@
-"""Preprocessing throughput: mbfast.preprocess (Numba) against a plain pandas groupby version of the same features.
+"""Preprocessing throughput: mbfast.train.preprocess (Numba) against a plain pandas groupby version of the same features.
 
 Inputs are PLAsTiCC curves resampled by lightcurves.synth (bench/conftest.py: --bench-obs, default 10 M observations;
 pandas runs on a 1 M subset and is compared per observation). Only the call is timed; outputs are checked after.
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbfast.inputs import ModelInputs
-from mbfast.preprocess import preprocess
+from mbfast.model.preprocessed import ModelInputs
+from mbfast.train.preprocess import preprocess
 from mbfast.lightcurves.table import LightCurves
 
 N_SKIP = 2

@@ -15,7 +15,7 @@ import pytest
 
 from child import run_child
 from mbfast.benchmark.workloads import ZTF_CONFIG
-from mbfast.costs import model_info
+from mbfast.model.counts import model_info
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 ROWS_PER_CALL = 4096

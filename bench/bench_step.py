@@ -5,7 +5,7 @@ predicted one (objects pre-warmed with 2 observations per band; each timed round
 observation per object, mbfast.benchmark.workloads.StepRounds). State gather/scatter is inside the timing, input
 building is not. Shapes: the paper's ZTF configuration (random weights) and the shipped default model (skipped
 until it exists).
-extra_info: obs_per_s, gflops (mbfast.costs FLOPs per observation) and ceiling_fraction (mbfast.benchmark.roofline).
+extra_info: obs_per_s, gflops (mbfast.model.counts FLOPs per observation) and ceiling_fraction (mbfast.benchmark.roofline).
 Baselines get ready window rows (no preprocessing); mbfast also forms them from (t, mag, err).
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from mbfast.benchmark.workloads import BATCH_SIZES, StepRounds, rounds_for
-from mbfast.costs import model_info
+from mbfast.model.counts import model_info
 from mbfast.engine import Engine, Status
-from mbfast.modelfile import ModelFile
+from mbfast.model.modelfile import ModelFile
 
 
 

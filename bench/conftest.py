@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from mbfast.benchmark.workloads import ZTF_CONFIG
-from mbfast.layout import random_weights
-from mbfast.datasets import load_plasticc, load_sample, shared_data_dir
+from mbfast.model.layout import random_weights
+from mbfast.lightcurves.sample import load_sample
+from mbfast.train.datasets import load_plasticc, shared_data_dir
 from mbfast.engine import DEFAULT_MODEL
-from mbfast.modelfile import ModelFile, read_model, write_model
+from mbfast.model.modelfile import ModelFile, read_model, write_model
 from mbfast.lightcurves.synth import resample
 from mbfast.lightcurves.table import LightCurves
 

@@ -4,7 +4,7 @@ precision fp32/bf16/int8 and state_dtype fp32/fp16 (docs/performance.md, "Accura
     python bench/precision_accuracy.py [model.mbf] [--split runs/plasticc_default/split.npz] [--all]
 
 Default: the shipped model on the test fold of its split (all objects with --all or when the split file is
-missing). Needs the PLAsTiCC training set (mbfast.datasets.load_plasticc).
+missing). Needs the PLAsTiCC training set (mbfast.train.datasets.load_plasticc).
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import mbfast
-from mbfast.datasets import load_plasticc
-from mbfast.model import metrics
+from mbfast.train.datasets import load_plasticc
+from mbfast.train import metrics
 
 SETTINGS = (("fp32", "fp32"), ("bf16", "fp32"), ("int8", "fp32"), ("fp32", "fp16"), ("bf16", "fp16"),
             ("int8", "fp16"))  # (precision, state_dtype)

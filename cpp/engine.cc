@@ -1,6 +1,6 @@
 // The Engine API (engine.h), entry points first, then what they call: advance (plan_rows -> commit_plan -> the step
 // on the engine's device, scheduler.h) and the per-object outputs. The model maths is step.h, written once for the
-// CPU and CUDA, mirroring mbfast/reference.py.
+// CPU and CUDA, mirroring mbfast/model/reference.py.
 #include "engine.h"
 
 #include <algorithm>

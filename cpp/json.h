@@ -1,4 +1,4 @@
-// A minimal JSON reader for the model file's config (mbfast/config.py ModelConfig.to_json): objects, arrays,
+// A minimal JSON reader for the model file's config (mbfast/model/config.py ModelConfig.to_json): objects, arrays,
 // strings, numbers, true/false/null. Not a general-purpose library: no \u surrogate pairs beyond the BMP.
 #pragma once
 

@@ -20,7 +20,7 @@ struct RegressionTarget {
   double std = 1.0;
 };
 
-// mirrors mbfast/config.py ModelConfig (only what inference needs, plus what validation checks)
+// mirrors mbfast/model/config.py ModelConfig (only what inference needs, plus what validation checks)
 struct ModelConfig {
   std::string survey;
   std::vector<std::string> bands;

@@ -1,6 +1,6 @@
 // Row planning of one Engine call: every row validated and turned into window rows (eq. 2) against private copies of
 // the touched objects' scalar state, then committed to the store at once. No model maths here; plan_rows mirrors
-// mbfast/reference.py preprocess_reference, one row at a time.
+// mbfast/model/reference.py preprocess_reference, one row at a time.
 //
 // Dimension legend: N rows of the call, B bands, P colour pairs.
 #pragma once

@@ -1,6 +1,6 @@
 // The model step, written once for every device: band_chunk (one band step + the translation into the central
 // model's input) and central_chunk (one central step + the heads) for a chunk of window rows, over ops that pick the
-// device by their context (ops/device.h). Mirrors mbfast/reference.py ReferenceModel.step.
+// device by their context (ops/device.h). Mirrors mbfast/model/reference.py ReferenceModel.step.
 //
 // A Backend gives the step its device, the weights as that device holds them and the recurrent state's rows:
 //   context()                        ops::CpuContext or ops::CudaContext

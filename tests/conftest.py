@@ -1,5 +1,5 @@
 """Shared fixtures: small model configs and random-weight model files made without torch; where the full data
-sets are (tests/data_support.py)."""
+sets are (tests/support/shared_data.py)."""
 from __future__ import annotations
 
 import os
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mbfast.config import ModelConfig, RegressionTarget
-from mbfast.layout import random_weights
-from mbfast.modelfile import write_model
-from tests.data_support import VARIABLE, locate
+from mbfast.model.config import ModelConfig, RegressionTarget
+from mbfast.model.layout import random_weights
+from mbfast.model.modelfile import write_model
+from tests.support.shared_data import VARIABLE, locate
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # the loaders (mbfast.datasets.shared_data_dir) read the folder the tests' shared_data() checked
+    # the loaders (mbfast.train.datasets.shared_data_dir) read the folder the tests' shared_data() checked
     where = locate()
     if where.expected:
         os.environ[VARIABLE] = str(where.folder)

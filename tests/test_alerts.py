@@ -18,7 +18,7 @@ from mbfast.alerts import (AlertError, ZtfCuts, apparent_magnitude, read_alerts,
                            ztf_object_name)
 from mbfast.alerts.container import Container
 from mbfast.lightcurves.surveys import LSST, ZTF
-from tests.alerts_support import confluent_messages
+from tests.support.alerts import confluent_messages
 
 DATA = Path(__file__).parent / "data" / "alerts"
 ZTF_DIR = DATA / "ztf"

@@ -1,5 +1,5 @@
 """The step baselines of bench/ (PyTorch eager, torch.compile, ONNX Runtime) compute the model: their probabilities
-equal mbfast.reference.ReferenceModel's over several steps of interleaved objects and bands.
+equal mbfast.model.reference.ReferenceModel's over several steps of interleaved objects and bands.
 
 fp32 baselines against the float64 reference: rtol 1e-5, atol 1e-6 (max diff printed). Small configs, a few steps.
 """
@@ -11,10 +11,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from mbfast.config import ModelConfig, RegressionTarget
-from mbfast.modelfile import ModelFile
-from mbfast.reference import ReferenceModel
-from mbfast.layout import random_weights
+from mbfast.model.config import ModelConfig, RegressionTarget
+from mbfast.model.modelfile import ModelFile
+from mbfast.model.reference import ReferenceModel
+from mbfast.model.layout import random_weights
 
 torch = pytest.importorskip("torch")
 

@@ -13,7 +13,7 @@ import pytest
 from mbfast.benchmark.quick import bench_modules
 from mbfast.benchmark.workloads import ZTF_CONFIG
 from mbfast.cli import main
-from mbfast.costs import model_info
+from mbfast.model.counts import model_info
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mbfast.cli import main
-from mbfast.datasets import SAMPLE_DIR
+from mbfast.lightcurves.sample import SAMPLE_DIR
 
 
 def test_demo_classifies_the_shipped_sample_with_the_default_model(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

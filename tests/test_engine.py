@@ -16,11 +16,11 @@ import pytest
 import mbfast
 from mbfast import _core
 from mbfast.engine import STATE_FORMAT_VERSION, Engine, Status
-from mbfast.layout import FORMAT_VERSION, LAYOUT_REVISION, random_weights
-from mbfast.modelfile import read_model, write_model
-from mbfast.reference import ReferenceModel, preprocess_reference
+from mbfast.model.layout import FORMAT_VERSION, LAYOUT_REVISION, random_weights
+from mbfast.model.modelfile import read_model, write_model
+from mbfast.model.reference import ReferenceModel, preprocess_reference
 from mbfast.lightcurves.table import from_arrays
-from tests.engine_support import LSST_BANDS, plasticc_sample, small_config, time_ordered_rows, write_random_model
+from tests.support.engine import LSST_BANDS, plasticc_sample, small_config, time_ordered_rows, write_random_model
 
 ALL_OUTPUTS = ("probs", "embedding", "regression")
 
@@ -63,7 +63,7 @@ def test_engine_is_exported() -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# parity with mbfast.reference at every step
+# parity with mbfast.model.reference at every step
 # ------------------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("num_threads", [1, 2])

@@ -1,5 +1,5 @@
 """CUDA engine (Engine.load(device="cuda"), docs/cuda.md) against the CPU engine, which tests/test_engine.py ties to
-mbfast.reference. Without a GPU only the error paths run; everything else skips.
+mbfast.model.reference. Without a GPU only the error paths run; everything else skips.
 
 Tolerances, CUDA against CPU at every step of real PLAsTiCC light curves:
   fp32: probs, embedding and regression rtol 1e-4, atol 1e-4 (the GPU sums products in another order, with FMA).
@@ -19,7 +19,7 @@ import pytest
 import mbfast
 from mbfast import _core
 from mbfast.engine import Engine, Status, StepResult
-from tests.engine_support import plasticc_sample, small_config, time_ordered_rows, write_random_model
+from tests.support.engine import plasticc_sample, small_config, time_ordered_rows, write_random_model
 
 OUTPUTS = ("probs", "embedding", "regression")
 requires_cuda = pytest.mark.skipif(not mbfast.cuda_available(), reason="needs a CUDA GPU")

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mbfast.engine import Engine, Status
-from tests.engine_support import LSST_BANDS, small_config, write_random_model
+from tests.support.engine import LSST_BANDS, small_config, write_random_model
 
 IDS = st.sampled_from([0, 1, 2, 3, -1, 2**63 - 1, -(2**63)])
 BANDS = st.one_of(st.integers(0, 5), st.sampled_from(LSST_BANDS))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine_support import small_config, write_random_model
+from tests.support.engine import small_config, write_random_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

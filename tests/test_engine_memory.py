@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mbfast.engine import Engine, Status
-from tests.engine_support import small_config, write_random_model
+from tests.support.engine import small_config, write_random_model
 
 N_OBJECTS = 1_000_000
 

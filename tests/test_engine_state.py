@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mbfast.engine import STATE_FORMAT_VERSION, Engine
-from tests.engine_support import plasticc_sample, small_config, time_ordered_rows, write_random_model
+from tests.support.engine import plasticc_sample, small_config, time_ordered_rows, write_random_model
 
 OUTPUTS = ("probs", "embedding", "regression")
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mbfast.cli import main
-from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR
+from mbfast.lightcurves.sample import SAMPLE_CURVES, SAMPLE_DIR
 from mbfast.engine import Engine
 from mbfast.exit_codes import NOT_DONE as EXIT_NOT_DONE
 from mbfast.exit_codes import OK as EXIT_DONE

@@ -1,4 +1,4 @@
-"""CPU kernels (cpp/ops/gemm*.cc, lstm_cell_cpu.cc): every kernel this CPU can run against mbfast.reference, and
+"""CPU kernels (cpp/ops/gemm*.cc, lstm_cell_cpu.cc): every kernel this CPU can run against mbfast.model.reference, and
 the same exactness as tests/test_engine.py (stream == one row at a time == classify) inside each kernel, and
 16-bit recurrent state (state_dtype="fp16").
 
@@ -23,9 +23,9 @@ import pytest
 import mbfast
 from mbfast import _core
 from mbfast.engine import Engine, Status
-from mbfast.modelfile import read_model
-from mbfast.reference import ReferenceModel, preprocess_reference
-from tests.engine_support import plasticc_sample, small_config, time_ordered_rows, write_random_model
+from mbfast.model.modelfile import read_model
+from mbfast.model.reference import ReferenceModel, preprocess_reference
+from tests.support.engine import plasticc_sample, small_config, time_ordered_rows, write_random_model
 
 # lowest first: a CPU runs every kernel up to its best
 KERNELS = ("portable", "avx2", "avx512", "avx512_vnni", "avx512_bf16")

@@ -12,7 +12,7 @@ import pytest
 import mbfast
 from mbfast import models
 from mbfast.cli import main
-from mbfast.modelfile import read_model, write_model
+from mbfast.model.modelfile import read_model, write_model
 
 ALERTS = Path(__file__).parent / "data" / "alerts"
 CARD_KEYS = {"name", "data", "classes", "recipe", "split", "metrics_simulated_test", "metrics_real", "limits"}

@@ -1,4 +1,4 @@
-"""Fold the prior shift (mbfast.model.prior) into a run that finished before training did it itself: choose alpha
+"""Fold the prior shift (mbfast.train.prior) into a run that finished before training did it itself: choose alpha
 on the run's validation set, rewrite run_dir/model.mbf and record alpha in summary.json. Idempotent.
 
     python training/add_prior_shift.py runs/lsst_f0 runs/lsst_f1 runs/lsst_f2
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mbfast.model.data import load_training_data
-from mbfast.model.evaluate import object_indices
-from mbfast.model.export import export_model, load_torch_model
-from mbfast.model.training import apply_prior_shift
+from mbfast.train.training_set import load_training_set
+from mbfast.train.evaluate import object_indices
+from mbfast.train.export import export_model, load_torch_model
+from mbfast.train.loop import apply_prior_shift
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
             continue
         options = json.loads((run / "options.json").read_text())
         model = load_torch_model(run / "model.mbf")
-        data = load_training_data(options["dataset"], model.config.n_skip,
+        data = load_training_set(options["dataset"], model.config.n_skip,
                                   tuple(target.name for target in model.config.regression_targets),
                                   data_path=options.get("data"), labels_path=options.get("labels"),
                                   survey=options.get("survey"))

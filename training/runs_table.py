@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 import mbfast
-from mbfast.model import metrics
-from mbfast.model.data import load_labelled
-from mbfast.model.evaluate import object_indices
-from mbfast.model.prefix import engine_classes
+from mbfast.train import metrics
+from mbfast.train.datasets import load_labelled
+from mbfast.train.evaluate import object_indices
+from mbfast.train.prefix import engine_classes
 
 KNOBS = ("dataset", "fold", "class_balance", "augment_truncate", "augment_obs_dropout", "augment_band_dropout",
          "augment_redraw", "select_on", "band_dropout", "weight_decay", "lr", "batch_size")

@@ -1,4 +1,4 @@
-"""The fold-0 knob search of docs/training.md: each variant is the lsst recipe (mbfast.model.recipe) with one knob
+"""The fold-0 knob search of docs/training.md: each variant is the lsst recipe (mbfast.train.recipe) with one knob
 changed, trained for the same number of epochs so that runs on a busy machine compare with runs on a quiet one.
 Each run keeps its options, config, split, history and summary; training/runs_table.py turns them into the table.
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from mbfast.model.recipe import CONFIG, OPTIONS
-from mbfast.model.training import train
+from mbfast.train.recipe import CONFIG, OPTIONS
+from mbfast.train.loop import train
 
 # s_base (the recipe, fold 0) found its best epoch at 71 of 81: every variant gets 80 epochs, no wall-clock limit
 EPOCHS = 80

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 import mbfast
-from mbfast.datasets import LabelledSet, load_yse_ps1, load_yse_ztf
-from mbfast.model import metrics
-from mbfast.model.data import load_labelled
-from mbfast.model.evaluate import evaluate, object_indices
-from mbfast.model.prefix import engine_classes, first_observations
-from mbfast.modelfile import read_model, write_model
+from mbfast.lightcurves.labelled import LabelledSet
+from mbfast.train.datasets import load_labelled, load_yse_ps1, load_yse_ztf
+from mbfast.train import metrics
+from mbfast.train.evaluate import evaluate, object_indices
+from mbfast.train.prefix import engine_classes, first_observations
+from mbfast.model.modelfile import read_model, write_model
 from mbfast.models import shipped_path
 
 PREFIXES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 50)
@@ -32,7 +32,7 @@ YSE_GROUP = {"SNIa": "Ia", "SNIa-91bg": "Ia", "SNIax": "Ia", "SNII": "II", "SNIb
 DESCRIPTIONS = {
     "lsst": "PLAsTiCC training set: SIMULATED LSST light curves (Kessler et al. 2019), ugrizy AB mag",
     "ztf": "PLAsTiCC training set (SIMULATED) g r i resampled to ZTF-like depth and noise "
-           "(mbfast.datasets.to_ztf_like): peaks brightened into 15.5-19.5 mag, ZTF errors, detections only",
+           "(mbfast.train.datasets.to_ztf_like): peaks brightened into 15.5-19.5 mag, ZTF errors, detections only",
 }
 LIMITS = {
     "lsst": ["trained on simulations only (PLAsTiCC); real LSST alerts will differ in cadence, noise and class mix",

@@ -1,4 +1,4 @@
-"""Train the shipped models with their recipes (mbfast.model.recipe), then ship them with training/ship_model.py.
+"""Train the shipped models with their recipes (mbfast.train.recipe), then ship them with training/ship_model.py.
 
     nohup nice python training/train_models.py lsst runs/lsst_f0 > runs/lsst_f0.log 2>&1 &
     nohup nice python training/train_models.py ztf runs/ztf_f0 > runs/ztf_f0.log 2>&1 &    # base, then
@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from mbfast.model.recipe import CONFIG, OPTIONS, ZTF_FINE_TUNE, ZTF_OPTIONS
-from mbfast.model.training import train
+from mbfast.train.recipe import CONFIG, OPTIONS, ZTF_FINE_TUNE, ZTF_OPTIONS
+from mbfast.train.loop import train
 
 RECIPES = {"lsst": OPTIONS, "ztf": ZTF_OPTIONS, "ztf_fine_tune": ZTF_FINE_TUNE}
 

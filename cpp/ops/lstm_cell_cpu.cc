@@ -1,4 +1,4 @@
-// CPU LSTM cell (see lstm_cell.h); mirrors the cell lines of mbfast/reference.py ReferenceModel.stack_step.
+// CPU LSTM cell (see lstm_cell.h); mirrors the cell lines of mbfast/model/reference.py ReferenceModel.stack_step.
 // Three versions of the same formulas: portable scalar code, AVX2 (8 lanes) and AVX-512 (16 lanes), both with their
 // own exp, picked with the GEMM kernel (ops::cpu_kernel), so one process always runs one of them.
 #include "ops/lstm_cell.h"

@@ -1,11 +1,11 @@
 """mbfast: a fast stateful inference engine for the multiband RNN classifier of Becker et al. (A&A 2025).
 
-Import is light: NumPy, Numba and pyarrow only; never torch (training lives behind the `mbfast[train]` extra).
+Import is light: NumPy and pyarrow only; never torch or Numba (training, mbfast.train, is the `mbfast[train]` extra).
 """
 from __future__ import annotations
 
 from mbfast import _core
-from mbfast.config import ModelConfig, RegressionTarget
+from mbfast.model.config import ModelConfig, RegressionTarget
 from mbfast.engine import Engine
 from mbfast.lightcurves.table import LightCurves
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-MODEL_FORMAT_VERSION: int   # equals mbfast.layout.FORMAT_VERSION
-LAYOUT_REVISION: int        # equals mbfast.layout.LAYOUT_REVISION
+MODEL_FORMAT_VERSION: int   # equals mbfast.model.layout.FORMAT_VERSION
+LAYOUT_REVISION: int        # equals mbfast.model.layout.LAYOUT_REVISION
 STATE_FORMAT_VERSION: int   # equals mbfast.engine.STATE_FORMAT_VERSION
 STATUS_CODES: dict[str, int]  # equals {s.name.lower(): s.value for s in mbfast.engine.Status}
 

@@ -2,7 +2,7 @@
 per new observation), backed by the C++ core.
 
 This module only checks and converts input, calls mbfast._core and returns NumPy; the maths is in cpp/step.h and
-its slow twin is mbfast.reference. Dimension legend: N rows of a call, K objects, B bands, C classes, H central
+its slow twin is mbfast.model.reference. Dimension legend: N rows of a call, K objects, B bands, C classes, H central
 hidden (embedding width), T regression targets.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 
 from mbfast import _core, models
-from mbfast.config import ModelConfig
-from mbfast.costs import model_info
-from mbfast.lightcurves.table import LightCurves, band_indices
+from mbfast.model.config import ModelConfig
+from mbfast.model.counts import model_info
+from mbfast.lightcurves.table import LightCurves, band_indices, curves_from_arrow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -141,7 +141,7 @@ class Engine:
         num_threads : worker threads for step/classify; None uses every CPU this process may run on. At most
             MAX_THREADS (4 per hardware thread, at least 64).
         state : a file written by Engine.save_state for the same model file.
-        precision : "fp32" (default; matches mbfast.reference to rtol 1e-5), "bf16" or "int8" (CPU only). bf16:
+        precision : "fp32" (default; matches mbfast.model.reference to rtol 1e-5), "bf16" or "int8" (CPU only). bf16:
             weights and GEMM inputs rounded to bfloat16, sums in fp32 (AVX-512 BF16 where the CPU has it, else an
             AVX2 kernel with the same bits, else a slow portable emulation); probabilities then differ from fp32 by
             up to ~1e-2 (docs/performance.md). int8: weights quantised per output column, GEMM inputs per row
@@ -211,7 +211,7 @@ class Engine:
 
     def info(self) -> dict[str, object]:
         """Parameter count, FLOPs per observation (band step + central step + heads) and state bytes per object,
-        so every throughput figure converts to GFLOP/s (see mbfast.costs)."""
+        so every throughput figure converts to GFLOP/s (see mbfast.model.counts)."""
         return model_info(self.config, self.state_bytes_per_object)
 
     def __len__(self) -> int:
@@ -325,7 +325,6 @@ class Engine:
     def _curves_of(self, rows: object, survey: str | Survey | None,
                    columns: Mapping[str, str] | None) -> LightCurves:
         """Observation rows (DataFrame, Arrow table, dict of arrays) -> LightCurves in the model's bands."""
-        from mbfast.lightcurves.io import curves_from_arrow
 
         if isinstance(rows, Mapping):
             table = pa.table({name: np.asarray(values) for name, values in rows.items()})

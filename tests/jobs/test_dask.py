@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mbfast.jobs.local import classify_files
-from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR
+from mbfast.lightcurves.sample import SAMPLE_CURVES, SAMPLE_DIR
 
 pytest.importorskip("distributed")
 
@@ -39,7 +39,7 @@ def test_two_worker_local_cluster_equals_the_single_process_run(tmp_path: Path, 
 def test_forget_after_with_a_local_cluster(tmp_path: Path, small_model_path: Path) -> None:
     from mbfast.jobs.local import BatchSummary
     from mbfast.jobs.dask import classify_with_scheduler
-    from tests.jobs.local_support import forget_over_two_nights
+    from tests.support.jobs import forget_over_two_nights
 
     def run(source: Path, output: Path, state: Path) -> BatchSummary:
         return classify_with_scheduler(source, output, "local:2", model=small_model_path, state_dir=state,
@@ -71,8 +71,9 @@ def test_the_dask_path_applies_the_local_row_policy(tmp_path: Path, small_model_
     dask = classify_with_scheduler(tmp_path / "in.csv", tmp_path / "dask", "local:2", model=small_model_path,
                                    n_shards=3)
     assert not (tmp_path / f".dask.{child.pid}.tmp").exists()
-    assert local.rejected == dask.rejected == {"obj_id not an integer": 1, "unknown band": 1, "mag not a number": 1,
-                                               "|t| > 1e12 days": 1, "err <= 0": 1}
+    assert local.rejected == dask.rejected == {"obj_id must be an integer or a text id": 1, "unknown band": 1,
+                                               "mag must be a number": 1, "t must be within +-1e12 days": 1,
+                                               "err must be > 0": 1}
     assert local.objects == dask.objects == 3 and local.applied == dask.applied == 15
     for name in ("row", "reason"):
         assert pq.read_table(tmp_path / "local.parquet.rejected.parquet").column(name).to_pylist() == \
@@ -85,7 +86,7 @@ def test_the_dask_path_applies_the_local_row_policy(tmp_path: Path, small_model_
 @pytest.mark.slow
 def test_the_dask_path_reads_ztf_tables_like_the_local_one(tmp_path: Path) -> None:
     from mbfast.jobs.dask import classify_with_scheduler
-    from tests.jobs.local_support import ztf_alert_rows, ztf_model
+    from tests.support.jobs import ztf_alert_rows, ztf_model
 
     model = ztf_model(tmp_path / "ztf.mbf")
     pq.write_table(ztf_alert_rows(), tmp_path / "alerts.parquet")

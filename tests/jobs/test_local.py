@@ -9,10 +9,10 @@ import pytest
 
 from mbfast.jobs.local import BatchSummary, classify_files
 from mbfast.cli import main
-from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
+from mbfast.lightcurves.sample import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 from mbfast.engine import Engine
 from mbfast.lightcurves.table import from_arrays
-from tests.jobs.local_support import forget_over_two_nights, ztf_alert_rows, ztf_model
+from tests.support.jobs import forget_over_two_nights, ztf_alert_rows, ztf_model
 
 
 @pytest.fixture
@@ -68,11 +68,11 @@ def test_entries_that_are_not_numbers_reject_their_row_only(tmp_path: Path, smal
     lines += ["1,g,4.0,abc,0.1", "2,r,3.0,18.0,0.1x", "2,g,later,18.0,0.1", "1,r,5.0,20.0,NA"]
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
     summary = classify_files(tmp_path / "in.csv", tmp_path / "out.parquet", model=small_model_path, progress=False)
-    assert summary.rejected == {"t not a number": 1, "mag not a number": 1, "err not a number": 1,
-                                "err missing": 1}  # "NA" is a missing value
+    assert summary.rejected == {"t must be a number": 1, "mag must be a number": 1, "err must be a number": 1,
+                                "err is missing": 1}  # "NA" is a missing value
     rejected = pq.read_table(tmp_path / "out.parquet.rejected.parquet")
     assert sorted(zip(rejected.column("reason").to_pylist(), rejected.column("row").to_pylist())) == [
-        ("err missing", 13), ("err not a number", 11), ("mag not a number", 10), ("t not a number", 12)]
+        ("err is missing", 13), ("err must be a number", 11), ("mag must be a number", 10), ("t must be a number", 12)]
     pq.write_table(good, tmp_path / "good.parquet")  # the rows that do parse give what the clean file gives
     classify_files(tmp_path / "good.parquet", tmp_path / "good_out.parquet", model=small_model_path, progress=False)
     got, want = pq.read_table(tmp_path / "out.parquet"), pq.read_table(tmp_path / "good_out.parquet")
@@ -94,7 +94,7 @@ def test_fractional_obj_ids_are_rejected_not_truncated(tmp_path: Path, small_mod
     pq.write_table(rows, tmp_path / "in.parquet")
     summary = classify_files(tmp_path / "in.parquet", tmp_path / "out.parquet", model=small_model_path,
                              progress=False)
-    assert summary.rejected == {"obj_id missing": 1, "obj_id not an integer": 2}
+    assert summary.rejected == {"obj_id is missing": 1, "obj_id must be an integer or a text id": 2}
     assert pq.read_table(tmp_path / "out.parquet").column("obj_id").to_pylist() == [1]
 
 
@@ -207,10 +207,10 @@ def test_rows_beyond_the_engine_bounds_are_rejected_with_their_reason(tmp_path: 
     pq.write_table(rows, tmp_path / "in.parquet")
     summary = classify_files(tmp_path / "in.parquet", tmp_path / "out.parquet", model=small_model_path,
                              progress=False)
-    assert summary.rejected == {"|t| > 1e12 days": 1, "|mag| > 1e4": 1}
+    assert summary.rejected == {"t must be within +-1e12 days": 1, "mag must be within +-1e4": 1}
     assert summary.skipped.get("duplicate", 0) == 0 and summary.applied == 3
     rejected = pq.read_table(tmp_path / "out.parquet.rejected.parquet")
-    assert rejected.column("reason").to_pylist() == ["|t| > 1e12 days", "|mag| > 1e4"]
+    assert rejected.column("reason").to_pylist() == ["t must be within +-1e12 days", "mag must be within +-1e4"]
     assert rejected.column("row").to_pylist() == [3, 4]
 
 
@@ -221,7 +221,7 @@ def test_float_ids_beyond_2_53_are_rejected_never_rounded(tmp_path: Path, small_
     pq.write_table(rows, tmp_path / "in.parquet")
     summary = classify_files(tmp_path / "in.parquet", tmp_path / "out.parquet", model=small_model_path,
                              progress=False)
-    assert summary.rejected == {"obj_id a float beyond 2**53 (not exact)": 6}
+    assert summary.rejected == {"obj_id must be an exact integer": 6}
     assert pq.read_table(tmp_path / "out.parquet").column("obj_id").to_pylist() == [12]
     assert pq.read_table(tmp_path / "out.parquet.rejected.parquet").column("row").to_pylist() == [0, 1, 2, 3, 4, 5]
     with pytest.raises(ValueError, match=r"row 0: obj_id must be an exact integer, got 1.6964585402033766e\+17"):

@@ -157,7 +157,7 @@ def test_text_ids_and_survey_codes_in_python(small_model_path: Path) -> None:
     assert sorted(scores.index) == ["SN 2023ixf", "ZTF21aaxtctv"]
     with pytest.raises(ValueError, match=r"the band column holds integer codes \(1, ...\).*--survey"):
         engine.classify(frame)
-    with pytest.raises(ValueError, match=r"row 4 \(obj_id SN 2023ixf\): err <= 0 \(1 of 6 rows refused\)"):
+    with pytest.raises(ValueError, match=r"row 4 \(obj_id SN 2023ixf\): err must be > 0 \(1 of 6 rows refused\)"):
         engine.classify(frame.assign(sigmapsf=[0.1] * 4 + [-0.1, 0.1]), survey="plasticc")
 
 

@@ -60,12 +60,12 @@ def test_bad_rows_are_counted_by_reason_and_kept_for_the_report() -> None:
     assert clean.obj_id.tolist() == [1, 6]
     assert clean.band.tolist() == [0, 1]
     assert checks.rows_in == 6 and checks.rows_rejected == 4
-    assert checks.rejected["obj_id missing"] == 1
+    assert checks.rejected["obj_id is missing"] == 1
     assert checks.rejected["unknown band"] == 1
-    assert checks.rejected["t not finite"] == 1
-    assert checks.rejected["err <= 0"] == 1
+    assert checks.rejected["t must be finite"] == 1
+    assert checks.rejected["err must be > 0"] == 1
     assert checks.rejected_tables[0].column("reason").to_pylist() == [
-        "obj_id missing", "unknown band", "t not finite", "err <= 0"]
+        "obj_id is missing", "unknown band", "t must be finite", "err must be > 0"]
 
 
 def test_shards_keep_objects_whole_and_are_stable(tmp_path: Path) -> None:

@@ -1,15 +1,15 @@
-"""Survey presets: hand-computed flux -> AB conversions, PS1 Appendix A cuts, Gaia alternating cadence (§2.1),
+"""Survey presets and photometry: hand-computed flux -> AB conversions, PS1 Appendix A cuts, Gaia alternating cadence (§2.1),
 ZTF fid mapping, and object selection (§2: minimum observations per band, maximum objects per class)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mbfast.datasets import LabelledSet
-from mbfast.lightcurves.surveys import (ALTERNATING_CADENCE, GAIA, LOW_SNR, MAG_PER_LN_FLUX, NOT_FINITE,
-                                        PS1_INFO_FLAG_BITS, ZTF, band_map, alternating_cadence, flux_to_mag,
-                                        gaia_to_mag, get_survey, lsst_alert_to_mag, observations_per_band,
-                                        plasticc_to_mag, ps1_to_mag, select_objects, ztf_band_codes, ztf_to_mag)
+from mbfast.lightcurves.labelled import LabelledSet, observations_per_band, select_objects
+from mbfast.lightcurves.photometry import (ALTERNATING_CADENCE, LOW_SNR, MAG_PER_LN_FLUX, NOT_FINITE,
+                                           PS1_INFO_FLAG_BITS, alternating_cadence, flux_to_mag, gaia_to_mag,
+                                           lsst_alert_to_mag, plasticc_to_mag, ps1_to_mag, ztf_to_mag)
+from mbfast.lightcurves.surveys import GAIA, ZTF, band_map, get_survey, ztf_band_codes
 from mbfast.lightcurves.table import from_arrays
 
 MINUTE = 1.0 / (24 * 60)

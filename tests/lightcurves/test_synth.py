@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mbfast.preprocess import check_sorted
+from mbfast.train.preprocess import check_sorted
 from mbfast.lightcurves.synth import resample
 from mbfast.lightcurves.table import LightCurves, from_arrays
 
@@ -77,11 +77,11 @@ def test_first_id_and_empty_source(source: LightCurves) -> None:
 def test_synth_command_writes_the_requested_objects_in_chunks(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import pyarrow.parquet as pq
 
-    from mbfast.datasets import load_sample
+    from mbfast.lightcurves.sample import load_sample
     from mbfast.lightcurves.synth import write_synthetic
 
     output = tmp_path / "synth.parquet"
-    rows = write_synthetic(output, 250, seed=3, objects_per_chunk=100, source=load_sample().curves)
+    rows = write_synthetic(output, 250, load_sample().curves, seed=3, objects_per_chunk=100)
     table = pq.read_table(output)
     assert table.num_rows == rows
     assert sorted(set(table.column("obj_id").to_pylist())) == list(range(250))

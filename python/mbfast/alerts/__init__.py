@@ -6,7 +6,7 @@ and Parquet with one alert per row as the Fink broker stores them. Kafka message
 
 Modules: read (files and messages -> AlertRows), container (Avro containers packet by packet), ztf and lsst (one
 packet -> rows), rows (AlertRows and its builder). Ordering, deduplication across packets and scoring are
-mbfast.stream's job.
+mbfast.jobs.stream's job.
 """
 from mbfast.alerts.read import read_alerts, read_messages, survey_of_files
 from mbfast.alerts.rows import AlertError, AlertProblem, AlertRows

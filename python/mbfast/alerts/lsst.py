@@ -12,7 +12,7 @@ from typing import Any
 
 from mbfast.alerts.rows import RowBuilder
 from mbfast.alerts.schema import INTEGER, NUMBER, STRING, Requirement, Tree, has
-from mbfast.lightcurves.surveys import LOW_SNR, LSST_NJY_ZERO_POINT, MAG_PER_LN_FLUX
+from mbfast.lightcurves.photometry import LOW_SNR, LSST_NJY_ZERO_POINT, MAG_PER_LN_FLUX
 
 SUPPORTED_MAJORS = range(4, 12)
 # Field names changed across schema versions: (current, older)

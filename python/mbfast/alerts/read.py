@@ -3,7 +3,7 @@
 The survey and schema version come from each file or schema; a batch holds one survey. Corrupt, truncated or
 unsupported packets are collected as problems naming file and packet (`errors="collect"`, the default) or raised as
 AlertError (`errors="raise"`). Decoding one packet into rows is ztf.py's and lsst.py's job; ordering,
-deduplication across packets and scoring are mbfast.stream's.
+deduplication across packets and scoring are mbfast.jobs.stream's.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ mbfast.lightcurves.object_ids').
 
 A packet holds the triggering detection (`candidate`) and up to 30 days of history (`prv_candidates`, upper
 limits included). This module turns one decoded packet (a dict, from Avro or Fink Parquet) into rows; it does
-not read files (mbfast.alerts does) and does not deduplicate history across packets (mbfast.stream does).
+not read files (mbfast.alerts does) and does not deduplicate history across packets (mbfast.jobs.stream does).
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import Any
 from mbfast.alerts.rows import RowBuilder
 from mbfast.alerts.schema import INTEGER, NUMBER, STRING, Requirement, Tree, has
 from mbfast.lightcurves.object_ids import ztf_object_id, ztf_object_name
-from mbfast.lightcurves.surveys import LOW_SNR, MAG_PER_LN_FLUX, ZTF
+from mbfast.lightcurves.photometry import LOW_SNR, MAG_PER_LN_FLUX
+from mbfast.lightcurves.surveys import ZTF
 
 # jd -> MJD
 JD_MINUS_MJD = 2400000.5

@@ -11,8 +11,8 @@ import warnings
 
 import numpy as np
 
-from mbfast.config import ModelConfig
-from mbfast.modelfile import ModelFile
+from mbfast.model.config import ModelConfig
+from mbfast.model.modelfile import ModelFile
 
 INPUTS = ("rows", "band_hidden", "band_cell", "central_hidden", "central_cell", "colours", "dt_central")
 STATE_OUTPUTS = ("new_band_hidden", "new_band_cell", "new_central_hidden", "new_central_cell")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mbfast.benchmark.workloads import ZTF_CONFIG, StepRounds, rounds_for
-from mbfast.layout import random_weights
+from mbfast.model.layout import random_weights
 
 INSTALL_HINT = "pip install 'mbfast[train,bench]'"
 
@@ -57,7 +57,7 @@ def steppers(model_path: Path, batch: int, num_threads: int, precisions: list[st
     objects and a function that runs round k. `compiled` caches torch.compile'd band steps (or the error) across
     batch sizes."""
     from mbfast.engine import Engine
-    from mbfast.modelfile import read_model
+    from mbfast.model.modelfile import read_model
 
     model = read_model(model_path)
     rounds = StepRounds.make(model.config, batch, rounds_for(batch) + 2)
@@ -126,8 +126,8 @@ def quick_bench(batches: list[int], num_threads: int | None = None, precisions: 
     """Median seconds per Engine.step call of `batches` rows for the ZTF shape with random weights, for mbfast at
     each of `precisions` and every baseline that runs here, with GFLOP/s against the GEMM ceiling (`gemm_n`^2);
     a report that format_table prints and that is written as JSON."""
-    from mbfast.costs import model_info
-    from mbfast.modelfile import write_model
+    from mbfast.model.counts import model_info
+    from mbfast.model.modelfile import write_model
 
     modules, missing = bench_modules()
     num_threads = num_threads or len(os.sched_getaffinity(0))

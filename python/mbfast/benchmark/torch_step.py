@@ -1,9 +1,9 @@
 """PyTorch baseline of Engine.step: one observation per row, LSTM-cell maths with torch matmuls, states in
 (n_objects, ...) tensors gathered and scattered by index. Weights come from an mbfast model file.
 
-Not the training model (mbfast.model runs whole sequences); this is what one would write to serve the model from
+Not the training model (mbfast.train runs whole sequences); this is what one would write to serve the model from
 PyTorch one observation at a time. BatchNorm is folded into the preceding Linear (eval mode: running statistics).
-Maths mirror mbfast.reference.ReferenceModel.step. Dimension legend: N rows (distinct objects), K objects held,
+Maths mirror mbfast.model.reference.ReferenceModel.step. Dimension legend: N rows (distinct objects), K objects held,
 B bands, L band layers, H band hidden, Lc central layers, Hc central hidden, P colour pairs, C classes, T targets.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mbfast.config import ModelConfig
-from mbfast.modelfile import ModelFile
+from mbfast.model.config import ModelConfig
+from mbfast.model.modelfile import ModelFile
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -23,7 +23,7 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 class StackWeights(nn.Module):
-    """One residual LayerNorm'd LSTM stack (mbfast/model/stack.py), weights transposed for x @ W."""
+    """One residual LayerNorm'd LSTM stack (mbfast/train/stack.py), weights transposed for x @ W."""
 
     def __init__(self, w: dict[str, np.ndarray], prefix: str, layers: int) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mbfast.config import ModelConfig
+from mbfast.model.config import ModelConfig
 
 BATCH_SIZES = (1, 16, 256, 4096, 65536)
 

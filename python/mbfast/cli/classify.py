@@ -9,7 +9,7 @@ from mbfast.jobs.local import classify_files
 from mbfast.engine import CPU_PRECISIONS
 from mbfast.cli.options import MAX_THREADS, count_option, days_option
 from mbfast.lightcurves.surveys import TABLE_SURVEYS
-from mbfast.lightcurves.table import FIELDS
+from mbfast.lightcurves.fields import FIELDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mbfast.datasets import SAMPLE_CURVES, SAMPLE_DIR, load_sample
+    from mbfast.lightcurves.sample import SAMPLE_CURVES, SAMPLE_DIR, load_sample
 
     with tempfile.TemporaryDirectory() as folder:  # the scores are written where asked (-o), else nowhere
         output = args.output or Path(folder) / "scores.parquet"

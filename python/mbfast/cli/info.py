@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**mbfast.build_info(), "cuda_available": mbfast.cuda_available()}, indent=2))
         return 0
     from mbfast.models import resolve
-    from mbfast.modelfile import read_model
+    from mbfast.model.modelfile import read_model
 
     path = resolve(args.model)
     if not path.is_file():

@@ -1,6 +1,6 @@
-"""`mbfast report`: the paper's baselines next to the multiband model on one data set (mbfast.model.baselines.report).
+"""`mbfast report`: the paper's baselines next to the multiband model on one data set (mbfast.train.baseline_classifiers.report).
 
-Registration only: torch, matplotlib, light-curve, imbalanced-learn and scikit-learn (the `train` and `baselines`
+Registration only: torch, Numba, matplotlib, light-curve, imbalanced-learn and scikit-learn (the `train` and `baselines`
 extras) are imported when the command runs, and a missing one is named with the extras to install.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ import argparse
 import importlib.util
 
 # what the report imports, and the extra that installs it
-REPORT_PACKAGES = {"torch": "train", "matplotlib": "train", "light_curve": "baselines", "imblearn": "baselines",
-                   "sklearn": "baselines"}
+REPORT_PACKAGES = {"torch": "train", "numba": "train", "matplotlib": "train", "light_curve": "baselines",
+                   "imblearn": "baselines", "sklearn": "baselines"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         extras = ",".join(sorted({REPORT_PACKAGES[package] for package in missing}))
         raise ValueError(f"needs {', '.join(missing)}: pip install 'mbfast[{extras}]'")
-    from mbfast.model.baselines.report import ReportOptions, run_report
+    from mbfast.train.baseline_classifiers.report import ReportOptions, run_report
 
     options = ReportOptions(data=args.data, n_folds=args.n_folds,
                             folds=None if args.folds is None else tuple(args.folds), seed=args.seed,

@@ -1,4 +1,4 @@
-"""`mbfast stream`: replay alert files through an Engine whose state persists between runs (mbfast.stream)."""
+"""`mbfast stream`: replay alert files through an Engine whose state persists between runs (mbfast.jobs.stream)."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,7 @@ from mbfast import exit_codes, models
 from mbfast.alerts import ZtfCuts, survey_of_files
 from mbfast.engine import CPU_PRECISIONS
 from mbfast.cli.options import days_option
-from mbfast.stream import CommitError, ReplayResult, check_paths, replay
+from mbfast.jobs.stream import CommitError, ReplayResult, check_paths, replay
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

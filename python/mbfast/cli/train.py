@@ -1,4 +1,4 @@
-"""`mbfast train`, `mbfast evaluate`, `mbfast export`: the `train` extra's jobs (mbfast.model.training, .evaluate,
+"""`mbfast train`, `mbfast evaluate`, `mbfast export`: the `train` extra's jobs (mbfast.train.loop, .evaluate,
 .export).
 
 Import-light: argparse only at registration; torch is imported inside the command functions.
@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from mbfast.config import ModelConfig
+from mbfast.model.config import ModelConfig
 
 # the shape options: ModelConfig's integer fields, each a --flag of `mbfast train`
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig) if field.type == "int")
@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mbfast.model.training import TrainOptions, train
+    from mbfast.train.loop import TrainOptions, train
 
     if args.threads is not None:
         import torch
@@ -109,7 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from mbfast.model.evaluate import evaluate
+    from mbfast.train.evaluate import evaluate
 
     model, split = Path(args.model), args.split
     source = {"dataset": args.dataset, "data": args.data, "labels": args.labels, "survey": args.survey}
@@ -128,7 +128,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from mbfast.model.export import export_run
+    from mbfast.train.export import export_run
 
     export_run(args.run_dir, args.out)
     print(f"wrote {args.out}")

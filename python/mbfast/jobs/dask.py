@@ -30,7 +30,7 @@ from mbfast.lightcurves import sources
 from mbfast.lightcurves.rows import KEEP_PREFIX, NAME_COLUMN, RowChecks, clean_chunk, id_codes, ids_are_names
 from mbfast.lightcurves.sources import INTEGER_IDS_KEY, Source, open_source, resolve
 from mbfast.lightcurves.surveys import BandMap, band_map
-from mbfast.lightcurves.table import FIELDS
+from mbfast.lightcurves.fields import FIELDS
 
 
 @functools.lru_cache(maxsize=4)

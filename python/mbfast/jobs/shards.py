@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mbfast.lightcurves.rows import CleanChunk
-from mbfast.lightcurves.table import FIELDS
+from mbfast.lightcurves.fields import FIELDS
 
 
 def shard_of(obj_id: np.ndarray, n_shards: int) -> np.ndarray:

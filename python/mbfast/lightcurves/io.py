@@ -1,8 +1,8 @@
 """Read and write LightCurves as flat rows (obj_id, band, t, mag, err) in Parquet or CSV.
 
 One row per observation, in any order; columns are named by the caller or found under known aliases (sources.ALIASES,
-the one alias table of every row reader). Magnitudes only: convert fluxes with a
-survey preset (mbfast.lightcurves.surveys) first. Labelled data sets with their own formats are in mbfast.datasets.
+the one alias table of every row reader). Magnitudes only: convert fluxes with mbfast.lightcurves.photometry first.
+Labelled data sets with their own formats are in mbfast.train.datasets.
 """
 from __future__ import annotations
 
@@ -15,37 +15,13 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from mbfast.lightcurves.rows import NAME_COLUMN, RowChecks, clean_chunk
-from mbfast.lightcurves.sources import flatten, resolve
+from mbfast.lightcurves.fields import FIELDS, missing, refused_row
+from mbfast.lightcurves.sources import resolve
 from mbfast.lightcurves.surveys import Survey, band_map, get_survey
-from mbfast.lightcurves.table import FIELDS, LightCurves, describe_row, from_arrays
+from mbfast.lightcurves.table import LightCurves, from_arrays
 
 # Parquet schema metadata key holding the band order, so a file written by mbfast reads back without `survey`
 BANDS_KEY = b"mbfast.bands"
-
-
-def curves_from_arrow(table: pa.Table, bands: tuple[str, ...] | None = None, survey: str | Survey | None = None,
-                      target_survey: str | None = None, columns: Mapping[str, str] | None = None) -> LightCurves:
-    """Observation rows (any column order, aliases such as objectId/fid/mjd/magpsf/sigmapsf recognised, flat or
-    one list per object) -> LightCurves with bands `bands` (default: the survey's), through the batch job's row
-    checks (mbfast.lightcurves.rows.clean_chunk); the first bad row raises ValueError naming its row, obj_id and reason.
-
-    `survey` names who wrote the band column (surveys.band_map maps its codes and labels to `bands`, those of a
-    model for `target_survey`); without it integer band codes are refused.
-    """
-    if bands is None:
-        if survey is None:
-            raise ValueError("name the bands: bands=(labels in order) or survey= (e.g. 'ztf')")
-        survey = survey if isinstance(survey, Survey) else get_survey(survey)
-        bands, target_survey = survey.bands, target_survey or survey.name
-    rows = flatten(table, dict(columns or {}), Path("table"))
-    checks = RowChecks()
-    clean = clean_chunk(rows, band_map(tuple(bands), survey, target_survey), checks)
-    if checks.rows_rejected:
-        raise ValueError(f"{checks.first_rejected()} ({checks.rows_rejected} of {checks.rows_in} rows refused)")
-    names = clean.extra.column(NAME_COLUMN).to_numpy(zero_copy_only=False) if clean.extra is not None else None
-    return from_arrays(clean.obj_id if names is None else names, clean.band, clean.t, clean.mag, clean.err,
-                       tuple(bands))
 
 
 def _resolve_bands(survey: str | Survey | tuple[str, ...] | None, metadata: dict[bytes, bytes] | None,
@@ -77,13 +53,13 @@ def _table_to_curves(table: pa.Table, names: dict[str, str], bands: tuple[str, .
     arrays = {field: table.column(name).combine_chunks() for field, name in names.items()}
     obj_id_nulls = np.flatnonzero(arrays["obj_id"].is_null().to_numpy(zero_copy_only=False))
     if len(obj_id_nulls):
-        raise ValueError(f"{source}: row {obj_id_nulls[0]}: obj_id is missing")
+        raise ValueError(f"{source}: {refused_row(int(obj_id_nulls[0]), None, missing('obj_id'))}")
     obj_id = arrays["obj_id"].to_numpy(zero_copy_only=False)
     for field in FIELDS[1:]:
         nulls = np.flatnonzero(arrays[field].is_null().to_numpy(zero_copy_only=False))
         if len(nulls):
             row = int(nulls[0])
-            raise ValueError(f"{source}: {describe_row(row, int(obj_id[row]))}: {field} is missing")
+            raise ValueError(f"{source}: {refused_row(row, int(obj_id[row]), missing(field))}")
     band = arrays["band"]
     if pa.types.is_dictionary(band.type):
         band = band.cast(band.type.value_type)

@@ -2,7 +2,7 @@
 counted by reason and kept, with its row number, for the report.
 
 The batch jobs (local and Dask) check their rows here, and so do LightCurves.from_arrow and Engine.classify on rows
-(mbfast.lightcurves.io.curves_from_arrow).
+(mbfast.lightcurves.table.curves_from_arrow).
 """
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mbfast.lightcurves import surveys
+from mbfast.lightcurves.fields import (BAND_NOT_IN_MODEL, ERR_NOT_POSITIVE, MAG_OUT_OF_RANGE, MAX_ABS_MAG,
+                                      MAX_ABS_T, OBJ_ID_NOT_EXACT, OBJ_ID_NOT_INTEGER, REJECT_REASONS, T_OUT_OF_RANGE,
+                                      UNKNOWN_BAND, missing, not_a_number, not_finite, refused_row)
 from mbfast.lightcurves.object_ids import object_codes
 from mbfast.lightcurves.sources import INTEGER_IDS_KEY
 from mbfast.lightcurves.surveys import BandMap
-from mbfast.lightcurves.table import FIELDS, MAX_ABS_MAG, MAX_ABS_T
-
-REJECT_REASONS = ("obj_id missing", "obj_id not an integer", "obj_id a float beyond 2**53 (not exact)",
-                  "band missing", "unknown band", "band not in the model", "t missing", "t not a number",
-                  "t not finite", "|t| > 1e12 days", "mag missing", "mag not a number", "mag not finite",
-                  "|mag| > 1e4", "err missing", "err not a number", "err not finite", "err <= 0")
 NAME_COLUMN = "obj_name"   # spilled beside the int64 obj_id when the input's ids are names (text)
 KEEP_PREFIX = "keep:"      # spilled per-row columns passed through to the output (--keep)
 
@@ -43,7 +40,7 @@ class RowChecks:
     def first_rejected(self) -> str:
         """'row 12 (obj_id 7): unknown band' for the first rejected row, for errors."""
         first = self.rejected_tables[0].slice(0, 1).to_pylist()[0]
-        return f"row {first['row']} (obj_id {first['obj_id']}): {first['reason']}"
+        return refused_row(first["row"], first["obj_id"], first["reason"])
 
 
 @dataclass(frozen=True)
@@ -79,26 +76,26 @@ def clean_chunk(chunk: pa.Table, bands: tuple[str, ...] | BandMap, checks: RowCh
         checks.rejected[name] += int(fresh.sum())
 
     obj_column = chunk.column("obj_id")
-    mark(np.asarray(pc.is_null(obj_column).to_numpy(zero_copy_only=False), dtype=bool), "obj_id missing")
+    mark(np.asarray(pc.is_null(obj_column).to_numpy(zero_copy_only=False), dtype=bool), missing("obj_id"))
     names = obj_column.combine_chunks() if ids_are_names(chunk) else None
     obj_id, not_integer, not_exact = id_codes(chunk)
-    mark(not_integer, "obj_id not an integer")
-    mark(not_exact, "obj_id a float beyond 2**53 (not exact)")
+    mark(not_integer, OBJ_ID_NOT_INTEGER)
+    mark(not_exact, OBJ_ID_NOT_EXACT)
     band_column = chunk.column("band")
-    mark(np.asarray(pc.is_null(band_column).to_numpy(zero_copy_only=False), dtype=bool), "band missing")
+    mark(np.asarray(pc.is_null(band_column).to_numpy(zero_copy_only=False), dtype=bool), missing("band"))
     band, absent = _band_codes(band_column, band_map)
-    mark(absent, "band not in the model")
-    mark(band < 0, "unknown band")
+    mark(absent, BAND_NOT_IN_MODEL)
+    mark(band < 0, UNKNOWN_BAND)
     values = {}
     for name in ("t", "mag", "err"):  # a missing magnitude is how ZTF light curves hold a non-detection
-        mark(np.asarray(pc.is_null(chunk.column(name)).to_numpy(zero_copy_only=False), dtype=bool), f"{name} missing")
+        mark(np.asarray(pc.is_null(chunk.column(name)).to_numpy(zero_copy_only=False), dtype=bool), missing(name))
         values[name], not_number = _floats(chunk.column(name))
-        mark(not_number, f"{name} not a number")
-        mark(~np.isfinite(values[name]), f"{name} not finite")
+        mark(not_number, not_a_number(name))
+        mark(~np.isfinite(values[name]), not_finite(name))
     with np.errstate(invalid="ignore"):
-        mark(np.abs(values["t"]) > MAX_ABS_T, "|t| > 1e12 days")
-        mark(np.abs(values["mag"]) > MAX_ABS_MAG, "|mag| > 1e4")
-        mark(values["err"] <= 0, "err <= 0")
+        mark(np.abs(values["t"]) > MAX_ABS_T, T_OUT_OF_RANGE)
+        mark(np.abs(values["mag"]) > MAX_ABS_MAG, MAG_OUT_OF_RANGE)
+        mark(values["err"] <= 0, ERR_NOT_POSITIVE)
     bad = reason >= 0
     if bad.any():
         rejected = chunk.filter(pa.array(bad))

@@ -17,7 +17,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from mbfast.lightcurves.table import FIELDS
+from mbfast.lightcurves.fields import FIELDS
 
 # schema metadata on a chunk whose obj_id column is text only because a CSV block held a bad entry (rows.py)
 INTEGER_IDS_KEY = b"mbfast.integer_ids"

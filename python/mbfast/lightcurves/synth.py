@@ -69,21 +69,13 @@ def resample(curves: LightCurves, n_objects: int, seed: int, *, max_shift_days: 
     return LightCurves(obj_id, band, t, mag, err, picked.offsets, curves.bands)
 
 
-def write_synthetic(output: str | Path, n_objects: int, seed: int = 0, objects_per_chunk: int = 100_000,
-                    source: LightCurves | None = None) -> int:
-    """Write `n_objects` resampled light curves as flat Parquet rows (obj_id, band, t, mag, err), chunk by chunk so
-    memory stays bounded; returns the number of observation rows. Source: the full PLAsTiCC set when
-    ../shared/data is there, else the shipped sample."""
+def write_synthetic(output: str | Path, n_objects: int, source: LightCurves, seed: int = 0,
+                    objects_per_chunk: int = 100_000) -> int:
+    """Write `n_objects` light curves resampled from `source` as flat Parquet rows (obj_id, band, t, mag, err),
+    chunk by chunk so memory stays bounded; returns the number of observation rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mbfast.datasets import load_plasticc, load_sample
-
-    if source is None:
-        try:
-            source = load_plasticc().curves
-        except FileNotFoundError:
-            source = load_sample().curves
     labels = np.array(source.bands)
     rows = 0
     with pq.ParquetWriter(output, pa.schema([("obj_id", pa.int64()), ("band", pa.string()), ("t", pa.float64()),

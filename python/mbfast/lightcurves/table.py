@@ -1,31 +1,28 @@
 """LightCurves: many objects' observations as flat columns sorted by (obj_id, t, band), with per-object offsets.
 
 This is the one columnar representation that readers produce and that preprocessing, training and
-Engine.classify consume. It holds magnitudes only; survey presets (mbfast.lightcurves.surveys) convert fluxes.
+Engine.classify consume. It holds magnitudes only; mbfast.lightcurves.photometry converts fluxes.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
+from mbfast.lightcurves.fields import (ERR_NOT_POSITIVE, MAG_OUT_OF_RANGE, MAX_ABS_MAG, MAX_ABS_T, OBJ_ID_NOT_EXACT,
+                                      OBJ_ID_NOT_INTEGER, T_OUT_OF_RANGE, UNKNOWN_BAND, describe_row, not_finite,
+                                      refused_row)
 from mbfast.lightcurves.object_ids import object_codes
+from mbfast.lightcurves.rows import NAME_COLUMN, RowChecks, clean_chunk
+from mbfast.lightcurves.sources import flatten
+from mbfast.lightcurves.surveys import Survey, band_map, get_survey
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from mbfast.lightcurves.surveys import Survey
-
-# An observation row's fields, as LightCurves holds them and as every reader and writer names its columns
-FIELDS = ("obj_id", "band", "t", "mag", "err")
-
-# The engine's bounds (cpp/engine.cc kMaxAbsTime, kMaxAbsMag; tests/lightcurves/test_table.py checks they agree):
-# rows beyond them are refused here and in the batch row checks, so none reaches the engine only to be skipped there
-MAX_ABS_T = 1e12    # days; a t in milliseconds lies beyond
-MAX_ABS_MAG = 1e4
 
 
 @dataclass(frozen=True)
@@ -65,8 +62,6 @@ class LightCurves:
         (ZTF fid 1/2/3, PLAsTiCC passband 0-5; integers without a survey are refused); t : MJD; mag AB; err mag.
         The batch job's row checks apply (lightcurves.rows.clean_chunk); the first bad row raises ValueError naming it.
         """
-        from mbfast.lightcurves.io import curves_from_arrow
-
         return curves_from_arrow(table, bands, survey, None, columns)
 
     @property
@@ -111,10 +106,6 @@ class LightCurves:
                            offsets, self.bands, None if self.names is None else self.names[object_indices])
 
 
-def describe_row(row: int, obj_id: int) -> str:
-    return f"row {row} (obj_id {obj_id})"
-
-
 def from_arrays(obj_id: np.ndarray, band: np.ndarray, t: np.ndarray, mag: np.ndarray, err: np.ndarray,
                 bands: tuple[str, ...]) -> LightCurves:
     """Validate, sort by (obj_id, t, band) and index observations given in any order.
@@ -142,14 +133,13 @@ def from_arrays(obj_id: np.ndarray, band: np.ndarray, t: np.ndarray, mag: np.nda
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
             row = int(bad[0])
-            raise ValueError(f"{describe_row(row, _shown(obj_id, names, row))}: {name} must be finite, "
-                             f"got {values[row]}")
-    for name, values, limit, what in (("err", err, 0.0, "must be > 0"), ("t", t, MAX_ABS_T, "must be within +-1e12"),
-                                      ("mag", mag, MAX_ABS_MAG, "must be within +-1e4")):
-        bad = np.flatnonzero(values <= 0 if name == "err" else np.abs(values) > limit)
+            raise ValueError(refused_row(row, _shown(obj_id, names, row), not_finite(name), values[row]))
+    for values, refused, problem in ((err, err <= 0, ERR_NOT_POSITIVE), (t, np.abs(t) > MAX_ABS_T, T_OUT_OF_RANGE),
+                                     (mag, np.abs(mag) > MAX_ABS_MAG, MAG_OUT_OF_RANGE)):
+        bad = np.flatnonzero(refused)
         if len(bad):
             row = int(bad[0])
-            raise ValueError(f"{describe_row(row, _shown(obj_id, names, row))}: {name} {what}, got {values[row]}")
+            raise ValueError(refused_row(row, _shown(obj_id, names, row), problem, values[row]))
     if sorted_by_object_time_band(obj_id, t, band_codes):  # the usual export order: no sort, only copies
         t = t.copy()
     else:
@@ -163,6 +153,30 @@ def from_arrays(obj_id: np.ndarray, band: np.ndarray, t: np.ndarray, mag: np.nda
                        object_names)
 
 
+def curves_from_arrow(table: pa.Table, bands: tuple[str, ...] | None = None, survey: str | Survey | None = None,
+                      target_survey: str | None = None, columns: Mapping[str, str] | None = None) -> LightCurves:
+    """Observation rows (any column order, aliases such as objectId/fid/mjd/magpsf/sigmapsf recognised, flat or
+    one list per object) -> LightCurves with bands `bands` (default: the survey's), through the batch job's row
+    checks (mbfast.lightcurves.rows.clean_chunk); the first bad row raises ValueError naming its row, obj_id and reason.
+
+    `survey` names who wrote the band column (surveys.band_map maps its codes and labels to `bands`, those of a
+    model for `target_survey`); without it integer band codes are refused.
+    """
+    if bands is None:
+        if survey is None:
+            raise ValueError("name the bands: bands=(labels in order) or survey= (e.g. 'ztf')")
+        survey = survey if isinstance(survey, Survey) else get_survey(survey)
+        bands, target_survey = survey.bands, target_survey or survey.name
+    rows = flatten(table, dict(columns or {}), Path("table"))
+    checks = RowChecks()
+    clean = clean_chunk(rows, band_map(tuple(bands), survey, target_survey), checks)
+    if checks.rows_rejected:
+        raise ValueError(f"{checks.first_rejected()} ({checks.rows_rejected} of {checks.rows_in} rows refused)")
+    names = clean.extra.column(NAME_COLUMN).to_numpy(zero_copy_only=False) if clean.extra is not None else None
+    return from_arrays(clean.obj_id if names is None else names, clean.band, clean.t, clean.mag, clean.err,
+                       tuple(bands))
+
+
 def _shown(obj_id: np.ndarray, names: np.ndarray | None, row: int) -> Any:
     return int(obj_id[row]) if names is None else names[row]
 
@@ -174,13 +188,13 @@ def _object_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return object_codes(pa.array(names, pa.string())), names
     if values.dtype.kind in "UO" and len(values):
         row = next(row for row, value in enumerate(values.tolist()) if not isinstance(value, str))
-        raise ValueError(f"row {row}: obj_id must be an integer or a text id, got {values[row]!r}")
+        raise ValueError(refused_row(row, None, OBJ_ID_NOT_INTEGER, repr(values[row])))
     if values.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2.0**53)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"row {row}: obj_id must be an exact integer, got {float(values[row])!r} (a float id "
+            raise ValueError(f"{refused_row(row, None, OBJ_ID_NOT_EXACT, repr(float(values[row])))} (a float id "
                              f"beyond 2**53 or with a fraction would be rounded; give ids as int64 or text)")
         return values.astype(np.int64), None
     if not np.issubdtype(values.dtype, np.integer):
@@ -230,6 +244,6 @@ def band_indices(band: np.ndarray, bands: tuple[str, ...], obj_id: np.ndarray) -
     bad = np.flatnonzero(codes < 0)
     if len(bad):
         row = int(bad[0])
-        raise ValueError(f"{describe_row(row, int(obj_id[row]))}: unknown band {str(labels[row])!r} "
+        raise ValueError(f"{describe_row(row, int(obj_id[row]))}: {UNKNOWN_BAND} {str(labels[row])!r} "
                          f"(expected one of {', '.join(bands)})")
     return codes

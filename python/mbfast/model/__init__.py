@@ -1,7 +1,5 @@
-"""PyTorch side of mbfast: the paper's model (§3), its padded-batch builder, training, export and evaluation.
-
-Imported only by training, export and parity tests (the `mbfast[train]` extra); `import mbfast` never imports
-torch, and neither does `import mbfast.model` or `mbfast.cli.train` until a command runs.
-Read in this order: stack.py -> ffnn.py -> multiband.py -> batch.py -> export.py -> training.py -> evaluate.py.
+"""What the model is, in NumPy: its shape (config.py), the name and shape of every weight and random weights for
+them (layout.py), the model file (modelfile.py), what it costs (counts.py), and the slow reference of its
+preprocessing and of one step (reference.py, whose preprocessing yields preprocessed.ModelInputs). No torch, no
+Numba: the engine, training (mbfast.train: the PyTorch twin) and the tests build on these.
 """
-from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mbfast.engine import Engine
-from tests.engine_support import small_config, write_random_model
+from tests.support.engine import small_config, write_random_model
 
 HERE = Path(__file__).resolve().parent
 
