@@ -27,6 +27,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {   # name: (TrainOptions changes, Mode
     "batch64": ({"batch_size": 64}, {}),
     "nskip1": ({}, {"n_skip": 1}),
     "nskip4": ({}, {"n_skip": 4}),
+    # second round: the two variants above the recipe on validation macro F1, together; and wider LSTMs
+    "nskip4_dropout0.1": ({"band_dropout": 0.1}, {"n_skip": 4}),
+    "h96": ({}, {"band_hidden": 96, "central_hidden": 96}),
 }
 
 
