@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -162,11 +163,7 @@ std::vector<std::string> strings_field(const Json& object, const std::string& na
 ModelConfig parse_config(const std::string& text) {
   const Json root = parse_json(text);
   if (root.type != Json::Type::Object) throw std::invalid_argument("model config must be a JSON object");
-  static const std::set<std::string> known = {
-      "survey", "bands", "class_names", "band_hidden", "band_layers", "central_hidden", "central_layers",
-      "translation_layers", "classifier_hidden", "classifier_layers", "band_head_hidden", "band_head_layers",
-      "regression_hidden", "regression_layers", "regression_targets", "n_skip", "layernorm_eps", "batchnorm_eps",
-      "card"};  // card: the model card (what it learned from, metrics, limits), for people; not read here
+  static const std::set<std::string> known(std::begin(kConfigFields), std::end(kConfigFields));
   for (const auto& item : root.object)
     if (!known.count(item.first))
       throw std::invalid_argument("model config has unknown field '" + item.first + "'; upgrade mbfast");

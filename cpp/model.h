@@ -41,6 +41,14 @@ struct ModelConfig {
   int final_width() const { return central_hidden + n_colours() + 1; }  // [embedding, colours, dt] of §3.5
 };
 
+// Every field the model file's config may hold: ModelConfig's fields here and in Python (mbfast._core.CONFIG_FIELDS;
+// tests/model/test_config.py checks they are the Python dataclass's). Any other field is refused at load.
+inline constexpr const char* kConfigFields[] = {
+    "survey", "bands", "class_names", "band_hidden", "band_layers", "central_hidden", "central_layers",
+    "translation_layers", "classifier_hidden", "classifier_layers", "band_head_hidden", "band_head_layers",
+    "regression_hidden", "regression_layers", "regression_targets", "n_skip", "layernorm_eps", "batchnorm_eps",
+    "card"};  // card: the model card (what it learned from, metrics, limits), for people; not read here
+
 // y (M, out) = x (M, in) @ weight_t + bias; weight_t is (in, out) row-major.
 struct Dense {
   int in = 0, out = 0;

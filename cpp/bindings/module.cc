@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -19,6 +20,13 @@ namespace py = pybind11;
 
 namespace {
 
+template <size_t N>
+py::tuple precision_names(const mbfast::ops::Precision (&precisions)[N]) {
+  py::tuple names(N);
+  for (size_t i = 0; i < N; ++i) names[i] = mbfast::ops::precision_name(precisions[i]);
+  return names;
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = MBFAST_VERSION;
@@ -32,7 +40,7 @@ py::dict build_info() {
 #endif
   info["simd"] = mbfast::ops::kernel_name(mbfast::ops::best_cpu_kernel());  // what the CPU runs at best
   info["cpu_kernel"] = mbfast::ops::kernel_name(mbfast::ops::cpu_kernel());  // after MBFAST_KERNEL
-  info["cpu_precisions"] = py::make_tuple("fp32", "bf16", "int8");
+  info["cpu_precisions"] = precision_names(mbfast::ops::kCpuPrecisions);
   return info;
 }
 
@@ -103,12 +111,7 @@ void register_engine(py::module_& m) {
                        const std::string& device_name, const std::string& state_dtype) {
              mbfast::DeviceOptions device;
              device.device = device_kind(device_name, device.index);
-             if (precision == "bf16") device.precision = mbfast::ops::Precision::kBf16;
-             else if (precision == "fp16") device.precision = mbfast::ops::Precision::kFp16;
-             else if (precision == "int8") device.precision = mbfast::ops::Precision::kInt8;
-             else if (precision != "fp32")
-               throw std::invalid_argument("precision must be 'fp32', 'bf16', 'fp16' or 'int8', got '" + precision +
-                                           "'");
+             device.precision = mbfast::ops::parse_precision(precision);
              if (state_dtype == "fp16") device.state_dtype = mbfast::StateDtype::kFp16;
              else if (state_dtype != "fp32")
                throw std::invalid_argument("state_dtype must be 'fp32' or 'fp16', got '" + state_dtype + "'");
@@ -132,14 +135,8 @@ void register_engine(py::module_& m) {
         return device.device == mbfast::Device::kCuda ? "cuda:" + std::to_string(device.index) : std::string("cpu");
       })
       .def_property_readonly("cpu_kernel", &mbfast::Engine::cpu_kernel)
-      .def_property_readonly("precision", [](const mbfast::Engine& e) {
-        switch (e.device().precision) {
-          case mbfast::ops::Precision::kBf16: return "bf16";
-          case mbfast::ops::Precision::kFp16: return "fp16";
-          case mbfast::ops::Precision::kInt8: return "int8";
-          default: return "fp32";
-        }
-      })
+      .def_property_readonly("precision",
+                             [](const mbfast::Engine& e) { return mbfast::ops::precision_name(e.device().precision); })
       .def_property_readonly("config_json", [](const mbfast::Engine& e) { return e.model().config_json; })
       .def_property_readonly("model_path", [](const mbfast::Engine& e) { return e.model().path; })
       .def_property_readonly("model_crc", [](const mbfast::Engine& e) { return e.model().file_crc; })
@@ -250,5 +247,10 @@ PYBIND11_MODULE(_core, m) {
   py::dict status_codes;
   for (int code = 0; code < mbfast::kNumStatus; ++code) status_codes[mbfast::kStatusNames[code]] = code;
   m.attr("STATUS_CODES") = status_codes;
+  m.attr("CPU_PRECISIONS") = precision_names(mbfast::ops::kCpuPrecisions);
+  m.attr("CUDA_PRECISIONS") = precision_names(mbfast::ops::kCudaPrecisions);
+  py::tuple config_fields(std::size(mbfast::kConfigFields));
+  for (size_t i = 0; i < config_fields.size(); ++i) config_fields[i] = mbfast::kConfigFields[i];
+  m.attr("CONFIG_FIELDS") = config_fields;
   register_engine(m);
 }

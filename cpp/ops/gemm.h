@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "ops/device.h"
@@ -31,6 +32,11 @@ const char* kernel_name(CpuKernel kernel);  // "portable", "avx2", "avx512", "av
 // kAvx512Vnni up; below it a portable kernel with the same bits). kFp16: IEEE half weights, CUDA only (tensor
 // cores). Everything else stays fp32. The CPU runs kFp32, kBf16 and kInt8; CUDA kFp32, kBf16 and kFp16.
 enum class Precision { kFp32, kBf16, kFp16, kInt8 };
+inline constexpr Precision kCpuPrecisions[] = {Precision::kFp32, Precision::kBf16, Precision::kInt8};
+inline constexpr Precision kCudaPrecisions[] = {Precision::kFp32, Precision::kBf16, Precision::kFp16};
+// The names Python uses ("fp32", "bf16", "fp16", "int8"; mbfast._core.CPU_PRECISIONS / CUDA_PRECISIONS list them).
+const char* precision_name(Precision precision);
+Precision parse_precision(const std::string& name);  // throws std::invalid_argument naming the four
 
 // W (K, N) and its bias laid out for one kernel and precision (pack_weights); kernels read nothing else.
 struct PackedWeights {

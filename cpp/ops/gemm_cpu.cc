@@ -163,6 +163,21 @@ CpuKernel cpu_kernel() {
   return kernel;
 }
 
+const char* precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::kBf16: return "bf16";
+    case Precision::kFp16: return "fp16";
+    case Precision::kInt8: return "int8";
+    default: return "fp32";
+  }
+}
+
+Precision parse_precision(const std::string& name) {
+  for (Precision precision : {Precision::kFp32, Precision::kBf16, Precision::kFp16, Precision::kInt8})
+    if (name == precision_name(precision)) return precision;
+  throw std::invalid_argument("precision must be 'fp32', 'bf16', 'fp16' or 'int8', got '" + name + "'");
+}
+
 const char* kernel_name(CpuKernel kernel) {
   switch (kernel) {
     case CpuKernel::kAvx2: return "avx2";

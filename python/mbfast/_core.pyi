@@ -8,6 +8,9 @@ MODEL_FORMAT_VERSION: int   # equals mbfast.model.layout.FORMAT_VERSION
 LAYOUT_REVISION: int        # equals mbfast.model.layout.LAYOUT_REVISION
 STATE_FORMAT_VERSION: int   # equals mbfast.engine.STATE_FORMAT_VERSION
 STATUS_CODES: dict[str, int]  # equals {s.name.lower(): s.value for s in mbfast.engine.Status}
+CPU_PRECISIONS: tuple[str, ...]   # Engine.load(precision=...) on the CPU: mbfast.engine.CPU_PRECISIONS
+CUDA_PRECISIONS: tuple[str, ...]  # and on a GPU
+CONFIG_FIELDS: tuple[str, ...]    # the model config's fields: mbfast.model.config.ModelConfig's
 
 
 def build_info() -> dict[str, object]: ...

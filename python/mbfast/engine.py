@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = models.shipped_path(models.DEFAULT)
 STATE_FORMAT_VERSION = 2  # byte layout of state files; equals _core.STATE_FORMAT_VERSION (tested)
 OUTPUTS = ("probs", "embedding", "regression")
-CPU_PRECISIONS = ("fp32", "bf16", "int8")   # Engine.load(precision=...) on the CPU
-CUDA_PRECISIONS = ("fp32", "bf16", "fp16")  # and on a GPU
+CPU_PRECISIONS: tuple[str, ...] = tuple(_core.CPU_PRECISIONS)    # Engine.load(precision=...) on the CPU
+CUDA_PRECISIONS: tuple[str, ...] = tuple(_core.CUDA_PRECISIONS)  # and on a GPU
 # more threads than this only contend; a typo like 1000 would otherwise run into the process's thread limit
 MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 

@@ -42,3 +42,10 @@ def test_band_lstm_parameter_count_of_the_paper_ztf_shape() -> None:
                if name.startswith("bands.0.stack.lstm"))
     hidden = 128
     assert lstm == 4 * hidden * (4 + hidden) + 8 * hidden + 2 * (4 * hidden * 2 * hidden + 8 * hidden)
+
+
+def test_the_engine_reads_exactly_the_config_fields_python_writes() -> None:
+    from dataclasses import fields
+
+    from mbfast import _core
+    assert sorted(_core.CONFIG_FIELDS) == sorted(field.name for field in fields(ModelConfig))
