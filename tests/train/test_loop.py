@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,8 +18,9 @@ from mbfast.train.batch import make_batch  # noqa: E402
 from mbfast.train.training_set import (TrainingSet, cap_per_class, fit_targets, scale_targets,  # noqa: E402
                                stratified_split)
 from mbfast.train.evaluate import write_report  # noqa: E402
+from mbfast.train.export import load_torch_model  # noqa: E402
 from mbfast.train.multiband import MultibandModel  # noqa: E402
-from mbfast.train.loop import (TrainOptions, band_losses, central_loss, predict, train,  # noqa: E402
+from mbfast.train.loop import (TrainOptions, band_losses, central_loss, predict, train, transfer_weights,  # noqa: E402
                                    weighted_ce)
 from mbfast.train.prior import log_prior  # noqa: E402
 from mbfast.model.modelfile import read_model  # noqa: E402
@@ -283,6 +285,7 @@ def test_cli_registers_train_evaluate_export() -> None:
     cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["train", "runs/x", "--band-hidden", "32", "--max-minutes", "5", "--resume"])
     assert args.band_hidden == 32 and args.max_minutes == 5.0 and args.resume and args.run is cli.run_train
+    assert parser.parse_args(["train", "runs/y", "--transfer-from", "lsst"]).transfer_from == "lsst"
     assert parser.parse_args(["evaluate", "m.mbf", "out"]).run is cli.run_evaluate
     assert parser.parse_args(["export", "runs/x", "m.mbf"]).run is cli.run_export
 
@@ -294,3 +297,31 @@ def test_registering_the_commands_does_not_import_torch() -> None:
     code = "import sys, mbfast.cli.train, mbfast.train.metrics, mbfast.train.training_set; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_transfer_copies_band_stacks_by_filter_and_the_central_stack(small_config, small_model_path) -> None:
+    config = replace(small_config, survey="yse", bands=("ps1_g", "ztf_r", "X"), class_names=("Ia", "II", "Ibc"),
+                     regression_targets=())
+    model = MultibandModel(config)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    copied = transfer_weights(model, str(small_model_path))
+    source = load_torch_model(small_model_path).state_dict()   # bands u g r i z y
+    after = model.state_dict()
+    for ours, theirs in ((0, 1), (1, 2)):                      # ps1_g <- g, ztf_r <- r
+        for prefix in ("bands", "central.translators"):
+            names = [name for name in after if name.startswith(f"{prefix}.{ours}.") and ".head." not in name]
+            assert names
+            for name in names:
+                torch.testing.assert_close(after[name], source[name.replace(f"{prefix}.{ours}.",
+                                                                            f"{prefix}.{theirs}.", 1)], rtol=0, atol=0)
+        torch.testing.assert_close(after["central.band_mix"][ours], source["central.band_mix"][theirs])
+    for name in after:
+        if name.startswith(("bands.2.", "central.translators.2.", "central.classifier.")) or ".head." in name:
+            torch.testing.assert_close(after[name], before[name], rtol=0, atol=0, msg=name)   # no source: as it was
+        if name.startswith("central.stack."):
+            torch.testing.assert_close(after[name], source[name], rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(after["central.band_mix"][2], before["central.band_mix"][2])
+    assert "central.stack.lstm.0.weight_ih_l0" in copied and not any("classifier" in name for name in copied)
+    unrelated = replace(config, bands=("X", "Y2"), band_hidden=5, central_hidden=5, central_layers=3)
+    with pytest.raises(ValueError, match="no weight carries over"):
+        transfer_weights(MultibandModel(unrelated), str(small_model_path))

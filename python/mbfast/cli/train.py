@@ -62,6 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--init-from", default=None,
                        help="start from this model's weights (lsst, ztf or a model file): fine-tune it on your data "
                             "(same bands, classes and shape)")
+    train.add_argument("--transfer-from", default=None,
+                       help="start from what another model learnt about light curves (lsst, ztf or a model file of "
+                            "other bands or classes): band stacks matched by filter (ps1_g, ztf_g <- g), the central "
+                            "stack; classifier and regressors start fresh")
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser("evaluate", help="test-set report: F1, recall, confusion matrix, figures")
@@ -99,7 +103,8 @@ def run_train(args: argparse.Namespace) -> int:
         central_steps_per_batch=args.central_steps_per_batch, band_dropout=args.band_dropout,
         patience=args.patience, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
         max_per_class=args.max_per_class, n_folds=args.folds, fold=args.fold, seed=args.seed, device=args.device,
-        weight_decay=args.weight_decay, init_from=args.init_from, prior_shift=args.prior_shift, class_balance=args.class_balance, select_on=args.select_on,
+        weight_decay=args.weight_decay, init_from=args.init_from, transfer_from=args.transfer_from,
+        prior_shift=args.prior_shift, class_balance=args.class_balance, select_on=args.select_on,
         augment_truncate=0.0 if no_augment else args.augment_truncate,
         augment_obs_dropout=0.0 if no_augment else args.augment_obs_dropout,
         augment_band_dropout=0.0 if no_augment else args.augment_band_dropout,

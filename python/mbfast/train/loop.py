@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -69,6 +70,8 @@ class TrainOptions:
     augment_redraw: bool = True
     select_on: str = "macro_f1"        # best epoch by validation "macro_f1" (ties: loss) or "loss"
     init_from: str | None = None       # start from a model file's weights (fine-tuning; same bands, classes, shape)
+    transfer_from: str | None = None   # start from what carries over from a model of other bands or classes
+                                       # (transfer_weights: band stacks by filter, central stack; not the heads)
     prior_shift: bool = True           # after class balance: fold the validation-chosen prior shift into the
                                        # classifier bias (mbfast.train.prior)
 
@@ -301,8 +304,12 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     target_weights = torch.tensor([t.weight for t in scalers], dtype=torch.float32, device=device)
 
     model = MultibandModel(config, options.band_dropout).to(device)
+    if options.init_from is not None and options.transfer_from is not None:
+        raise ValueError("init_from and transfer_from exclude each other: init_from copies every weight")
     if options.init_from is not None and not resume:
         start_from(model, options.init_from)
+    if options.transfer_from is not None and not resume:
+        transfer_weights(model, options.transfer_from)
     band_opt = torch.optim.AdamW(model.bands.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     central_opt = torch.optim.AdamW(model.central.parameters(), lr=options.lr * options.central_lr_factor,
                                     weight_decay=options.weight_decay)
@@ -466,6 +473,61 @@ def start_from(model: MultibandModel, model_file: str) -> None:
         raise ValueError(f"--init-from {model_file}: its {', '.join(differs)} differ from this run's "
                          f"({', '.join(f'{name}={getattr(theirs, name)!r}' for name in differs[:2])} there)")
     model.load_state_dict(source.state_dict())
+
+
+def source_band(band: str, source_bands: tuple[str, ...]) -> int | None:
+    """The source model's band for `band`: the same name, else the same filter letter ("ps1_g", "ztf_g" <- "g")."""
+    if band in source_bands:
+        return source_bands.index(band)
+    letter = band.rsplit("_", 1)[-1]
+    return next((i for i, name in enumerate(source_bands) if name.rsplit("_", 1)[-1] == letter), None)
+
+
+PER_BAND_KEY = re.compile(r"^(bands|central\.translators)\.(\d+)\.")
+TASK_KEYS = ("central.classifier.", "central.regressors.")  # and each band's head: classes and targets of a task
+
+
+def transfer_weights(model: MultibandModel, model_file: str) -> list[str]:
+    """Copy into `model` what a model file of other bands or classes has learnt about light curves: each band's LSTM
+    stack, translation network and layer-mix weights from the source band of the same filter (source_band), and the
+    central LSTM stack. The classifier, regressors and band heads start fresh (another task's classes and targets);
+    a band with no source band, or a tensor of another shape (another hidden size), keeps its initial weights.
+    Returns the names of the copied tensors."""
+    from mbfast.train.export import load_torch_model
+    from mbfast.models import resolve
+
+    source = load_torch_model(resolve(model_file))
+    theirs = source.state_dict()
+    sources = [source_band(band, source.config.bands) for band in model.config.bands]
+    state = model.state_dict()
+    copied = []
+    for key, value in state.items():
+        if key.startswith(TASK_KEYS) or ".head." in key:
+            continue
+        if key == "central.band_mix":   # (B, band_layers): one row per band
+            rows = [(band, index) for band, index in enumerate(sources)
+                    if index is not None and theirs[key].shape[1] == value.shape[1]]
+            for band, index in rows:
+                value[band] = theirs[key][index]
+            if rows:
+                copied.append(key)
+            continue
+        match = PER_BAND_KEY.match(key)
+        if match:
+            index = sources[int(match.group(2))]
+            if index is None:
+                continue
+            key_there = f"{match.group(1)}.{index}.{key[match.end():]}"
+        else:
+            key_there = key
+        if key_there in theirs and theirs[key_there].shape == value.shape:
+            value.copy_(theirs[key_there])
+            copied.append(key)
+    if not copied:
+        raise ValueError(f"--transfer-from {model_file}: no weight carries over (bands {source.config.bands}, "
+                         f"band_hidden {source.config.band_hidden}, central_hidden {source.config.central_hidden})")
+    model.load_state_dict(state)
+    return copied
 
 
 def save_checkpoint(path: Path, model, band_opt, central_opt, band_sched, central_sched, rng, state) -> None:
