@@ -225,3 +225,14 @@ def test_report_names_the_extras_it_misses(tmp_path, monkeypatch, capsys) -> Non
     assert capsys.readouterr().err == ("mbfast report: error: needs light_curve, sklearn: "
                                        "pip install 'mbfast[baselines]'\n")
     assert not (tmp_path / "report").exists()
+
+
+def test_report_trains_multi_with_the_recipe_or_the_transfer_it_is_given() -> None:
+    from mbfast.train.baseline_classifiers.report import ReportOptions, recipe
+    from mbfast.train.recipe import OPTIONS
+
+    _, default = recipe(ReportOptions(data="yse"), fold=1, minutes=5.0, with_targets=False)
+    assert (default.lr, default.transfer_from, default.fold, default.max_minutes) == (OPTIONS.lr, None, 1, 5.0)
+    _, transfer = recipe(ReportOptions(data="yse", lr=1e-3, transfer_from="lsst"), fold=0, minutes=5.0,
+                         with_targets=False)
+    assert (transfer.lr, transfer.transfer_from, transfer.dataset) == (1e-3, "lsst", "yse")

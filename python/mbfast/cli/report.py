@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
     report.add_argument("--steps-wait", type=int, default=None,
                         help="band-only batches before the central model (default: the recipe's)")
+    report.add_argument("--lr", type=float, default=None, help="Multi and MTL learning rate (default: the recipe's)")
+    report.add_argument("--transfer-from", default=None, metavar="MODEL",
+                        help="Multi and MTL start from what MODEL (lsst, ztf or a file) learnt about light curves: "
+                             "band stacks matched by filter and the central stack (mbfast train --transfer-from)")
     report.add_argument("--jobs", type=int, default=1, help="threads for forests and torch")
     report.add_argument("--methods", nargs="+", default=["BRF", "BRF_all", "Base", "Multi", "MTL"],
                         choices=["BRF", "BRF_all", "Base", "Multi", "MTL"])
@@ -56,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
                             regression_trees=tuple(args.regression_trees), multi_runs=tuple(args.multi_runs),
                             multi_minutes=args.multi_minutes, mtl_minutes=args.mtl_minutes,
                             base_minutes=args.base_minutes, base_patience=args.base_patience,
-                            batch_size=args.batch_size, steps_wait=args.steps_wait, n_jobs=args.jobs,
+                            batch_size=args.batch_size, steps_wait=args.steps_wait, lr=args.lr,
+                            transfer_from=args.transfer_from, n_jobs=args.jobs,
                             methods=tuple(args.methods))
     run_report(options, args.out, log=lambda line: print(line, flush=True))
     return 0

@@ -50,6 +50,9 @@ class ReportOptions:
     batch_size: int | None = None        # None: the recipe's (mbfast.train.recipe)
     steps_wait: int | None = None        # None: the recipe's band-only batches before the central model (§3.6)
     n_skip: int = 2                      # the recipe's
+    lr: float | None = None              # None: the recipe's learning rate (Multi and MTL)
+    transfer_from: str | None = None     # Multi and MTL start from this model's transferable weights
+                                         # (mbfast.train.loop.transfer_weights), e.g. "lsst" for YSE
     n_jobs: int = 1                      # threads for forests and torch
     methods: tuple[str, ...] = ("BRF", "BRF_all", "Base", "Multi", "MTL")
     multi_runs: tuple[str, ...] = ()     # finished MTL runs of the recipe to reuse, one per fold
@@ -136,6 +139,9 @@ def recipe(options: ReportOptions, fold: int, minutes: float, with_targets: bool
         raw["batch_size"] = options.batch_size
     if options.steps_wait is not None:
         raw["steps_wait"] = options.steps_wait
+    if options.lr is not None:
+        raw["lr"] = options.lr
+    raw["transfer_from"] = options.transfer_from
     return {**CONFIG, "n_skip": options.n_skip}, TrainOptions.from_dict(raw)
 
 
@@ -500,7 +506,9 @@ def markdown(summary: dict, class_names: tuple[str, ...], true: np.ndarray) -> s
              f"[25th-75th percentile].",
              f"Trees chosen on the first fold: {summary['trees']}. Budgets per fold: Multi {options['multi_minutes']} "
              f"min, MTL {options['mtl_minutes']} min (unless reused: {options['multi_runs'] or 'none'}), Base "
-             f"{options['base_minutes']} min. Training per fold: {training}. "
+             f"{options['base_minutes']} min. Multi and MTL start from "
+             f"{options.get('transfer_from') or 'random weights'} (lr {options.get('lr') or 'of the recipe'}). "
+             f"Training per fold: {training}. "
              f"Wall time {summary['wall_minutes']:.1f} min.", "",
              "## Macro recall and F1", "", "| Method | macro recall | macro F1 |", "|---|---|---|"]
     for method in methods:
