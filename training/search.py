@@ -37,13 +37,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", help="folder of the runs: one sub-folder per variant")
     parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
+    parser.add_argument("--fold", type=int, default=0, help="another fold of the recipe's 7 (run folder NAME_fFOLD)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     for name in args.variants:
         option_changes, config_changes = VARIANTS[name]
-        options = replace(OPTIONS, max_minutes=None, max_epochs=EPOCHS, **option_changes)
-        run_dir = Path(args.root) / name
+        options = replace(OPTIONS, max_minutes=None, max_epochs=EPOCHS, fold=args.fold, **option_changes)
+        run_dir = Path(args.root) / (name if args.fold == 0 else f"{name}_f{args.fold}")
         train(run_dir, {**CONFIG, **config_changes}, options,
               resume=args.resume and (run_dir / "checkpoint.pt").exists())
 
