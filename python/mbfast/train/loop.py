@@ -80,6 +80,8 @@ class TrainOptions:
             raise ValueError(f"class_balance must be one of {CLASS_BALANCE}, got {self.class_balance!r}")
         if self.select_on not in SELECT_ON:
             raise ValueError(f"select_on must be one of {SELECT_ON}, got {self.select_on!r}")
+        if self.init_from is not None and self.transfer_from is not None:
+            raise ValueError("init_from and transfer_from exclude each other: init_from copies every weight")
         for name in ("augment_truncate", "augment_obs_dropout", "augment_band_dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
@@ -304,8 +306,6 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     target_weights = torch.tensor([t.weight for t in scalers], dtype=torch.float32, device=device)
 
     model = MultibandModel(config, options.band_dropout).to(device)
-    if options.init_from is not None and options.transfer_from is not None:
-        raise ValueError("init_from and transfer_from exclude each other: init_from copies every weight")
     if options.init_from is not None and not resume:
         start_from(model, options.init_from)
     if options.transfer_from is not None and not resume:
