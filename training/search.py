@@ -30,6 +30,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {   # name: (TrainOptions changes, Mode
     # second round: the two variants above the recipe on validation macro F1, together; and wider LSTMs
     "nskip4_dropout0.1": ({"band_dropout": 0.1}, {"n_skip": 4}),
     "h96": ({}, {"band_hidden": 96, "central_hidden": 96}),
+    "h80": ({}, {"band_hidden": 80, "central_hidden": 80}),   # the widest that fits the 5 MB model limit
+    # third round: Avocado-style redshift augmentation (mbfast.train.augment.shift_redshift) on half the objects
+    "redshift0.5": ({"augment_redshift": 0.5}, {}),
 }
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from mbfast.lightcurves.labelled import LabelledSet, load_files
 from mbfast.train.datasets import to_ztf_like, ztf_error
-from mbfast.train.augment import MIN_OBS_FOR_ROW, Augmentation, augment, balanced_sample, class_weights
+from mbfast.train.augment import (MAG_PER_LN_FLUX, MIN_OBS_FOR_ROW, Augmentation, augment, balanced_sample,
+                                  class_weights, luminosity_distance, shift_redshift)
 from mbfast.lightcurves.surveys import ZTF
 from mbfast.lightcurves.table import LightCurves, from_arrays
 
@@ -144,3 +145,65 @@ def test_prior_shift_picks_the_alpha_with_the_best_validation_macro_f1() -> None
     # log(0.45/0.55) + alpha*log(9) > 0 needs alpha > 0.0913, log(0.4/0.6) + ... needs alpha > 0.1845
     assert alpha == 0.2
     assert choose_alpha(np.array([[0.9, 0.1], [0.1, 0.9]]), np.array([0, 1]), prior)[0] == 0.0  # ties: smallest
+
+
+# ------------------------------------------------------------------------------------------ redshift
+def test_luminosity_distance_known_values() -> None:
+    # flat LCDM, H0 = 70, Omega_m = 0.3 (e.g. astropy FlatLambdaCDM(70, 0.3).luminosity_distance)
+    np.testing.assert_allclose(luminosity_distance(np.array([0.5, 1.0, 2.0])), [2832.9, 6607.7, 15539.6],
+                               rtol=2e-4)
+
+
+def peaked_curves(n_objects: int, err: float, n_obs: int = 24) -> LightCurves:
+    """Objects with one band of n_obs points a day apart, brightest (18 mag) at t = 10, 0.1 mag fainter a day."""
+    t = np.tile(np.arange(n_obs, dtype=np.float64), n_objects)
+    mag = 18.0 + 0.1 * np.abs(t - 10.0)
+    obj_id = np.repeat(np.arange(n_objects), n_obs)
+    return from_arrays(obj_id, np.full(len(t), "g"), t, mag, np.full(len(t), err), ("g",))
+
+
+def test_redshift_shift_dims_dilates_and_thins_as_written() -> None:
+    curves = peaked_curves(300, err=1e-4)
+    z = np.full(300, 0.3)
+    out, new_z = shift_redshift(curves, z, 1.0, np.random.default_rng(0))
+    assert np.all((new_z >= 0.15 - 1e-9) & (new_z <= 0.6 + 1e-9)) and np.std(new_z) > 0.05
+    stretch = (1 + new_z) / (1 + z)
+    dimming = 5 * np.log10(luminosity_distance(new_z) / luminosity_distance(z)) - 2.5 * np.log10(stretch)
+    owner = out.owner
+    original_t = 10.0 + (out.t - 10.0) / stretch[owner]                  # times back on the original grid
+    np.testing.assert_allclose(original_t, np.round(original_t), atol=1e-6)
+    expected_mag = 18.0 + 0.1 * np.abs(np.round(original_t) - 10.0) + dimming[owner]
+    np.testing.assert_allclose(out.mag, expected_mag, atol=2e-3)          # noise of 1e-4 mag is all there is
+    np.testing.assert_allclose(out.err, 1e-4 * np.maximum(10 ** (0.4 * dimming[owner]), 1.0), rtol=1e-3)
+    # a stretched curve keeps about 1 / stretch of its points, a compressed one all of them
+    kept = np.diff(out.offsets)
+    compressed = stretch < 1
+    assert np.all(kept[compressed] == 24)
+    assert np.sum(kept[~compressed]) == pytest.approx(np.sum(24 / stretch[~compressed]), rel=0.05)
+
+
+def test_redshift_shift_leaves_unknown_redshifts_and_probability_zero_alone() -> None:
+    curves = peaked_curves(4, err=0.05)
+    z = np.array([np.nan, 0.0, 0.2, 0.5])
+    out, new_z = shift_redshift(curves, z, 1.0, np.random.default_rng(1))
+    np.testing.assert_array_equal(out.mag[out.offsets[0]:out.offsets[2]], curves.mag[:48])
+    np.testing.assert_array_equal(new_z[:2], z[:2])
+    assert np.all(new_z[2:] != z[2:])
+    same, same_z = shift_redshift(curves, z, 0.0, np.random.default_rng(1))
+    np.testing.assert_array_equal(same.mag, curves.mag)
+    np.testing.assert_array_equal(same_z, z)
+
+
+def test_redshift_shift_drops_undetected_points_and_keeps_curves_that_would_vanish() -> None:
+    curves = peaked_curves(400, err=0.5, n_obs=6)
+    z = np.full(400, 1.0)
+    out, new_z = shift_redshift(curves, z, 1.0, np.random.default_rng(2))
+    kept = np.diff(out.offsets)
+    assert np.all(kept >= MIN_OBS_FOR_ROW)
+    unmoved = new_z == z                                                    # too faint at z': curve kept as it was
+    assert 10 < unmoved.sum() < 390
+    for k in np.flatnonzero(unmoved):
+        np.testing.assert_array_equal(out.mag[out.offsets[k]:out.offsets[k + 1]], curves.mag[6 * k:6 * k + 6])
+    # every kept point of a moved object is a detection: flux above its error, so err < 1.0857 mag
+    moved_rows = ~unmoved[out.owner]
+    assert np.all(out.err[moved_rows] < MAG_PER_LN_FLUX)

@@ -20,8 +20,9 @@ from mbfast.train.training_set import (TrainingSet, cap_per_class, fit_targets, 
 from mbfast.train.evaluate import write_report  # noqa: E402
 from mbfast.train.export import load_torch_model  # noqa: E402
 from mbfast.train.multiband import MultibandModel  # noqa: E402
-from mbfast.train.loop import (TrainOptions, band_losses, central_loss, predict, train, transfer_weights,  # noqa: E402
-                                   weighted_ce)
+from mbfast.train.augment import Augmentation  # noqa: E402
+from mbfast.train.loop import (TrainOptions, augmented_epoch, band_losses, central_loss, predict, train,  # noqa: E402
+                               transfer_weights, weighted_ce)
 from mbfast.train.prior import log_prior  # noqa: E402
 from mbfast.model.modelfile import read_model  # noqa: E402
 from mbfast.model.reference import preprocess_reference  # noqa: E402
@@ -216,6 +217,33 @@ def test_init_from_starts_from_a_model_files_weights(tmp_path, tiny_data) -> Non
     with pytest.raises(ValueError, match="band_hidden differ"):
         train(tmp_path / "wrong", other, TrainOptions(max_epochs=0, init_from=str(source)), cache_dir=None,
               progress=False, data=tiny_data)
+
+
+def test_redshift_augmentation_moves_the_target_and_resumes_identically(tmp_path, tiny_data) -> None:
+    scaler = RegressionTarget("redshift", 0.5, 0.25)
+    redshift = tiny_data.targets[:, 0]
+    augmentation = Augmentation(truncate=0.0, obs_dropout=0.0, band_dropout=0.0, redraw=False, redshift=1.0)
+    curves = tiny_data.curves   # renumbered 0..K-1 as train() does: preprocessing wants obj_id sorted
+    curves = replace(curves, obj_id=np.repeat(np.arange(curves.n_objects), np.diff(curves.offsets)))
+    inputs, targets_z = augmented_epoch(curves, tiny_data.targets, (scaler,), augmentation,
+                                        np.random.default_rng(0), n_skip=2)
+    new_z = targets_z[:, 0] * scaler.std + scaler.mean
+    known = np.isfinite(redshift) & (redshift > 0)
+    np.testing.assert_array_equal(np.isfinite(new_z), np.isfinite(redshift))   # galactic stays unknown
+    ratio = new_z[known] / redshift[known]
+    assert np.all((ratio > 0.5 - 1e-6) & (ratio < 2.0 + 1e-6)) and np.mean(np.abs(ratio - 1) > 0.01) > 0.8
+    assert inputs.n_rows.shape == (curves.n_objects,) and np.all(inputs.n_rows > 0)
+    # through train(): interrupted after one epoch and resumed, byte-identical to the uninterrupted run
+    path_a, _ = run_tiny(tmp_path, "a", tiny_data, augment_redshift=0.5)
+    run_tiny(tmp_path, "b", tiny_data, augment_redshift=0.5, max_epochs=1)
+    path_b = train(tmp_path / "b", None, TrainOptions(max_epochs=3), resume=True, cache_dir=None, progress=False,
+                   data=tiny_data)
+    assert path_b.read_bytes() == path_a.read_bytes()
+    path_off, _ = run_tiny(tmp_path, "off", tiny_data)
+    assert path_off.read_bytes() != path_a.read_bytes()
+    no_redshift = replace(tiny_data, target_names=("mass",))
+    with pytest.raises(ValueError, match="augment_redshift needs .* 'redshift'"):
+        run_tiny(tmp_path, "none", no_redshift, augment_redshift=0.5)
 
 
 @torch.no_grad()

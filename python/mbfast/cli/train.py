@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--augment-band-dropout", type=float, default=0.2, help="P(random band subset dropped)")
     train.add_argument("--no-augment-redraw", dest="augment_redraw", action="store_false",
                        help="keep magnitudes as measured (default: re-drawn from N(mag, err) every epoch)")
+    train.add_argument("--augment-redshift", type=float, default=0.0,
+                       help="P(object of known redshift seen from another z: dimmed or brightened, time-dilated, "
+                            "noise added; needs the target 'redshift'); default 0 (off)")
     train.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
     train.add_argument("--select-on", default="macro_f1", choices=("macro_f1", "loss"),
                        help="best epoch and early stopping by validation macro F1 (ties: loss) or loss")
@@ -108,7 +111,8 @@ def run_train(args: argparse.Namespace) -> int:
         augment_truncate=0.0 if no_augment else args.augment_truncate,
         augment_obs_dropout=0.0 if no_augment else args.augment_obs_dropout,
         augment_band_dropout=0.0 if no_augment else args.augment_band_dropout,
-        augment_redraw=args.augment_redraw and not no_augment)
+        augment_redraw=args.augment_redraw and not no_augment,
+        augment_redshift=0.0 if no_augment else args.augment_redshift)
     train(args.run_dir, overrides, options, resume=args.resume)
     return 0
 

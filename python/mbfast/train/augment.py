@@ -24,10 +24,11 @@ class Augmentation:
     obs_dropout: float = 0.1    # P(one observation is dropped)
     band_dropout: float = 0.2   # P(an object loses a random subset of its bands): classify any band subset
     redraw: bool = True         # magnitudes re-drawn from N(mag, err)
+    redshift: float = 0.0       # P(an object of known redshift is moved to another one): see shift_redshift
 
     @property
     def active(self) -> bool:
-        return self.truncate > 0 or self.obs_dropout > 0 or self.band_dropout > 0 or self.redraw
+        return self.truncate > 0 or self.obs_dropout > 0 or self.band_dropout > 0 or self.redraw or self.redshift > 0
 
 
 def augment(curves: LightCurves, augmentation: Augmentation, rng: np.random.Generator) -> LightCurves:
@@ -59,6 +60,73 @@ def augment(curves: LightCurves, augmentation: Augmentation, rng: np.random.Gene
         noise = curves.err * rng.standard_normal(len(curves)).astype(np.float32)
         curves = replace(curves, mag=(curves.mag + noise).astype(np.float32))
     return curves.keep_rows(keep)
+
+
+# shift_redshift draws z' = z * factor with log(factor) uniform in these bounds, and never beyond MAX_REDSHIFT
+REDSHIFT_FACTOR = (0.5, 2.0)
+MAX_REDSHIFT = 3.0
+HUBBLE_DISTANCE_MPC = 299792.458 / 70.0     # c / H0, flat LCDM with H0 = 70 km/s/Mpc and Omega_m = 0.3
+OMEGA_M = 0.3
+MAG_PER_LN_FLUX = 2.5 / np.log(10.0)       # err (mag) = MAG_PER_LN_FLUX * flux_err / flux
+_Z_GRID = np.linspace(0.0, 2 * MAX_REDSHIFT, 4001)
+
+
+def luminosity_distance(z: np.ndarray) -> np.ndarray:
+    """Luminosity distance in Mpc at redshifts `z` (0 < z <= 2 MAX_REDSHIFT), flat LCDM (trapezoid rule)."""
+    inverse_e = 1.0 / np.sqrt(OMEGA_M * (1.0 + _Z_GRID) ** 3 + 1.0 - OMEGA_M)
+    comoving = np.concatenate([[0.0], np.cumsum(0.5 * (inverse_e[1:] + inverse_e[:-1]) * np.diff(_Z_GRID))])
+    return (1.0 + z) * HUBBLE_DISTANCE_MPC * np.interp(z, _Z_GRID, comoving)
+
+
+def shift_redshift(curves: LightCurves, redshift: np.ndarray, probability: float,
+                   rng: np.random.Generator) -> tuple[LightCurves, np.ndarray]:
+    """Each object of known redshift (finite, > 0), with `probability`, seen from another redshift z'.
+
+    In the spirit of Avocado (Boone 2019) but without its Gaussian-process model, so without K-corrections:
+    magnitudes shift by 5 log10(d_L(z') / d_L(z)) - 2.5 log10((1 + z') / (1 + z)) (the same rest-frame spectrum,
+    further away, in AB magnitudes per unit frequency), times stretch by s = (1 + z') / (1 + z) about the
+    brightest observation, and for s > 1 each observation is kept with probability 1 / s so the cadence stays the
+    survey's. The flux error stays what it was in flux (sky-limited), so a dimmed object is noisier: noise is
+    added up to it, and observations whose new flux is not above its error are dropped, as the data sets' own
+    detection cut does. An object left with no band of MIN_OBS_FOR_ROW observations keeps its curve and
+    redshift. Returns the curves (same objects, same order) and each object's redshift after the shift.
+    """
+    n_objects, n_bands = curves.n_objects, len(curves.bands)
+    owner = curves.owner
+    known = np.isfinite(redshift) & (redshift > 0)
+    moved = known & (rng.random(n_objects) < probability)                  # (K,)
+    low, high = np.log(REDSHIFT_FACTOR[0]), np.log(REDSHIFT_FACTOR[1])
+    new_z = np.where(moved, np.minimum(np.where(known, redshift, 1.0) * np.exp(rng.uniform(low, high, n_objects)),
+                                       MAX_REDSHIFT), redshift)
+    safe_z, safe_new = np.where(moved, redshift, 1.0), np.where(moved, new_z, 1.0)
+    stretch = (1.0 + safe_new) / (1.0 + safe_z)                             # (K,) 1 where not moved
+    dimming = 5.0 * np.log10(luminosity_distance(safe_new) / luminosity_distance(safe_z)) - 2.5 * np.log10(stretch)
+    dimming = np.where(moved, dimming, 0.0)
+
+    # the brightest observation of each object anchors the time stretch
+    order = np.lexsort((curves.mag, owner))
+    brightest = order[np.minimum(curves.offsets[:-1], max(len(curves) - 1, 0))]   # an empty object: any row
+    t_peak = curves.t[brightest]
+    t = t_peak[owner] + (curves.t - t_peak[owner]) * stretch[owner]
+
+    scale = 10.0 ** (-0.4 * dimming[owner])                                  # new flux / old flux
+    flux_err = curves.err.astype(np.float64) / MAG_PER_LN_FLUX                # relative to the old flux
+    added = flux_err * np.sqrt(np.maximum(1.0 - scale ** 2, 0.0))
+    new_flux = scale + added * rng.standard_normal(len(curves))              # old flux = 1
+    new_err = np.maximum(flux_err, flux_err * scale)                         # brightened: the error scales too
+    keep = new_flux > new_err
+    keep &= rng.random(len(curves)) < 1.0 / np.maximum(stretch[owner], 1.0)
+    counts = np.zeros((n_objects, n_bands), dtype=np.int64)
+    np.add.at(counts, (owner[keep], curves.band[keep]), 1)
+    failed = moved & ~(counts >= MIN_OBS_FOR_ROW).any(axis=1)
+    unchanged = (~moved | failed)[owner]
+    keep |= unchanged
+    safe_flux = np.where(keep & ~unchanged, new_flux, 1.0)
+    mag = np.where(unchanged, curves.mag, curves.mag - 2.5 * np.log10(safe_flux))
+    err = np.where(unchanged, curves.err, MAG_PER_LN_FLUX * new_err / safe_flux)
+    shifted = replace(curves, t=np.where(unchanged, curves.t, t), mag=mag.astype(np.float32),
+                      err=err.astype(np.float32))
+    return shifted.keep_rows(keep), np.where(failed, redshift, new_z)
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mbfast.model.config import ModelConfig
+from mbfast.lightcurves.table import LightCurves
+from mbfast.model.config import ModelConfig, RegressionTarget
 from mbfast.model.preprocessed import ModelInputs
-from mbfast.train.augment import Augmentation, augment, balanced_sample, class_weights
+from mbfast.train.augment import Augmentation, augment, balanced_sample, class_weights, shift_redshift
 from mbfast.train.batch import Batch, make_batch
 from mbfast.train.training_set import (DEFAULT_CACHE, TrainingSet, cap_per_class, fit_targets, load_training_set,
                                preprocess_curves, scale_targets, stratified_split)
@@ -68,6 +69,8 @@ class TrainOptions:
     augment_obs_dropout: float = 0.1
     augment_band_dropout: float = 0.2
     augment_redraw: bool = True
+    augment_redshift: float = 0.0      # P(an object of known redshift is seen from another z); needs the target
+                                       # "redshift" (mbfast.train.augment.shift_redshift)
     select_on: str = "macro_f1"        # best epoch by validation "macro_f1" (ties: loss) or "loss"
     init_from: str | None = None       # start from a model file's weights (fine-tuning; same bands, classes, shape)
     transfer_from: str | None = None   # start from what carries over from a model of other bands or classes
@@ -82,14 +85,14 @@ class TrainOptions:
             raise ValueError(f"select_on must be one of {SELECT_ON}, got {self.select_on!r}")
         if self.init_from is not None and self.transfer_from is not None:
             raise ValueError("init_from and transfer_from exclude each other: init_from copies every weight")
-        for name in ("augment_truncate", "augment_obs_dropout", "augment_band_dropout"):
+        for name in ("augment_truncate", "augment_obs_dropout", "augment_band_dropout", "augment_redshift"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
 
     @property
     def augmentation(self) -> Augmentation:
         return Augmentation(self.augment_truncate, self.augment_obs_dropout, self.augment_band_dropout,
-                            self.augment_redraw)
+                            self.augment_redraw, self.augment_redshift)
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainOptions:
@@ -97,6 +100,18 @@ class TrainOptions:
             if raw.get(name) is not None:
                 raw[name] = tuple(raw[name])
         return cls(**{item.name: raw[item.name] for item in fields(cls) if item.name in raw})
+
+
+def augmented_epoch(curves: LightCurves, targets: np.ndarray, scalers: tuple[RegressionTarget, ...],
+                    augmentation: Augmentation, rng: np.random.Generator, n_skip: int) -> tuple[ModelInputs, np.ndarray]:
+    """One epoch's augmented copy of the training objects (`curves`, their physical `targets` (K, G)): the
+    preprocessed inputs and the z-scored targets, whose "redshift" follows an object moved by shift_redshift."""
+    if augmentation.redshift > 0:
+        column = [scaler.name for scaler in scalers].index("redshift")
+        curves, new_z = shift_redshift(curves, targets[:, column], augmentation.redshift, rng)
+        targets = targets.copy()
+        targets[:, column] = new_z
+    return preprocess_curves(augment(curves, augmentation, rng), n_skip), scale_targets(targets, scalers)
 
 
 def resolve_device(device: str) -> str:
@@ -326,6 +341,9 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
         train_curves = data.curves.select(train_idx)
         train_curves = replace(train_curves, obj_id=np.repeat(np.arange(train_curves.n_objects, dtype=np.int64),
                                                               np.diff(train_curves.offsets)))
+    if augmentation.redshift > 0 and "redshift" not in data.target_names:
+        raise ValueError("augment_redshift needs the objects' redshifts as the regression target 'redshift'; "
+                         f"the targets here are {list(data.target_names)}")
     balance = None
     if options.class_balance == "weights":
         balance = torch.from_numpy(class_weights(data.labels[train_idx], config.n_classes)).to(device)
@@ -359,8 +377,9 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     model.train()
     while state["stopped"] is None and state["epoch"] < options.max_epochs:
         if augmentation.active:  # a fresh augmented copy of the training objects, indexed 0..len(train_idx)-1
-            epoch_inputs = preprocess_curves(augment(train_curves, augmentation, rng), config.n_skip)
-            epoch_labels, epoch_targets = data.labels[train_idx], targets_z[train_idx]
+            epoch_inputs, epoch_targets = augmented_epoch(train_curves, data.targets[train_idx], scalers,
+                                                          augmentation, rng, config.n_skip)
+            epoch_labels = data.labels[train_idx]
             epoch_objects = np.flatnonzero(epoch_inputs.n_rows > 0)
         else:
             epoch_inputs, epoch_labels, epoch_targets, epoch_objects = data.inputs, data.labels, targets_z, train_idx
