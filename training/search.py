@@ -33,6 +33,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {   # name: (TrainOptions changes, Mode
     "h80": ({}, {"band_hidden": 80, "central_hidden": 80}),   # the widest that fits the 5 MB model limit
     # third round: Avocado-style redshift augmentation (mbfast.train.augment.shift_redshift) on half the objects
     "redshift0.5": ({"augment_redshift": 0.5}, {}),
+    "cls_only": ({"targets": ()}, {}),                 # no redshift regression (MTL off)
+    "decay120": ({"decay_steps": 120}, {}),            # lr decays half as fast (42 batches an epoch here)
 }
 
 
@@ -46,7 +48,7 @@ def main() -> None:
     torch.set_num_threads(1)
     for name in args.variants:
         option_changes, config_changes = VARIANTS[name]
-        options = replace(OPTIONS, max_minutes=None, max_epochs=EPOCHS, fold=args.fold, **option_changes)
+        options = replace(OPTIONS, **{"max_minutes": None, "max_epochs": EPOCHS, "fold": args.fold, **option_changes})
         run_dir = Path(args.root) / (name if args.fold == 0 else f"{name}_f{args.fold}")
         train(run_dir, {**CONFIG, **config_changes}, options,
               resume=args.resume and (run_dir / "checkpoint.pt").exists())
