@@ -314,6 +314,10 @@ def test_cli_registers_train_evaluate_export() -> None:
     args = parser.parse_args(["train", "runs/x", "--band-hidden", "32", "--max-minutes", "5", "--resume"])
     assert args.band_hidden == 32 and args.max_minutes == 5.0 and args.resume and args.run is cli.run_train
     assert parser.parse_args(["train", "runs/y", "--transfer-from", "lsst"]).transfer_from == "lsst"
+    options = cli.train_options(parser.parse_args(["train", "runs/z", "--augment-redshift", "0.5"]))
+    assert options.augment_redshift == 0.5 and options.augment_truncate == 0.5 and options.augment_redraw
+    off = cli.train_options(parser.parse_args(["train", "runs/z", "--augment-redshift", "0.5", "--no-augment"]))
+    assert not off.augmentation.active and off.augment_redshift == 0.0
     assert parser.parse_args(["evaluate", "m.mbf", "out"]).run is cli.run_evaluate
     assert parser.parse_args(["export", "runs/x", "m.mbf"]).run is cli.run_export
 

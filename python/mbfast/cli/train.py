@@ -9,8 +9,12 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mbfast.model.config import ModelConfig
+
+if TYPE_CHECKING:
+    from mbfast.train.loop import TrainOptions
 
 # the shape options: ModelConfig's integer fields, each a --flag of `mbfast train`
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig) if field.type == "int")
@@ -91,15 +95,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mbfast.train.loop import TrainOptions, train
+    from mbfast.train.loop import train
 
     if args.threads is not None:
         import torch
         torch.set_num_threads(args.threads)
     overrides = {name: getattr(args, name) for name in CONFIG_FIELDS if getattr(args, name) is not None}
+    train(args.run_dir, overrides, train_options(args), resume=args.resume)
+    return 0
+
+
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    from mbfast.train.loop import TrainOptions
+
     dataset = args.dataset or ("files" if args.data is not None else "plasticc")
     no_augment = args.no_augment
-    options = TrainOptions(
+    return TrainOptions(
         dataset=dataset, data=args.data, labels=args.labels, survey=args.survey,
         targets=None if args.targets is None else tuple(args.targets),
         batch_size=args.batch_size, lr=args.lr, steps_wait=args.steps_wait,
@@ -113,8 +124,6 @@ def run_train(args: argparse.Namespace) -> int:
         augment_band_dropout=0.0 if no_augment else args.augment_band_dropout,
         augment_redraw=args.augment_redraw and not no_augment,
         augment_redshift=0.0 if no_augment else args.augment_redshift)
-    train(args.run_dir, overrides, options, resume=args.resume)
-    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
