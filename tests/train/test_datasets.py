@@ -129,3 +129,32 @@ def test_missing_shared_data_gives_a_clear_error(tmp_path: Path, monkeypatch: py
         load_plasticc()
     with pytest.raises(FileNotFoundError, match="YSE DR1 folder not found at .*load_sample"):
         load_yse()
+
+
+def test_preprocessed_cache_follows_the_curves_not_the_name(tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from mbfast.train import datasets
+    from mbfast.train.training_set import load_training_set
+
+    sample = load_sample()
+    changed = replace(sample, curves=replace(sample.curves, mag=sample.curves.mag * np.float32(1.01)))
+    assert changed.curves.fingerprint() != sample.curves.fingerprint()
+    assert replace(sample.curves, bands=("u", "g", "r", "i", "z", "Y")).fingerprint() != sample.curves.fingerprint()
+    served = {"plasticc": sample}
+    monkeypatch.setattr(datasets, "dataset_loaders", lambda: {"plasticc": lambda: served["plasticc"]})
+    calls = []
+
+    def counting_preprocess(curves, n_skip):
+        calls.append(curves.fingerprint())
+        from mbfast.train.preprocess import preprocess
+        return preprocess(curves, n_skip)
+
+    first = load_training_set("plasticc", 2, cache_dir=tmp_path, preprocess=counting_preprocess)
+    again = load_training_set("plasticc", 2, cache_dir=tmp_path, preprocess=counting_preprocess)
+    assert len(calls) == 1                                              # same curves: read from the cache
+    np.testing.assert_array_equal(again.inputs.rows, first.inputs.rows)
+    served["plasticc"] = changed                                        # same name, other curves (a new reader)
+    fresh = load_training_set("plasticc", 2, cache_dir=tmp_path, preprocess=counting_preprocess)
+    assert calls == [sample.curves.fingerprint(), changed.curves.fingerprint()]
+    assert not np.array_equal(fresh.inputs.rows, first.inputs.rows)

@@ -5,6 +5,7 @@ Engine.classify consume. It holds magnitudes only; mbfast.lightcurves.photometry
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,15 @@ class LightCurves:
     def owner(self) -> np.ndarray:
         """int64 (N,) the index of the object each observation belongs to."""
         return np.repeat(np.arange(self.n_objects), np.diff(self.offsets))
+
+    def fingerprint(self) -> str:
+        """16 hex digits that change when any observation, object boundary or band label does: the key of the
+        caches derived from these curves, so that a changed data set or reader never meets a stale cache."""
+        digest = hashlib.blake2b(digest_size=8)
+        for column in (self.obj_id, self.band, self.t, self.mag, self.err, self.offsets):
+            digest.update(np.ascontiguousarray(column).tobytes())
+        digest.update("\0".join(self.bands).encode())
+        return digest.hexdigest()
 
     def keep_rows(self, keep: np.ndarray) -> LightCurves:
         """The observations where `keep` (bool (N,)) is True; every object stays, some perhaps with none."""

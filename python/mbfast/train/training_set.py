@@ -55,7 +55,8 @@ def load_training_set(dataset: str, n_skip: int, target_names: tuple[str, ...] |
     unknown = [name for name in names if name not in labelled.targets]
     if unknown:
         raise ValueError(f"dataset {dataset!r} has no targets {unknown}; it has {sorted(labelled.targets)}")
-    cache = None if cache_dir is None else Path(cache_dir) / f"{dataset}_nskip{n_skip}.npz"
+    cache = None if cache_dir is None else \
+        Path(cache_dir) / f"{dataset}_nskip{n_skip}_{labelled.curves.fingerprint()}.npz"
     if cache is not None and cache.exists():
         inputs = load_inputs(cache)
     else:

@@ -266,7 +266,9 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     labelled = load_labelled(options.data)
-    inputs = preprocess_cached(labelled, out_dir / "cache" / f"inputs_nskip{options.n_skip}.npz", options.n_skip)
+    cache = out_dir / "cache"      # keyed by the curves' fingerprint: a rerun on other data never reads stale files
+    fingerprint = labelled.curves.fingerprint()
+    inputs = preprocess_cached(labelled, cache / f"inputs_nskip{options.n_skip}_{fingerprint}.npz", options.n_skip)
     labels, class_names = labelled.labels, tuple(labelled.class_names)
     n_classes = len(class_names)
     target_names = tuple(labelled.targets)
@@ -277,7 +279,7 @@ def run_report(options: ReportOptions, out_dir: str | Path, log=print) -> dict:
     folds = tuple(sorted(runs)) if runs else (options.folds or tuple(range(options.n_folds)))
     if runs and options.folds is not None and tuple(sorted(options.folds)) != folds:
         raise ValueError(f"folds {options.folds} but the reused MTL runs are folds {folds}")
-    features = features_cached(labelled, out_dir / "cache" / "features.npz")
+    features = features_cached(labelled, cache / f"features_{fingerprint}.npz")
     data = TrainingSet(inputs, labels, class_names, tuple(labelled.curves.bands), target_names, targets, usable,
                         labelled.curves, labelled.survey)
     log(f"{options.data}: {labelled.curves.n_objects} objects, {int(usable.sum())} usable, "
