@@ -7,7 +7,8 @@ import pytest
 from mbfast.lightcurves.labelled import LabelledSet, load_files
 from mbfast.train.datasets import to_ztf_like, ztf_error
 from mbfast.train.augment import (MAG_PER_LN_FLUX, MIN_OBS_FOR_ROW, Augmentation, augment, balanced_sample,
-                                  class_weights, luminosity_distance, shift_redshift)
+                                  class_weights, shift_redshift)
+from mbfast.train.cosmology import dimming, luminosity_distance, redshift_after_dimming
 from mbfast.lightcurves.surveys import ZTF
 from mbfast.lightcurves.table import LightCurves, from_arrays
 
@@ -148,10 +149,16 @@ def test_prior_shift_picks_the_alpha_with_the_best_validation_macro_f1() -> None
 
 
 # ------------------------------------------------------------------------------------------ redshift
-def test_luminosity_distance_known_values() -> None:
+def test_luminosity_distance_and_dimming_known_values() -> None:
     # flat LCDM, H0 = 70, Omega_m = 0.3 (e.g. astropy FlatLambdaCDM(70, 0.3).luminosity_distance)
-    np.testing.assert_allclose(luminosity_distance(np.array([0.5, 1.0, 2.0])), [2832.9, 6607.7, 15539.6],
-                               rtol=2e-4)
+    np.testing.assert_allclose(luminosity_distance(np.array([0.01, 0.5, 1.0, 2.0])),
+                               [43.2, 2832.9, 6607.7, 15539.6], rtol=2e-3)
+    z = np.array([0.01, 0.1, 0.5, 1.0])
+    np.testing.assert_allclose(dimming(z, 2 * z),
+                               5 * np.log10(luminosity_distance(2 * z) / luminosity_distance(z))
+                               - 2.5 * np.log10((1 + 2 * z) / (1 + z)), atol=1e-9)
+    added = np.array([-4.0, -1.0, 0.5, 2.0])
+    np.testing.assert_allclose(dimming(z, redshift_after_dimming(z, added)), added, atol=1e-3)
 
 
 def peaked_curves(n_objects: int, err: float, n_obs: int = 24) -> LightCurves:
@@ -168,13 +175,13 @@ def test_redshift_shift_dims_dilates_and_thins_as_written() -> None:
     out, new_z = shift_redshift(curves, z, 1.0, np.random.default_rng(0))
     assert np.all((new_z >= 0.15 - 1e-9) & (new_z <= 0.6 + 1e-9)) and np.std(new_z) > 0.05
     stretch = (1 + new_z) / (1 + z)
-    dimming = 5 * np.log10(luminosity_distance(new_z) / luminosity_distance(z)) - 2.5 * np.log10(stretch)
+    added = dimming(z, new_z)
     owner = out.owner
     original_t = 10.0 + (out.t - 10.0) / stretch[owner]                  # times back on the original grid
     np.testing.assert_allclose(original_t, np.round(original_t), atol=1e-6)
-    expected_mag = 18.0 + 0.1 * np.abs(np.round(original_t) - 10.0) + dimming[owner]
+    expected_mag = 18.0 + 0.1 * np.abs(np.round(original_t) - 10.0) + added[owner]
     np.testing.assert_allclose(out.mag, expected_mag, atol=2e-3)          # noise of 1e-4 mag is all there is
-    np.testing.assert_allclose(out.err, 1e-4 * np.maximum(10 ** (0.4 * dimming[owner]), 1.0), rtol=1e-3)
+    np.testing.assert_allclose(out.err, 1e-4 * np.maximum(10 ** (0.4 * added[owner]), 1.0), rtol=1e-3)
     # a stretched curve keeps about 1 / stretch of its points, a compressed one all of them
     kept = np.diff(out.offsets)
     compressed = stretch < 1

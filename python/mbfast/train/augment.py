@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mbfast.lightcurves.table import LightCurves
+from mbfast.train.cosmology import dimming
 
 # an object needs one band with this many observations to give one window row (eq. 2 uses three)
 MIN_OBS_FOR_ROW = 3
@@ -62,20 +63,10 @@ def augment(curves: LightCurves, augmentation: Augmentation, rng: np.random.Gene
     return curves.keep_rows(keep)
 
 
-# shift_redshift draws z' = z * factor with log(factor) uniform in these bounds, and never beyond MAX_REDSHIFT
+# shift_redshift draws z' = z * factor with log(factor) uniform in these bounds, and never beyond MAX_SHIFTED_REDSHIFT
 REDSHIFT_FACTOR = (0.5, 2.0)
-MAX_REDSHIFT = 3.0
-HUBBLE_DISTANCE_MPC = 299792.458 / 70.0     # c / H0, flat LCDM with H0 = 70 km/s/Mpc and Omega_m = 0.3
-OMEGA_M = 0.3
+MAX_SHIFTED_REDSHIFT = 3.0
 MAG_PER_LN_FLUX = 2.5 / np.log(10.0)       # err (mag) = MAG_PER_LN_FLUX * flux_err / flux
-_Z_GRID = np.linspace(0.0, 2 * MAX_REDSHIFT, 4001)
-
-
-def luminosity_distance(z: np.ndarray) -> np.ndarray:
-    """Luminosity distance in Mpc at redshifts `z` (0 < z <= 2 MAX_REDSHIFT), flat LCDM (trapezoid rule)."""
-    inverse_e = 1.0 / np.sqrt(OMEGA_M * (1.0 + _Z_GRID) ** 3 + 1.0 - OMEGA_M)
-    comoving = np.concatenate([[0.0], np.cumsum(0.5 * (inverse_e[1:] + inverse_e[:-1]) * np.diff(_Z_GRID))])
-    return (1.0 + z) * HUBBLE_DISTANCE_MPC * np.interp(z, _Z_GRID, comoving)
 
 
 def shift_redshift(curves: LightCurves, redshift: np.ndarray, probability: float,
@@ -83,8 +74,7 @@ def shift_redshift(curves: LightCurves, redshift: np.ndarray, probability: float
     """Each object of known redshift (finite, > 0), with `probability`, seen from another redshift z'.
 
     In the spirit of Avocado (Boone 2019) but without its Gaussian-process model, so without K-corrections:
-    magnitudes shift by 5 log10(d_L(z') / d_L(z)) - 2.5 log10((1 + z') / (1 + z)) (the same rest-frame spectrum,
-    further away, in AB magnitudes per unit frequency), times stretch by s = (1 + z') / (1 + z) about the
+    magnitudes shift by cosmology.dimming(z, z') (the same rest-frame spectrum further away), times stretch by s = (1 + z') / (1 + z) about the
     brightest observation, and for s > 1 each observation is kept with probability 1 / s so the cadence stays the
     survey's. The flux error stays what it was in flux (sky-limited), so a dimmed object is noisier: noise is
     added up to it, and observations whose new flux is not above its error are dropped, as the data sets' own
@@ -97,11 +87,10 @@ def shift_redshift(curves: LightCurves, redshift: np.ndarray, probability: float
     moved = known & (rng.random(n_objects) < probability)                  # (K,)
     low, high = np.log(REDSHIFT_FACTOR[0]), np.log(REDSHIFT_FACTOR[1])
     new_z = np.where(moved, np.minimum(np.where(known, redshift, 1.0) * np.exp(rng.uniform(low, high, n_objects)),
-                                       MAX_REDSHIFT), redshift)
+                                       MAX_SHIFTED_REDSHIFT), redshift)
     safe_z, safe_new = np.where(moved, redshift, 1.0), np.where(moved, new_z, 1.0)
     stretch = (1.0 + safe_new) / (1.0 + safe_z)                             # (K,) 1 where not moved
-    dimming = 5.0 * np.log10(luminosity_distance(safe_new) / luminosity_distance(safe_z)) - 2.5 * np.log10(stretch)
-    dimming = np.where(moved, dimming, 0.0)
+    added_mag = np.where(moved, dimming(safe_z, safe_new), 0.0)
 
     # the brightest observation of each object anchors the time stretch
     order = np.lexsort((curves.mag, owner))
@@ -109,7 +98,7 @@ def shift_redshift(curves: LightCurves, redshift: np.ndarray, probability: float
     t_peak = curves.t[brightest]
     t = t_peak[owner] + (curves.t - t_peak[owner]) * stretch[owner]
 
-    scale = 10.0 ** (-0.4 * dimming[owner])                                  # new flux / old flux
+    scale = 10.0 ** (-0.4 * added_mag[owner])                                  # new flux / old flux
     flux_err = curves.err.astype(np.float64) / MAG_PER_LN_FLUX                # relative to the old flux
     added = flux_err * np.sqrt(np.maximum(1.0 - scale ** 2, 0.0))
     new_flux = scale + added * rng.standard_normal(len(curves))              # old flux = 1
