@@ -24,7 +24,8 @@ def test_unknown_config_field_is_refused(small_config: ModelConfig) -> None:
         ModelConfig.from_json(text)
 
 
-@pytest.mark.parametrize("field, value", [("band_hidden", 0), ("n_skip", -1), ("bands", ("g", "g"))])
+@pytest.mark.parametrize("field, value", [("band_hidden", 0), ("n_skip", -1), ("bands", ("g", "g")),
+                                          ("layernorm_eps", 0.0), ("batchnorm_eps", float("nan"))])
 def test_bad_config_values_raise(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         arguments: dict[str, object] = {"survey": "ztf", "bands": ("g", "r"), "class_names": ("a", "b")}

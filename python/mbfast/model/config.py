@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 # w = 2 differences per window row (paper §3.1): [log10 dt_prev, log10 dt, dmag_prev, dmag].
@@ -65,6 +66,9 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.n_skip < 0:
             raise ValueError(f"ModelConfig.n_skip must be >= 0, got {self.n_skip}")
+        for name in ("layernorm_eps", "batchnorm_eps"):  # the engine refuses the file otherwise: say so here first
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"ModelConfig.{name} must be finite and > 0, got {getattr(self, name)}")
 
     @property
     def n_bands(self) -> int:
