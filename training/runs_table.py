@@ -54,7 +54,8 @@ def run_row(run_dir: Path, cache: dict, real: str | None) -> dict:
             "minutes": round(summary["training_minutes"], 1), "stopped": summary["stopped"],
             "val_macro_f1": round(best.get("val_macro_f1", float("nan")), 3),
             "test_macro_recall": round(metrics.macro_recall(matrix), 3),
-            "test_macro_f1": round(metrics.macro_f1(matrix), 3), "test_accuracy": round(metrics.accuracy(matrix), 3), **real_scores}
+            "test_macro_f1": round(metrics.macro_f1(matrix), 3), "test_accuracy": round(metrics.accuracy(matrix), 3),
+            **real_scores}
 
 
 def main() -> None:

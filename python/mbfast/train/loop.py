@@ -103,7 +103,8 @@ class TrainOptions:
 
 
 def augmented_epoch(curves: LightCurves, targets: np.ndarray, scalers: tuple[RegressionTarget, ...],
-                    augmentation: Augmentation, rng: np.random.Generator, n_skip: int) -> tuple[ModelInputs, np.ndarray]:
+                    augmentation: Augmentation, rng: np.random.Generator,
+                    n_skip: int) -> tuple[ModelInputs, np.ndarray]:
     """One epoch's augmented copy of the training objects (`curves`, their physical `targets` (K, G)): the
     preprocessed inputs and the z-scored targets, whose "redshift" follows an object moved by shift_redshift."""
     if augmentation.redshift > 0:
