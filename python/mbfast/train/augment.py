@@ -76,10 +76,11 @@ def shift_redshift(curves: LightCurves, redshift: np.ndarray, probability: float
     In the spirit of Avocado (Boone 2019) but without its Gaussian-process model, so without K-corrections:
     magnitudes shift by cosmology.dimming(z, z') (the same rest-frame spectrum further away), times stretch by
     s = (1 + z') / (1 + z) about the brightest observation, and for s > 1 each observation is kept with
-    probability 1 / s so the cadence stays the survey's. The flux error stays what it was in flux (sky-limited), so a dimmed object is noisier: noise is
-    added up to it, and observations whose new flux is not above its error are dropped, as the data sets' own
-    detection cut does. An object left with no band of MIN_OBS_FOR_ROW observations keeps its curve and
-    redshift. Returns the curves (same objects, same order) and each object's redshift after the shift.
+    probability 1 / s so the cadence stays the survey's. The flux error stays what it was in flux (sky-limited),
+    so a dimmed object is noisier: noise is added up to it, and observations whose new flux is not above its
+    error are dropped, as the data sets' own detection cut does. An object left with no band of MIN_OBS_FOR_ROW
+    observations keeps its curve and redshift. Returns the curves (same objects, same order) and each object's
+    redshift after the shift.
     """
     n_objects, n_bands = curves.n_objects, len(curves.bands)
     owner = curves.owner
