@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mbfast.lightcurves.table import LightCurves
-from mbfast.train.cosmology import dimming
+from mbfast.train.cosmology import dilated_times, dimming
 
 # an object needs one band with this many observations to give one window row (eq. 2 uses three)
 MIN_OBS_FOR_ROW = 3
@@ -93,12 +93,7 @@ def shift_redshift(curves: LightCurves, redshift: np.ndarray, probability: float
     stretch = (1.0 + safe_new) / (1.0 + safe_z)                             # (K,) 1 where not moved
     added_mag = np.where(moved, dimming(safe_z, safe_new), 0.0)
 
-    # the brightest observation of each object anchors the time stretch
-    order = np.lexsort((curves.mag, owner))
-    brightest = order[np.minimum(curves.offsets[:-1], max(len(curves) - 1, 0))]   # an empty object: any row
-    t_peak = curves.t[brightest]
-    t = t_peak[owner] + (curves.t - t_peak[owner]) * stretch[owner]
-
+    t = dilated_times(curves, stretch)
     scale = 10.0 ** (-0.4 * added_mag[owner])                                  # new flux / old flux
     flux_err = curves.err.astype(np.float64) / MAG_PER_LN_FLUX                # relative to the old flux
     added = flux_err * np.sqrt(np.maximum(1.0 - scale ** 2, 0.0))

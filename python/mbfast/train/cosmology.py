@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mbfast.lightcurves.table import LightCurves
+
 HUBBLE_DISTANCE_MPC = 299792.458 / 70.0     # c / H0
 OMEGA_M = 0.3
 MAX_REDSHIFT = 6.0
@@ -40,3 +42,13 @@ def dimming(z_from: np.ndarray, z_to: np.ndarray) -> np.ndarray:
 def redshift_after_dimming(z_from: np.ndarray, added_mag: np.ndarray) -> np.ndarray:
     """The redshift z_to with dimming(z_from, z_to) == added_mag, within (1e-5, MAX_REDSHIFT)."""
     return np.interp(_magnitude_offset(z_from) + added_mag, _OFFSET_GRID, _Z_GRID[1:])
+
+
+def dilated_times(curves: LightCurves, stretch: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+    """float64 (N,) observation times with each object's curve stretched by `stretch` (K,) about its brightest
+    observation (of the rows where `among` (N,) is True, default all): (1 + z') / (1 + z) moves it to z'."""
+    owner = curves.owner
+    mag = curves.mag if among is None else np.where(among, curves.mag, np.inf)
+    brightest = np.lexsort((mag, owner))[np.minimum(curves.offsets[:-1], max(len(curves) - 1, 0))]
+    t_peak = curves.t[brightest][owner]                    # an object without observations takes any row: unused
+    return t_peak + (curves.t - t_peak) * stretch[owner]

@@ -24,7 +24,7 @@ from mbfast.lightcurves.snana import read_snana
 from mbfast.lightcurves.photometry import SNANA_ZERO_POINT, flux_to_mag
 from mbfast.lightcurves.surveys import LSST, PLASTICC, YSE, ZTF
 from mbfast.lightcurves.table import LightCurves
-from mbfast.train.cosmology import redshift_after_dimming
+from mbfast.train.cosmology import dilated_times, redshift_after_dimming
 
 # YSE DR1 SPEC_CLASS_BROAD -> our class names; "NA" means no spectroscopic class (label -1)
 YSE_CLASSES = {"SN Ia": "Ia", "SN II": "II", "SN Ibc": "Ibc", "Other": "other"}
@@ -253,10 +253,7 @@ def to_ztf_like(labelled: LabelledSet, seed: int = 0) -> LabelledSet:
         from_z = np.where(closer, redshift, 1.0)
         to_z = np.where(closer, redshift_after_dimming(from_z, -shift), redshift)
         stretch = np.where(closer, (1.0 + to_z) / (1.0 + from_z), 1.0)
-        brightest = np.lexsort((np.where(in_ztf, curves.mag, np.inf), owner))[
-            np.minimum(curves.offsets[:-1], max(len(curves) - 1, 0))]
-        t_peak = curves.t[brightest][owner]
-        t = t_peak + (curves.t - t_peak) * stretch[owner]
+        t = dilated_times(curves, stretch, among=in_ztf)
         targets["redshift"] = to_z
     band = np.searchsorted(wanted, curves.band.astype(np.int64)).clip(0, len(wanted) - 1).astype(np.int8)
     depth = np.array([ZTF_DEPTH[name] for name in ZTF.bands])[band]
