@@ -1,5 +1,5 @@
-"""How an event's magnitudes change when it is moved to another redshift: what redshift augmentation and the
-ZTF-like resampling of PLAsTiCC use. Flat LCDM (H0 = 70 km/s/Mpc, Omega_m = 0.3), no K-correction."""
+"""How an event's light curve changes when it is moved to another redshift (redshift augmentation). Flat LCDM
+(H0 = 70 km/s/Mpc, Omega_m = 0.3), no K-correction."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,24 +31,15 @@ def _magnitude_offset(z: np.ndarray) -> np.ndarray:
     return 5.0 * np.log10(luminosity_distance(z)) - 2.5 * np.log10(1.0 + z)
 
 
-_OFFSET_GRID = _magnitude_offset(_Z_GRID[1:])
-
-
 def dimming(z_from: np.ndarray, z_to: np.ndarray) -> np.ndarray:
     """Magnitudes added when an event at z_from is seen from z_to instead (negative: brighter)."""
     return _magnitude_offset(z_to) - _magnitude_offset(z_from)
 
 
-def redshift_after_dimming(z_from: np.ndarray, added_mag: np.ndarray) -> np.ndarray:
-    """The redshift z_to with dimming(z_from, z_to) == added_mag, within (1e-5, MAX_REDSHIFT)."""
-    return np.interp(_magnitude_offset(z_from) + added_mag, _OFFSET_GRID, _Z_GRID[1:])
-
-
-def dilated_times(curves: LightCurves, stretch: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+def dilated_times(curves: LightCurves, stretch: np.ndarray) -> np.ndarray:
     """float64 (N,) observation times with each object's curve stretched by `stretch` (K,) about its brightest
-    observation (of the rows where `among` (N,) is True, default all): (1 + z') / (1 + z) moves it to z'."""
+    observation: (1 + z') / (1 + z) moves it to z'."""
     owner = curves.owner
-    mag = curves.mag if among is None else np.where(among, curves.mag, np.inf)
-    brightest = np.lexsort((mag, owner))[np.minimum(curves.offsets[:-1], max(len(curves) - 1, 0))]
+    brightest = np.lexsort((curves.mag, owner))[np.minimum(curves.offsets[:-1], max(len(curves) - 1, 0))]
     t_peak = curves.t[brightest][owner]                    # an object without observations takes any row: unused
     return t_peak + (curves.t - t_peak) * stretch[owner]

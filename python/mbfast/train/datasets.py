@@ -24,7 +24,6 @@ from mbfast.lightcurves.snana import read_snana
 from mbfast.lightcurves.photometry import SNANA_ZERO_POINT, flux_to_mag
 from mbfast.lightcurves.surveys import LSST, PLASTICC, YSE, ZTF
 from mbfast.lightcurves.table import LightCurves
-from mbfast.train.cosmology import dilated_times, redshift_after_dimming
 
 # YSE DR1 SPEC_CLASS_BROAD -> our class names; "NA" means no spectroscopic class (label -1)
 YSE_CLASSES = {"SN Ia": "Ia", "SN II": "II", "SN Ibc": "Ibc", "Other": "other"}
@@ -229,9 +228,7 @@ def to_ztf_like(labelled: LabelledSet, seed: int = 0) -> LabelledSet:
     """PLAsTiCC (LSST) g r i light curves resampled to ZTF-like depth and noise, as ZTF bands g r i.
 
     Per object: magnitudes shifted so the peak lands in ZTF_PEAK_RANGE if it was fainter (a closer copy of the
-    same event; no K-correction). An object of known redshift is moved to the redshift that brightens it so much
-    (cosmology.redshift_after_dimming), its times compressed by (1 + z') / (1 + z) about its peak and its target
-    "redshift" set to z'. `err` set to ZTF's (`ztf_error`) and noise added up to it
+    same event; no K-correction or time dilation), `err` set to ZTF's (`ztf_error`) and noise added up to it
     (the simulated LSST noise already in the magnitudes is kept; points with LSST err >= ZTF_MAX_LSST_ERR are
     dropped), observations fainter than the ZTF depth dropped (alerts are detections), 4 of 5 i-band
     observations dropped. The LSST cadence is kept (sparser per band than ZTF's).
@@ -246,15 +243,6 @@ def to_ztf_like(labelled: LabelledSet, seed: int = 0) -> LabelledSet:
     np.minimum.at(peak, owner[in_ztf], curves.mag[in_ztf].astype(np.float64))
     target = rng.uniform(*ZTF_PEAK_RANGE, size=curves.n_objects)
     shift = np.where(np.isfinite(peak), np.maximum(peak - target, 0.0), 0.0)          # (K,) >= 0: brighter only
-    targets, t = dict(labelled.targets), curves.t
-    if "redshift" in targets:  # a closer copy of an extragalactic event also lasts less long: (1 + z') / (1 + z)
-        redshift = targets["redshift"]
-        closer = np.isfinite(redshift) & (redshift > 0) & (shift > 0)
-        from_z = np.where(closer, redshift, 1.0)
-        to_z = np.where(closer, redshift_after_dimming(from_z, -shift), redshift)
-        stretch = np.where(closer, (1.0 + to_z) / (1.0 + from_z), 1.0)
-        t = dilated_times(curves, stretch, among=in_ztf)
-        targets["redshift"] = to_z
     band = np.searchsorted(wanted, curves.band.astype(np.int64)).clip(0, len(wanted) - 1).astype(np.int8)
     depth = np.array([ZTF_DEPTH[name] for name in ZTF.bands])[band]
     mag = curves.mag.astype(np.float64) - shift[owner]
@@ -264,9 +252,8 @@ def to_ztf_like(labelled: LabelledSet, seed: int = 0) -> LabelledSet:
     mag = mag + np.sqrt(np.maximum(err ** 2 - lsst_err ** 2, 0.0)) * rng.standard_normal(len(mag))
     keep = in_ztf & (mag < depth) & (lsst_err < ZTF_MAX_LSST_ERR)
     keep &= (band != ZTF.bands.index("i")) | (rng.random(len(mag)) < ZTF_I_KEPT)
-    ztf_curves = replace(curves, band=band, t=t, mag=mag.astype(np.float32), err=err.astype(np.float32),
-                         bands=ZTF.bands)
-    return with_rows(replace(labelled, targets=targets), ztf_curves.keep_rows(keep), ZTF.name)
+    ztf_curves = replace(curves, band=band, mag=mag.astype(np.float32), err=err.astype(np.float32), bands=ZTF.bands)
+    return with_rows(labelled, ztf_curves.keep_rows(keep), ZTF.name)
 
 
 def with_rows(labelled: LabelledSet, curves: LightCurves, survey: str) -> LabelledSet:
