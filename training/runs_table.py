@@ -26,7 +26,8 @@ from ship_model import REAL_SETS, real_data_check, trained_on   # training/ship_
 REAL_FOR_DATASET = {"plasticc": "yse_ps1", "plasticc_ztf": "yse_ztf", "ztf_mix": "yse_ztf"}
 
 KNOBS = ("dataset", "fold", "class_balance", "augment_truncate", "augment_obs_dropout", "augment_band_dropout",
-         "augment_redraw", "augment_redshift", "select_on", "band_dropout", "weight_decay", "lr", "batch_size")
+         "augment_redraw", "augment_redshift", "select_on", "band_dropout", "weight_decay", "lr", "decay_steps",
+         "batch_size", "targets")
 
 
 def run_row(run_dir: Path, cache: dict, with_real: bool) -> dict:
