@@ -335,8 +335,8 @@ def train(run_dir: str | Path, config_overrides: dict | None = None, options: Tr
     augmentation = options.augmentation
     if augmentation.active and data.curves is None:
         raise ValueError("augmentation needs the training light curves (TrainingSet.curves); pass them or turn "
-                         "augmentation off (augment_truncate=augment_obs_dropout=augment_band_dropout=0, "
-                         "augment_redraw=False)")
+                         "augmentation off (augment_truncate=augment_obs_dropout=augment_band_dropout="
+                         "augment_redshift=0, augment_redraw=False)")
     train_curves = None
     if augmentation.active:  # obj_id renumbered 0..K-1 so preprocessing sees them sorted whatever the table order
         train_curves = data.curves.select(train_idx)
