@@ -6,7 +6,8 @@ import pytest
 
 from mbfast.lightcurves.labelled import LabelledSet, load_files
 from mbfast.train.datasets import to_ztf_like, ztf_error
-from mbfast.train.augment import (MAG_PER_LN_FLUX, MIN_OBS_FOR_ROW, Augmentation, augment, balanced_sample,
+from mbfast.lightcurves.photometry import MAG_PER_LN_FLUX
+from mbfast.train.augment import (MIN_OBS_FOR_ROW, Augmentation, augment, balanced_sample,
                                   class_weights, shift_redshift)
 from mbfast.train.cosmology import dimming, luminosity_distance
 from mbfast.lightcurves.surveys import ZTF

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from mbfast.lightcurves.photometry import MAG_PER_LN_FLUX   # err (mag) = MAG_PER_LN_FLUX * flux_err / flux
 from mbfast.lightcurves.table import LightCurves
 from mbfast.train.cosmology import dilated_times, dimming
 
@@ -66,7 +67,6 @@ def augment(curves: LightCurves, augmentation: Augmentation, rng: np.random.Gene
 # shift_redshift draws z' = z * factor with log(factor) uniform in these bounds, and never beyond MAX_SHIFTED_REDSHIFT
 REDSHIFT_FACTOR = (0.5, 2.0)
 MAX_SHIFTED_REDSHIFT = 3.0
-MAG_PER_LN_FLUX = 2.5 / np.log(10.0)       # err (mag) = MAG_PER_LN_FLUX * flux_err / flux
 
 
 def shift_redshift(curves: LightCurves, redshift: np.ndarray, probability: float,

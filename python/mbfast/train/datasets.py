@@ -21,7 +21,7 @@ from mbfast.lightcurves.io import write_parquet
 from mbfast.lightcurves.labelled import UNLABELLED, LabelledSet, load_files, select_objects
 from mbfast.lightcurves.sample import PLASTICC_CLASS_ORDER, PLASTICC_CLASSES, SAMPLE_CURVES, SAMPLE_LABELS
 from mbfast.lightcurves.snana import read_snana
-from mbfast.lightcurves.photometry import SNANA_ZERO_POINT, flux_to_mag
+from mbfast.lightcurves.photometry import MAG_PER_LN_FLUX, SNANA_ZERO_POINT, flux_to_mag
 from mbfast.lightcurves.surveys import LSST, PLASTICC, YSE, ZTF
 from mbfast.lightcurves.table import LightCurves
 
@@ -30,7 +30,6 @@ YSE_CLASSES = {"SN Ia": "Ia", "SN II": "II", "SN Ibc": "Ibc", "Other": "other"}
 YSE_CLASS_ORDER = ("Ia", "II", "Ibc", "other")
 # SNANA FLT letters in YSE DR1: Pan-STARRS1 g r i z; ZTF forced photometry X = g, Y = r
 YSE_FILTERS = {"g": "ps1_g", "r": "ps1_r", "i": "ps1_i", "z": "ps1_z", "X": "ztf_g", "Y": "ztf_r"}
-MAG_PER_FLUX_RATIO = 2.5 / np.log(10.0)  # sigma_mag = this / (S/N)
 
 
 def shared_data_dir() -> Path:
@@ -214,14 +213,14 @@ def load_yse(directory: str | Path | None = None, include_unlabelled: bool = Fal
 ZTF_DEPTH = {"g": 20.8, "r": 20.6, "i": 20.2}
 ZTF_ERROR_FLOOR = 0.015   # mag, calibration floor added in quadrature
 ZTF_I_KEPT = 0.2          # i-band was observed by the partnership survey only: keep a fifth of i observations
-ZTF_PEAK_RANGE = (15.5, 19.5)
-ZTF_MAX_LSST_ERR = 0.3    # mag: noisier simulated points would carry more noise than a ZTF detection has  # an object fainter than this at peak is brightened to a peak drawn uniformly here
+ZTF_PEAK_RANGE = (15.5, 19.5)  # an object fainter than this at peak is brightened to a peak drawn uniformly here
+ZTF_MAX_LSST_ERR = 0.3    # mag: noisier simulated points would carry more noise than a ZTF detection has
 
 
 def ztf_error(mag: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """1-sigma mag error of a background-limited detection: S/N 5 at the depth, plus the calibration floor."""
     snr = 5.0 * 10.0 ** (-0.4 * (mag - depth))
-    return np.hypot(MAG_PER_FLUX_RATIO / snr, ZTF_ERROR_FLOOR)
+    return np.hypot(MAG_PER_LN_FLUX / snr, ZTF_ERROR_FLOOR)   # sigma_mag = MAG_PER_LN_FLUX / (S/N)
 
 
 def to_ztf_like(labelled: LabelledSet, seed: int = 0) -> LabelledSet:
